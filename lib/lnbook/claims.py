@@ -1,0 +1,248 @@
+"""The claims registry and the ledger.
+
+Every checkable statement of the source documents has an ID in ``shared/claims-inventory.md``.
+Here each ID gets one entry: where the source says it, the source's claim (paraphrased), what the
+book asserts instead (its *statement*), a verdict, and a *check* that computes the evidence.
+
+A check returns :class:`Evidence`: named numbers (plain Python floats, glued into the prose) and
+named sub-checks (booleans computed from those numbers against an independent expectation).
+The statement is a format string over the numbers, so the sentence the reader sees and the value
+the tests assert come from the same call.
+
+``python -m lnbook.claims`` prints the ledger; ``--json`` prints it as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import importlib
+import json
+import math
+import pkgutil
+import string
+import sys
+import textwrap
+from dataclasses import dataclass
+from typing import Callable
+
+VERDICTS = ("holds", "holds under conditions", "does not hold")
+# Chapters in book order; an ID's letter says which chapter it belongs to.
+PREFIX_ORDER = "FMTWR"
+# MyST admonition class per verdict: the colour a reader sees on the claim card.
+_CARD_CLASS = {"holds": "tip", "holds under conditions": "warning", "does not hold": "error"}
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What a check computed: ``numbers`` to show, ``checks`` that must all be true."""
+
+    numbers: dict[str, float | int | str]
+    checks: dict[str, bool]
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.checks) and all(self.checks.values())
+
+
+@dataclass(frozen=True)
+class Claim:
+    id: str
+    source: str  # seed file and section, e.g. "000 §3"
+    claim: str  # the source's claim, paraphrased
+    statement: str  # what the book asserts; ``{name}`` fields are filled from the evidence
+    verdict: str
+    check: Callable[[], Evidence]
+
+
+@dataclass(frozen=True)
+class Result:
+    claim: Claim
+    evidence: Evidence
+
+    @property
+    def passed(self) -> bool:
+        return self.evidence.passed
+
+    @property
+    def statement(self) -> str:
+        return self.claim.statement.format(**self.evidence.numbers)
+
+    def to_dict(self) -> dict:
+        c = self.claim
+        return {
+            "id": c.id,
+            "source": c.source,
+            "claim": c.claim,
+            "verdict": c.verdict,
+            "statement": self.statement,
+            "numbers": self.evidence.numbers,
+            "checks": self.evidence.checks,
+            "passed": self.passed,
+        }
+
+
+_REGISTRY: dict[str, Claim] = {}
+
+
+def claim(id: str, *, source: str, claim: str, statement: str, verdict: str):
+    """Register the decorated zero-argument function as the check of claim ``id``."""
+    if verdict not in VERDICTS:
+        raise ValueError(f"claim {id}: verdict: expected one of {VERDICTS}, got {verdict!r}")
+    if len(id) != 3 or id[0] not in PREFIX_ORDER or not id[1:].isdigit():
+        raise ValueError(f"claim id: expected a letter of {PREFIX_ORDER!r} and two digits, got {id!r}")
+
+    def register(check: Callable[[], Evidence]) -> Callable[[], Evidence]:
+        if id in _REGISTRY and _REGISTRY[id].check.__qualname__ != check.__qualname__:
+            raise ValueError(f"claim {id}: registered twice ({_REGISTRY[id].check.__qualname__})")
+        _REGISTRY[id] = Claim(id, source, claim, statement, verdict, check)
+        return check
+
+    return register
+
+
+def _sort_key(id: str) -> tuple[int, int]:
+    return PREFIX_ORDER.index(id[0]), int(id[1:])
+
+
+def registry() -> dict[str, Claim]:
+    """All registered claims in book order (importing every experiments module registers them)."""
+    import lnbook.experiments as experiments
+
+    for mod in pkgutil.iter_modules(experiments.__path__):
+        importlib.import_module(f"{experiments.__name__}.{mod.name}")
+    return {id: _REGISTRY[id] for id in sorted(_REGISTRY, key=_sort_key)}
+
+
+@functools.lru_cache(maxsize=None)
+def run(id: str) -> Result:
+    """Run the check of claim ``id`` (once per process: checks are seeded and deterministic)."""
+    claims = registry()
+    if id not in claims:
+        raise KeyError(f"claim id: expected one of {list(claims)}, got {id!r}")
+    c = claims[id]
+    evidence = c.check()
+    missing = set(_fields(c.statement)) - set(evidence.numbers)
+    if missing:
+        raise KeyError(f"claim {id}: statement uses {sorted(missing)} but the check computed none")
+    return Result(c, evidence)
+
+
+def _fields(template: str) -> list[str]:
+    return [name for _, name, _, _ in string.Formatter().parse(template) if name]
+
+
+def ledger(ids: list[str] | None = None) -> list[Result]:
+    return [run(id) for id in (ids or registry())]
+
+
+# ----------------------------------------------------------------------------- rendering
+
+
+def format_number(value) -> str:
+    """Three significant figures, scientific when very small or large; strings pass through."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool) or isinstance(value, int):
+        return str(value)
+    if math.isnan(value) or math.isinf(value):
+        return str(value)
+    if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e4):
+        return f"{value:.2e}"
+    return f"{value:.4g}"
+
+
+def _numbers_line(result: Result) -> str:
+    return ", ".join(f"`{k}` = {format_number(v)}" for k, v in result.evidence.numbers.items())
+
+
+def markdown_card(result: Result) -> str:
+    """A MyST admonition for one claim, as a chapter shows it."""
+    c = result.claim
+    mark = "passed" if result.passed else "FAILED"
+    return "\n".join(
+        [
+            f"```{{admonition}} {c.id} · {c.verdict}",
+            f":class: {_CARD_CLASS[c.verdict]}",
+            f"**Source** ({c.source}): {c.claim}",
+            "",
+            f"**The book:** {result.statement}",
+            "",
+            f"**Evidence** ({mark}): {_numbers_line(result)}",
+            "```",
+        ]
+    )
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_table(results: list[Result]) -> str:
+    """The ledger as one Markdown table."""
+    rows = ["| ID | source | verdict | the book's statement | checks |", "|---|---|---|---|---|"]
+    for r in results:
+        checks = f"{sum(r.evidence.checks.values())}/{len(r.evidence.checks)}"
+        status = f"{checks} ✓" if r.passed else f"{checks} ✗"
+        rows.append(
+            f"| {r.claim.id} | {_cell(r.claim.source)} | {r.claim.verdict} | {_cell(r.statement)} | {status} |"
+        )
+    return "\n".join(rows)
+
+
+def text_table(results: list[Result], width: int = 100) -> str:
+    """The ledger for a terminal: one block per claim."""
+    lines = []
+    for r in results:
+        status = "PASS" if r.passed else "FAIL"
+        lines.append(f"{r.claim.id}  {status}  [{r.claim.verdict}]  ({r.claim.source})")
+        lines += textwrap.wrap(r.statement, width, initial_indent="    ", subsequent_indent="    ")
+        failed = [k for k, ok in r.evidence.checks.items() if not ok]
+        if failed:
+            lines.append(f"    failed checks: {', '.join(failed)}")
+    n_pass = sum(r.passed for r in results)
+    lines.append(f"{n_pass} of {len(results)} claims pass")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lnbook.claims", description=__doc__.split("\n\n")[0])
+    parser.add_argument("ids", nargs="*", help="claim IDs to run (default: all)")
+    parser.add_argument("--json", action="store_true", help="print the ledger as a JSON list")
+    args = parser.parse_args(argv)
+    results = ledger(args.ids or None)
+    if args.json:
+        print(json.dumps([r.to_dict() for r in results], indent=2))
+    else:
+        print(text_table(results))
+    return 0 if all(r.passed for r in results) else 1
+
+
+
+# ----------------------------------------------------------------------------- in a chapter
+
+
+def glue_numbers(result: Result) -> None:
+    """Glue every number of a claim as ``{ID}_{name}`` so the prose can quote it (a no-op outside a build)."""
+    try:
+        from myst_nb import glue
+    except ImportError:  # Colab or a plain Jupyter: no book to glue into
+        return
+    for name, value in result.evidence.numbers.items():
+        glue(f"{result.claim.id}_{name}", value, display=False)
+
+
+def show(id: str) -> Result:
+    """Run claim ``id`` in a chapter: glue its numbers and display its card."""
+    from IPython.display import Markdown, display
+
+    result = run(id)
+    glue_numbers(result)
+    display(Markdown(markdown_card(result)))
+    return result
+
+
+if __name__ == "__main__":
+    from lnbook.claims import main as _main  # the registry lives in the imported module
+
+    sys.exit(_main())

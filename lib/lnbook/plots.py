@@ -1,0 +1,55 @@
+"""One figure style for the whole book.
+
+Chapters call :func:`figure` instead of ``plt.subplots`` so that every plot shares size, fonts and
+the colours that mean the same thing everywhere (``COLORS["ln"]`` is always "with LayerNorm").
+"""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+
+# One colour per idea, used in every chapter.
+COLORS = {
+    "ln": "#1f77b4",  # with LayerNorm
+    "none": "#d62728",  # without normalization
+    "rms": "#2ca02c",  # RMSNorm
+    "bn": "#ff7f0e",  # BatchNorm
+    "theory": "#555555",  # a closed-form prediction
+}
+LABELS = {
+    "ln": "with LayerNorm",
+    "none": "without normalization",
+    "rms": "with RMSNorm",
+    "bn": "with BatchNorm",
+    "theory": "closed form",
+}
+
+_STYLE = {
+    "figure.figsize": (6.4, 3.6),
+    "figure.dpi": 110,
+    "savefig.bbox": "tight",
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "font.size": 10,
+    "axes.titlesize": 11,
+    "legend.frameon": False,
+}
+
+
+def figure(ncols: int = 1, width: float | None = None, height: float | None = None):
+    """A figure with ``ncols`` axes side by side in the book's style: returns ``(fig, axes)``."""
+    plt.rcParams.update(_STYLE)
+    w, h = _STYLE["figure.figsize"]
+    fig, axes = plt.subplots(1, ncols, figsize=(width or w * (1 + 0.55 * (ncols - 1)), height or h))
+    return fig, axes
+
+
+def line(ax, x, y, key: str, label: str | None = None, **kwargs):
+    """Plot one series in the colour and with the label of ``key`` (a key of ``COLORS``)."""
+    style = {"color": COLORS[key], "label": label or LABELS[key], "lw": 1.8}
+    if key == "theory":
+        style.update(ls="--", lw=1.2)
+    style.update(kwargs)
+    return ax.plot(x, y, **style)
