@@ -38,12 +38,12 @@ _STYLE = {
 }
 
 
-def figure(ncols: int = 1, width: float | None = None, height: float | None = None):
-    """A figure with ``ncols`` axes side by side in the book's style: returns ``(fig, axes)``."""
+def figure(ncols: int = 1, nrows: int = 1, width: float | None = None, height: float | None = None, **kwargs):
+    """A grid of axes in the book's style: returns ``(fig, axes)`` as ``plt.subplots`` does."""
     plt.rcParams.update(_STYLE)
     w, h = _STYLE["figure.figsize"]
-    fig, axes = plt.subplots(1, ncols, figsize=(width or w * (1 + 0.55 * (ncols - 1)), height or h))
-    return fig, axes
+    size = (width or w * (1 + 0.55 * (ncols - 1)), height or h * (1 + 0.75 * (nrows - 1)))
+    return plt.subplots(nrows, ncols, figsize=size, **kwargs)
 
 
 def line(ax, x, y, key: str, label: str | None = None, **kwargs):

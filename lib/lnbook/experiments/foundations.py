@@ -12,12 +12,19 @@ import math
 
 import torch
 
-from lnbook import norms
+from lnbook import norms, symbolic
 from lnbook.claims import Evidence, claim
 from lnbook.experiments.common import F64, loglog_slope, max_abs, randn
 from lnbook.models import Block
 
 SRC = "seed 000"
+
+
+def sympy_agrees(idents, *names: str) -> bool:
+    """SymPy's verdict on the named identities is what the book asserts (their ``holds``)."""
+    chosen = [i for i in idents if i.name in names]
+    assert len(chosen) == len(names), f"unknown identities among {names}"
+    return all(i.verify() is i.holds for i in chosen)
 
 
 def ln(x: torch.Tensor, eps: float = 0.0) -> torch.Tensor:
@@ -392,7 +399,7 @@ def gradient_norm_vs_weight_norm(lams, eps: float = 0.0):
     source=f"{SRC} Q2 §2, Q3 §3–4",
     claim="The gradient scales inversely with the weights: ∇_{λW}L = (1/λ)∇_W L, so ‖∇_W L‖ ∝ 1/‖W‖.",
     statement=(
-        "Holds exactly for ε = 0: λ·∇_{{λW}}L equals ∇_W L to a relative {rel_err_eps0:.1e} for every λ from "
+        "Holds exactly for ε = 0 (SymPy proves it for a 3×2 weight): λ·∇_{{λW}}L equals ∇_W L to a relative {rel_err_eps0:.1e} for every λ from "
         "0.01 to 100, and the log–log slope of ‖∇L‖ against ‖W‖ is {slope_eps0:.6f}. With ε = 1e-5 the "
         "brake weakens once λ²σ² approaches ε: at λ = 0.001 the relation is off by {rel_err_eps_small:.0%}."
     ),
@@ -414,7 +421,8 @@ def f10() -> Evidence:
     err_eps = rel_err(1e-3, 1e-5)
     return Evidence(
         {"rel_err_eps0": err0, "slope_eps0": slope, "rel_err_eps_small": err_eps},
-        {"exact_for_eps0": err0 < 1e-10, "slope_minus_one": abs(slope + 1) < 1e-9, "eps_deviates": err_eps > 0.01},
+        {"exact_for_eps0": err0 < 1e-10, "slope_minus_one": abs(slope + 1) < 1e-9, "eps_deviates": err_eps > 0.01,
+         "sympy_gradient_scaling": sympy_agrees(symbolic.euler_identities(3, 2, 0), "euler.gradient_scaling")},
     )
 
 
@@ -438,7 +446,7 @@ def cosine_w_grad(eps: float = 0.0, lam: float = 1.0, with_bias: bool = False) -
     claim="Scale invariance makes the gradient orthogonal to the weights (Euler's theorem, degree 0): "
     "⟨W, ∇_W L⟩ = 0.",
     statement=(
-        "Holds when W feeds the LayerNorm directly and ε = 0: the cosine between W and ∇_W L is "
+        "Holds when W feeds the LayerNorm directly and ε = 0 (SymPy proves it, and that a bias breaks it): the cosine between W and ∇_W L is "
         "{cos_eps0:.1e}. It fails as soon as the invariance does: with ε = 1e-5 at small weights (λ = 0.001) "
         "the cosine is {cos_eps_small:.3f}, and with a bias between W and the LayerNorm (z = Wx + b) it is "
         "{cos_bias:.3f}."
@@ -450,7 +458,8 @@ def f12() -> Evidence:
     return Evidence(
         {"cos_eps0": cos0, "cos_eps_small": cos_eps, "cos_bias": cos_bias},
         # Rounding leaves |cos| near 1e-16; 1e-3 is a real departure from orthogonality.
-        {"orthogonal_eps0": abs(cos0) < 1e-12, "not_with_eps": abs(cos_eps) > 1e-3, "not_with_bias": abs(cos_bias) > 1e-3},
+        {"orthogonal_eps0": abs(cos0) < 1e-12, "not_with_eps": abs(cos_eps) > 1e-3, "not_with_bias": abs(cos_bias) > 1e-3,
+         "sympy_euler": sympy_agrees(symbolic.euler_identities(3, 2, 0), "euler.inner_zero", "euler.bias_inner_zero")},
     )
 
 
@@ -508,7 +517,8 @@ def z_over_sigma_jacobian(z: torch.Tensor) -> torch.Tensor:
         "Holds. The closed form matches autograd to {jac_diff:.1e}. Scaling z by λ divides the Jacobian by λ "
         "(relative error {scale_rel_err:.1e} for λ = 10), and for the full LayerNorm (ε = 0) the Jacobian's "
         "largest singular value is exactly 1/σ (σ·‖J‖₂ = {sigma_times_norm:.12f}). The source's form assumes "
-        "μ = 0; for a general z LayerNorm's Jacobian has the extra −11ᵀ/(nσ) term derived below."
+        "μ = 0; for a general z LayerNorm's Jacobian has the extra −11ᵀ/(nσ) term, and SymPy verifies the "
+        "full closed form (1/s)(I − 11ᵀ/n − x̂x̂ᵀ/n) and its spectrum for every ε ≥ 0."
     ),
     verdict="holds",
 )
@@ -522,7 +532,8 @@ def f14() -> Evidence:
     sigma_norm = float(z.std(correction=0) * torch.linalg.matrix_norm(ln_jac, ord=2))
     return Evidence(
         {"jac_diff": diff, "scale_rel_err": scale_err, "sigma_times_norm": sigma_norm},
-        {"closed_form": diff < 1e-12, "inverse_scaling": scale_err < 1e-12, "norm_is_inv_sigma": abs(sigma_norm - 1) < 1e-12},
+        {"closed_form": diff < 1e-12, "inverse_scaling": scale_err < 1e-12, "norm_is_inv_sigma": abs(sigma_norm - 1) < 1e-12,
+         "sympy_ln_jacobian": sympy_agrees(symbolic.ln_identities(3), "ln.jacobian", "ln.spectral")},
     )
 
 
