@@ -73,15 +73,27 @@ def test_evidence_without_checks_does_not_pass():
     assert not claims.Evidence({"x": 1.0}, {"a": True, "b": False}).passed
 
 
-def test_cli_json_lists_every_claim_with_numbers():
-    # The CLI in a fresh interpreter: the documented entry point, not just the functions.
-    out = subprocess.run([sys.executable, "-m", "lnbook.claims", "--json", "F02", "F16"],
+def test_cli_entry_point_runs():
+    # The documented command in a fresh interpreter (one cheap claim: the entry point is under test here).
+    out = subprocess.run([sys.executable, "-m", "lnbook.claims", "--json", "F02"],
                          capture_output=True, text=True, check=True).stdout
-    rows = json.loads(out)
-    assert [r["id"] for r in rows] == ["F02", "F16"]
+    assert [r["id"] for r in json.loads(out)] == ["F02"]
+
+
+def test_cli_json_lists_every_claim_with_numbers(capsys):
+    assert claims.main(["--json"]) == 0  # exit status 0 means every claim passed
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["id"] for r in rows] == list(REGISTRY)
     for row in rows:
         assert {"id", "source", "verdict", "statement", "numbers", "passed"} <= set(row)
-        assert row["passed"] is True and row["numbers"]
+        assert row["passed"] is True and row["numbers"], row["id"]
+
+
+def test_cli_exit_status_reports_a_failing_claim(monkeypatch, capsys):
+    failing = claims.Claim("F97", "s", "c", "Fails.", "holds", lambda: claims.Evidence({"x": 1.0}, {"ok": False}))
+    monkeypatch.setitem(claims._REGISTRY, "F97", failing)
+    assert claims.main(["F97"]) == 1
+    assert "failed checks: ok" in capsys.readouterr().out
 
 
 def test_cli_table_and_markdown_render():

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import functools
 import math
+import time
 
 import torch
 
 from lnbook import norms, symbolic
 from lnbook.claims import Evidence, claim
 from lnbook.experiments.common import F64, loglog_slope, max_abs, randn
-from lnbook.models import Block
+from lnbook.models import Block, LayerNorm
 
 SRC = "seed 000"
 
@@ -237,8 +238,6 @@ def f06() -> Evidence:
 
 def cpu_time_ratio(shape=(4096, 1024), repeats: int = 30) -> float:
     """Median CPU time of torch's rms_norm over that of layer_norm (float32, this machine)."""
-    import time
-
     x = randn(*shape, seed=9, dtype=torch.float32)
     w = torch.ones(shape[-1])
 
@@ -399,8 +398,8 @@ def gradient_norm_vs_weight_norm(lams, eps: float = 0.0):
     source=f"{SRC} Q2 §2, Q3 §3–4",
     claim="The gradient scales inversely with the weights: ∇_{λW}L = (1/λ)∇_W L, so ‖∇_W L‖ ∝ 1/‖W‖.",
     statement=(
-        "Holds exactly for ε = 0 (SymPy proves it for a 3×2 weight): λ·∇_{{λW}}L equals ∇_W L to a relative {rel_err_eps0:.1e} for every λ from "
-        "0.01 to 100, and the log–log slope of ‖∇L‖ against ‖W‖ is {slope_eps0:.6f}. With ε = 1e-5 the "
+        "Holds exactly for ε = 0 (SymPy proves it for a 3×2 weight): λ·∇_{{λW}}L equals ∇_W L to a "
+        "relative {rel_err_eps0:.1e} for every λ from 0.01 to 100, and the log–log slope of ‖∇L‖ against ‖W‖ is {slope_eps0:.6f}. With ε = 1e-5 the "
         "brake weakens once λ²σ² approaches ε: at λ = 0.001 the relation is off by {rel_err_eps_small:.0%}."
     ),
     verdict="holds under conditions",
@@ -663,8 +662,6 @@ def f16() -> Evidence:
 
 def mlp(depth: int, width: int, use_ln: bool, d_in: int = 32, d_out: int = 4, seed: int = 0) -> torch.nn.Module:
     """ReLU MLP with He initialization (so the un-normalized baseline trains), optionally LN before each ReLU."""
-    from lnbook.models import LayerNorm
-
     torch.manual_seed(seed)
     layers, d = [], d_in
     for _ in range(depth):
