@@ -222,14 +222,19 @@ def main(argv: list[str] | None = None) -> int:
 # ----------------------------------------------------------------------------- in a chapter
 
 
-def glue_numbers(result: Result) -> None:
-    """Glue every number of a claim as ``{ID}_{name}`` so the prose can quote it (a no-op outside a build)."""
+def glue(key: str, value) -> None:
+    """Glue ``value`` under ``key`` for the prose to quote; a no-op outside a book build."""
     try:
-        from myst_nb import glue
+        from myst_nb import glue as myst_glue
     except ImportError:  # Colab or a plain Jupyter: no book to glue into
         return
+    myst_glue(key, value, display=False)
+
+
+def glue_numbers(result: Result) -> None:
+    """Glue every number of a claim as ``{ID}_{name}`` so the prose can quote it."""
     for name, value in result.evidence.numbers.items():
-        glue(f"{result.claim.id}_{name}", value, display=False)
+        glue(f"{result.claim.id}_{name}", value)
 
 
 def show(id: str) -> Result:

@@ -43,7 +43,18 @@ def figure(ncols: int = 1, nrows: int = 1, width: float | None = None, height: f
     plt.rcParams.update(_STYLE)
     w, h = _STYLE["figure.figsize"]
     size = (width or w * (1 + 0.55 * (ncols - 1)), height or h * (1 + 0.75 * (nrows - 1)))
+    kwargs.setdefault("layout", "constrained")  # labels of neighbouring axes never overlap
     return plt.subplots(nrows, ncols, figsize=size, **kwargs)
+
+
+def plain_log_axis(ax, axis: str = "y") -> None:
+    """Log scale with ticks written as plain numbers (0.5, 1, 2) instead of powers of ten."""
+    from matplotlib.ticker import FormatStrFormatter
+
+    getattr(ax, f"set_{axis}scale")("log")
+    target = getattr(ax, f"{axis}axis")
+    target.set_major_formatter(FormatStrFormatter("%g"))
+    target.set_minor_formatter(FormatStrFormatter("%g"))
 
 
 def line(ax, x, y, key: str, label: str | None = None, **kwargs):

@@ -692,13 +692,14 @@ def _loss_and_grad(model, x, y, params: torch.Tensor):
 
 
 @functools.lru_cache(maxsize=None)
-def landscape(depth: int, lr: float, use_ln: bool, steps: int = 100, probes: int = 6, multiples=(0.25, 0.5, 1, 2, 4)):
+def landscape(depth: int, lr: float, use_ln: bool, seed: int = 0, steps: int = 100, probes: int = 6,
+              multiples=(0.25, 0.5, 1, 2, 4)):
     """Train with full-batch SGD; at ``probes`` points look along the gradient g (Santurkar et al. 2018).
 
     For step sizes η = lr·m (m in ``multiples``) it records the loss L(w − ηg) and the gradient change
     ‖∇L(w − ηg) − ∇L(w)‖ / ‖ηg‖ (an estimate of the local smoothness β). Returns one dict per probe.
     """
-    model, (x, y) = mlp(depth, 32, use_ln), teacher_data()
+    model, (x, y) = mlp(depth, 32, use_ln, seed=seed), teacher_data()
     w = torch.nn.utils.parameters_to_vector(model.parameters()).detach()
     out = []
     for step in range(steps + 1):
@@ -715,17 +716,21 @@ def landscape(depth: int, lr: float, use_ln: bool, steps: int = 100, probes: int
 
 
 LANDSCAPE_RUN = {"depth": 12, "lr": 0.1}  # deep enough, and a step large enough, for the plain net to struggle
+LANDSCAPE_SEEDS = tuple(range(16))  # one training run is chaotic at this step size; 16 give a distribution
 
 
-def landscape_summary() -> dict[str, float]:
-    """Mean loss range along the gradient, largest β and final loss, without and with LN."""
-    out = {}
-    for key, use_ln in (("none", False), ("ln", True)):
-        probes = landscape(**LANDSCAPE_RUN, use_ln=use_ln)
-        out[f"loss_range_{key}"] = sum(p["loss_max"] - p["loss_min"] for p in probes) / len(probes)
-        out[f"beta_{key}"] = max(p["beta"] for p in probes)
-        out[f"final_loss_{key}"] = probes[-1]["loss"]
-    return out
+def landscape_ratios(seed: int) -> dict[str, float]:
+    """Without-LN over with-LN: mean loss range along the gradient, largest β; and both final losses."""
+    runs = {key: landscape(**LANDSCAPE_RUN, use_ln=use_ln, seed=seed) for key, use_ln in (("none", False), ("ln", True))}
+    loss_range = {k: sum(p["loss_max"] - p["loss_min"] for p in r) / len(r) for k, r in runs.items()}
+    beta = {k: max(p["beta"] for p in r) for k, r in runs.items()}
+    return {"loss_range": loss_range["none"] / loss_range["ln"], "beta": beta["none"] / beta["ln"],
+            "final_none": runs["none"][-1]["loss"], "final_ln": runs["ln"][-1]["loss"]}
+
+
+def median(values) -> float:
+    v = sorted(values)
+    return (v[(len(v) - 1) // 2] + v[len(v) // 2]) / 2
 
 
 def ln_gradient_norm_identity(n: int = 64, seed: int = 21):
@@ -751,34 +756,58 @@ def ln_gradient_norm_identity(n: int = 64, seed: int = 21):
     claim="LayerNorm smooths the loss landscape: the loss and its gradient vary less (lower Lipschitz "
     "constants), so larger steps are safe.",
     statement=(
-        "Holds for the loss, not clearly for its gradient, at the scale we can test. Exactly: the gradient "
+        "Holds exactly for the gradient passing through the norm; in training only weakly, and not for the "
+        "gradient's smoothness. Exactly: the gradient "
         "reaching the pre-norm activations z is the upstream gradient with its components along 1 and x̂ "
         "removed and divided by σ (closed form matches autograd to {identity_rel_err:.1e}), so it never "
-        "exceeds ‖∇_y L‖/σ. Empirically, in a 12-layer ReLU MLP trained at learning rate 0.1 and probed along "
-        "the gradient (steps of ¼ to 4 learning rates, Santurkar et al.'s probe), the loss varies "
-        "{loss_range_ratio:.1f}× as much without LayerNorm and the plain network ends at loss "
-        "{final_loss_none:.2f} against {final_loss_ln:.2f}; the largest gradient change per unit step (β) is "
-        "only {beta_ratio:.2f}× larger without it. Other depths and learning rates (shown in the chapter) give "
-        "smaller and less consistent differences: the effect is real but not the large, uniform smoothing "
-        "the source describes."
+        "exceeds ‖∇_y L‖/σ. Empirically, over {seeds} initializations of a 12-layer ReLU MLP trained at "
+        "learning rate 0.1 and probed along the gradient (steps of ¼ to 4 learning rates, Santurkar et al.'s "
+        "probe), the loss varies a median {loss_range_ratio:.1f}× as much without LayerNorm as with it (more "
+        "with LayerNorm in {ln_rougher:d} runs), and LayerNorm ends at the lower loss in {ln_lower:d}; the "
+        "largest gradient change per unit step (β) is the same (median ratio {beta_ratio:.2f}). The "
+        "uniform smoothing of loss and gradient that the source describes does not show at this scale."
     ),
     verdict="holds under conditions",
 )
 def f11() -> Evidence:
     measured, closed, bound = ln_gradient_norm_identity()
-    run = landscape_summary()
+    runs = [landscape_ratios(seed) for seed in LANDSCAPE_SEEDS]
     nums = {
         "identity_rel_err": abs(measured / closed - 1),
         "bound_ratio": measured / bound,
-        "loss_range_ratio": run["loss_range_none"] / run["loss_range_ln"],
-        "beta_ratio": run["beta_none"] / run["beta_ln"],
-        "final_loss_none": run["final_loss_none"],
-        "final_loss_ln": run["final_loss_ln"],
+        "seeds": len(runs),
+        "loss_range_ratio": median(r["loss_range"] for r in runs),
+        "beta_ratio": median(r["beta"] for r in runs),
+        "ln_lower": sum(r["final_ln"] < r["final_none"] for r in runs),
+        "ln_rougher": sum(r["loss_range"] < 1 for r in runs),
     }
     return Evidence(
         nums,
+        # The empirical bounds leave room on both sides of the measured medians: individual runs are
+        # chaotic at this learning rate (a 1e-6 perturbation of the weights changes a run's losses).
         {"closed_form": nums["identity_rel_err"] < 1e-12, "below_bound": nums["bound_ratio"] <= 1,
-         "loss_smoother_with_ln": nums["loss_range_ratio"] > 2,
-         "ln_trains_lower": nums["final_loss_ln"] < nums["final_loss_none"],
-         "beta_not_clearly_smaller": nums["beta_ratio"] < 2},
+         "loss_smoother_with_ln": nums["loss_range_ratio"] > 1,
+         "not_in_every_run": nums["ln_rougher"] > 0,
+         "ln_usually_lower": nums["ln_lower"] > nums["seeds"] / 2,
+         "beta_about_equal": 0.8 < nums["beta_ratio"] < 1.25},
     )
+
+
+# ----------------------------------------------------------------------------- exercises
+
+
+def exercise_answers() -> dict[str, float | str]:
+    """The chapter's exercise answers, computed (the suite checks them against closed forms)."""
+    x = torch.tensor([1.0, 0.0, 0.0, 0.0], dtype=F64)
+    xhat = ln(x)
+    eig = sorted(torch.linalg.eigvalsh(torch.autograd.functional.jacobian(ln, x)).tolist())
+    table = invariance_table()
+    invariant = lambda kind, t: table[kind][t] < 1e-12  # noqa: E731 (as in F16)
+    differ = [t for t in TRANSFORMS if invariant("layer norm", t) != invariant("RMSNorm", t)]
+    return {
+        "onehot_big": float(xhat[0]),
+        "onehot_small": float(xhat[1]),
+        "onehot_eig_max": eig[-1],
+        "onehot_eig_zero_count": sum(abs(e) < 1e-12 for e in eig),
+        "ln_vs_rms_column": "; ".join(differ),
+    }
