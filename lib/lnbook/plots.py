@@ -14,6 +14,7 @@ COLORS = {
     "none": "#d62728",  # without normalization
     "rms": "#2ca02c",  # RMSNorm
     "bn": "#ff7f0e",  # BatchNorm
+    "ln_eps": "#9467bd",  # with LayerNorm, where ε > 0 matters
     "theory": "#555555",  # a closed-form prediction
 }
 LABELS = {
@@ -21,6 +22,7 @@ LABELS = {
     "none": "without normalization",
     "rms": "with RMSNorm",
     "bn": "with BatchNorm",
+    "ln_eps": r"with LayerNorm, $\epsilon > 0$",
     "theory": "closed form",
 }
 
@@ -49,12 +51,13 @@ def figure(ncols: int = 1, nrows: int = 1, width: float | None = None, height: f
 
 def plain_log_axis(ax, axis: str = "y") -> None:
     """Log scale with ticks written as plain numbers (0.5, 1, 2) instead of powers of ten."""
-    from matplotlib.ticker import FormatStrFormatter
+    from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
     getattr(ax, f"set_{axis}scale")("log")
     target = getattr(ax, f"{axis}axis")
+    target.set_major_locator(LogLocator(subs=(1, 2, 5)))  # 0.1, 0.2, 0.5, 1, 2, 5, ...
     target.set_major_formatter(FormatStrFormatter("%g"))
-    target.set_minor_formatter(FormatStrFormatter("%g"))
+    target.set_minor_formatter(NullFormatter())
 
 
 def line(ax, x, y, key: str, label: str | None = None, **kwargs):
