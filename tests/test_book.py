@@ -89,3 +89,15 @@ def test_config_is_strict_and_jupyter_book_is_pinned_below_2():
     ci = (ROOT / ".ci" / "run").read_text()
     assert "make test" in ci and "make book" in ci
     assert all(flag in (ROOT / "Makefile").read_text() for flag in ("--warningiserror", "--nitpick", "--keep-going"))
+
+
+def test_binder_environment_has_every_runtime_dependency():
+    # conda-forge names differ from PyPI's for two packages.
+    conda_name = {"torch": "pytorch-cpu", "matplotlib": "matplotlib-base"}
+    env = (ROOT / "environment.yml").read_text()
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    block = re.search(r"^dependencies = \[(.*?)^\]", pyproject, re.S | re.M).group(1)
+    names = re.findall(r'"([A-Za-z0-9_.-]+)', block)
+    assert names, "no dependencies found in pyproject.toml"
+    missing = [n for n in names if not re.search(rf"^\s*-\s*{re.escape(conda_name.get(n, n))}\b", env, re.M)]
+    assert not missing, f"environment.yml lacks {missing}"

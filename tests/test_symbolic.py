@@ -168,3 +168,12 @@ def test_spot_check_values_are_seeded() -> None:
     assert ident.spot_check(5) == ident.spot_check(5)
     vals = S.random_values(sorted(ident.lhs.free_symbols, key=str), seed=5)
     assert 0.1 <= vals[S.EPS] <= 1.0 and np.isfinite(list(vals.values())).all()
+
+
+def test_agrees_and_markdown():
+    idents = S.ln_identities(2, 0)
+    assert S.agrees(idents, "ln.jacobian", "ln.jacobian_without_xhat_term")
+    with pytest.raises(ValueError, match=r"names: expected identities among .* got \['ln.nope'\]"):
+        S.agrees(idents, "ln.nope")
+    text = S.markdown(idents[:1])
+    assert "$$" in text and "simplify(lhs − rhs) = 0" in text

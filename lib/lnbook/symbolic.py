@@ -675,6 +675,15 @@ def spectrum_spot_check(kind: str, n: int, eps=EPS, seed: int = 0) -> float:
 # ----------------------------------------------------------------------------- for the book
 
 
+def agrees(idents: tuple[Identity, ...], *names: str) -> bool:
+    """SymPy's verdict on the named identities is what the book asserts (their ``holds``)."""
+    chosen = [i for i in idents if i.name in names]
+    if len(chosen) != len(names):
+        known = [i.name for i in idents]
+        raise ValueError(f"names: expected identities among {known}, got {list(names)}")
+    return all(i.verify() is i.holds for i in chosen)
+
+
 def markdown(idents: tuple[Identity, ...]) -> str:
     """Verify each identity and render it as display math with SymPy's verdict and the autograd check.
 

@@ -21,13 +21,6 @@ from lnbook.models import Block, LayerNorm
 SRC = "seed 000"
 
 
-def sympy_agrees(idents, *names: str) -> bool:
-    """SymPy's verdict on the named identities is what the book asserts (their ``holds``)."""
-    chosen = [i for i in idents if i.name in names]
-    assert len(chosen) == len(names), f"unknown identities among {names}"
-    return all(i.verify() is i.holds for i in chosen)
-
-
 def ln(x: torch.Tensor, eps: float = 0.0) -> torch.Tensor:
     """LayerNorm over the last dimension, no affine (ε = 0 unless given: the book's exact case)."""
     return norms.layer_norm(x, x.shape[-1:], eps=eps)
@@ -421,7 +414,7 @@ def f10() -> Evidence:
     return Evidence(
         {"rel_err_eps0": err0, "slope_eps0": slope, "rel_err_eps_small": err_eps},
         {"exact_for_eps0": err0 < 1e-10, "slope_minus_one": abs(slope + 1) < 1e-9, "eps_deviates": err_eps > 0.01,
-         "sympy_gradient_scaling": sympy_agrees(symbolic.euler_identities(3, 2, 0), "euler.gradient_scaling")},
+         "sympy_gradient_scaling": symbolic.agrees(symbolic.euler_identities(3, 2, 0), "euler.gradient_scaling")},
     )
 
 
@@ -458,7 +451,7 @@ def f12() -> Evidence:
         {"cos_eps0": cos0, "cos_eps_small": cos_eps, "cos_bias": cos_bias},
         # Rounding leaves |cos| near 1e-16; 1e-3 is a real departure from orthogonality.
         {"orthogonal_eps0": abs(cos0) < 1e-12, "not_with_eps": abs(cos_eps) > 1e-3, "not_with_bias": abs(cos_bias) > 1e-3,
-         "sympy_euler": sympy_agrees(symbolic.euler_identities(3, 2, 0), "euler.inner_zero", "euler.bias_inner_zero")},
+         "sympy_euler": symbolic.agrees(symbolic.euler_identities(3, 2, 0), "euler.inner_zero", "euler.bias_inner_zero")},
     )
 
 
@@ -532,7 +525,7 @@ def f14() -> Evidence:
     return Evidence(
         {"jac_diff": diff, "scale_rel_err": scale_err, "sigma_times_norm": sigma_norm},
         {"closed_form": diff < 1e-12, "inverse_scaling": scale_err < 1e-12, "norm_is_inv_sigma": abs(sigma_norm - 1) < 1e-12,
-         "sympy_ln_jacobian": sympy_agrees(symbolic.ln_identities(3), "ln.jacobian", "ln.spectral")},
+         "sympy_ln_jacobian": symbolic.agrees(symbolic.ln_identities(3), "ln.jacobian", "ln.spectral")},
     )
 
 
