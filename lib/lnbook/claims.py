@@ -190,18 +190,29 @@ def markdown_table(results: list[Result]) -> str:
     return "\n".join(rows)
 
 
-def text_table(results: list[Result], width: int = 100) -> str:
-    """The ledger for a terminal: one block per claim."""
-    lines = []
+def text_table(results: list[Result], width: int = 110) -> str:
+    """The ledger for a terminal: a table whose last column, the book's statement, wraps."""
+    head = ("ID", "result", "checks", "verdict", "statement")
+    rows = []
     for r in results:
-        status = "PASS" if r.passed else "FAIL"
-        lines.append(f"{r.claim.id}  {status}  [{r.claim.verdict}]  ({r.claim.source})")
-        lines += textwrap.wrap(r.statement, width, initial_indent="    ", subsequent_indent="    ")
+        checks = f"{sum(r.evidence.checks.values())}/{len(r.evidence.checks)}"
         failed = [k for k, ok in r.evidence.checks.items() if not ok]
-        if failed:
-            lines.append(f"    failed checks: {', '.join(failed)}")
+        text = r.statement + (f" [failed checks: {', '.join(failed)}]" if failed else "")
+        rows.append((r.claim.id, "PASS" if r.passed else "FAIL", checks, r.claim.verdict, text))
+    widths = [max(len(row[k]) for row in [head, *rows]) for k in range(4)]
+    indent = sum(widths) + 2 * 4
+    rule = "-" * width
+
+    def block(row) -> list[str]:
+        prefix = "  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths)) + "  "
+        wrapped = textwrap.wrap(row[4], max(width - indent, 30)) or [""]
+        return [prefix + wrapped[0], *(" " * indent + line for line in wrapped[1:])]
+
+    lines = [*block(head), rule]
+    for row in rows:
+        lines += block(row)
     n_pass = sum(r.passed for r in results)
-    lines.append(f"{n_pass} of {len(results)} claims pass")
+    lines += [rule, f"{n_pass} of {len(results)} claims pass"]
     return "\n".join(lines)
 
 
