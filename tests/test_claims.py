@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import pathlib
 import re
 import subprocess
@@ -32,6 +33,8 @@ def test_numbers_are_plain_python(claim_id):
     result = result_of(claim_id)
     for name, value in result.evidence.numbers.items():
         assert type(value) in (float, int, str), f"{claim_id}.{name} is {type(value).__name__}"
+        # NaN or inf would make --json invalid JSON (json.dumps writes a bare NaN).
+        assert not isinstance(value, float) or math.isfinite(value), f"{claim_id}.{name} = {value}"
     assert all(type(ok) is bool for ok in result.evidence.checks.values())
 
 

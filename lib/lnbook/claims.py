@@ -140,7 +140,7 @@ def ledger(ids: list[str] | None = None) -> list[Result]:
 
 
 def format_number(value) -> str:
-    """Three significant figures, scientific when very small or large; strings pass through."""
+    """Four significant figures, scientific when very small or large; strings pass through."""
     if isinstance(value, str):
         return value
     if isinstance(value, bool) or isinstance(value, int):
