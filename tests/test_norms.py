@@ -13,6 +13,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from lnbook import norms
+from numerics import assert_no_worse_than_torch, gen, params, randn
 
 DTYPES = [torch.float16, torch.bfloat16, torch.float32, torch.float64]
 DTYPE_IDS = ["fp16", "bf16", "fp32", "fp64"]
@@ -20,25 +21,9 @@ F64 = torch.float64
 EPS64 = torch.finfo(F64).eps
 
 
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
-def randn(shape, dtype=F64, seed=0, scale=2.0, shift=0.5) -> torch.Tensor:
-    # Drawn in float64 and then rounded, so every dtype sees the same data. The shift makes
-    # centring matter; scale 2 keeps float16 far from overflow.
-    return (shift + scale * torch.randn(shape, generator=_gen(seed), dtype=F64)).to(dtype)
-
-
-def params(shape, dtype, weight: bool, bias: bool, seed=1):
-    w = (1 + 0.5 * torch.randn(shape, generator=_gen(seed), dtype=F64)).to(dtype) if weight else None
-    b = torch.randn(shape, generator=_gen(seed + 1), dtype=F64).to(dtype) if bias else None
-    return w, b
-
-
 def _running_stats(C, dtype, seed=7):
-    rm = torch.randn(C, generator=_gen(seed), dtype=F64).to(dtype)  # (C,)
-    rv = (0.5 + torch.rand(C, generator=_gen(seed + 1), dtype=F64)).to(dtype)  # (C,), positive
+    rm = torch.randn(C, generator=gen(seed), dtype=F64).to(dtype)  # (C,)
+    rv = (0.5 + torch.rand(C, generator=gen(seed + 1), dtype=F64)).to(dtype)  # (C,), positive
     return rm, rv
 
 
@@ -48,23 +33,6 @@ def _clone(a):
 
 def _upcast(a):
     return a.to(F64) if isinstance(a, torch.Tensor) else a
-
-
-def assert_no_worse_than_torch(ours, theirs, ref, dtype):
-    """The rule for float16 / bfloat16 / float32 results, against a float64 reference:
-
-        err(ours) <= 2 * err(torch) + 2 ulp,   ulp = finfo(dtype).eps * max(|ref|, 1).
-
-    Both implementations round a float32 (or float64) value once to the result dtype, so each is
-    within half an ulp of its own unrounded value; where torch lands on the correctly rounded
-    value by luck and ours rounds the other way, err(torch) is ~0 and only the ulp term absorbs
-    the one-ulp difference. The factor 2 leaves room for a different but equally good summation
-    order; statistics accumulated in float16 would exceed the bound by orders of magnitude.
-    """
-    err_ours = (ours.to(F64) - ref).abs().max().item()
-    err_torch = (theirs.to(F64) - ref).abs().max().item()
-    ulp = torch.finfo(dtype).eps * max(ref.abs().max().item(), 1.0)
-    assert err_ours <= 2 * err_torch + 2 * ulp, (err_ours, err_torch, ulp)
 
 
 def assert_matches_torch(op: str, *args, **kwargs) -> None:

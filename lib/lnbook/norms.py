@@ -58,6 +58,7 @@ from torch import Tensor
 __all__ = [
     "FLOAT_DTYPES",
     "NormCache",
+    "arg_error",
     "batch_norm",
     "check_norm_args",
     "default_rms_norm_eps",
@@ -78,16 +79,16 @@ _DTYPE_NAMES = "(float16, bfloat16, float32, float64)"
 # --------------------------------------------------------------------------------- validation
 
 
-def _error(exc: type[Exception], op: str, name: str, expected: str, got: object) -> Exception:
+def arg_error(exc: type[Exception], op: str, name: str, expected: str, got: object) -> Exception:
     # One message shape for every user error, so tests and readers know where to look.
     return exc(f"{op}: {name}: expected {expected}, got {got}")
 
 
 def _check_float_tensor(t: object, name: str, op: str) -> None:
     if not isinstance(t, Tensor):
-        raise _error(TypeError, op, name, "a torch.Tensor", type(t).__name__)
+        raise arg_error(TypeError, op, name, "a torch.Tensor", type(t).__name__)
     if t.dtype not in FLOAT_DTYPES:
-        raise _error(TypeError, op, name, f"a floating dtype {_DTYPE_NAMES}", t.dtype)
+        raise arg_error(TypeError, op, name, f"a floating dtype {_DTYPE_NAMES}", t.dtype)
 
 
 def _check_param(t: Tensor | None, name: str, shape: tuple[int, ...], why: str, op: str) -> None:
@@ -96,15 +97,15 @@ def _check_param(t: Tensor | None, name: str, shape: tuple[int, ...], why: str, 
         return
     _check_float_tensor(t, name, op)
     if tuple(t.shape) != shape:
-        raise _error(ValueError, op, name, f"shape {shape} ({why})", tuple(t.shape))
+        raise arg_error(ValueError, op, name, f"shape {shape} ({why})", tuple(t.shape))
 
 
 def _check_eps(eps: object, op: str) -> None:
     # eps = 0 is allowed: the book studies the unregularized normalizer.
     if isinstance(eps, bool) or not isinstance(eps, numbers.Real):
-        raise _error(TypeError, op, "eps", "a real number >= 0", type(eps).__name__)
+        raise arg_error(TypeError, op, "eps", "a real number >= 0", type(eps).__name__)
     if not eps >= 0:  # written this way round so that NaN is rejected too
-        raise _error(ValueError, op, "eps", "a number >= 0", eps)
+        raise arg_error(ValueError, op, "eps", "a number >= 0", eps)
 
 
 def _index(n: object) -> int:
@@ -121,7 +122,7 @@ def _as_shape(normalized_shape: object, op: str) -> tuple[int, ...]:
             return (_index(normalized_shape),)
         return tuple(_index(n) for n in normalized_shape)
     except TypeError:
-        raise _error(
+        raise arg_error(
             TypeError, op, "normalized_shape", "an int or a sequence of ints", repr(normalized_shape)
         ) from None
 
@@ -145,12 +146,12 @@ def check_norm_args(
     _check_float_tensor(x, "x", op)
     shape = _as_shape(normalized_shape, op)
     if not shape:
-        raise _error(ValueError, op, "normalized_shape", "at least one dimension", shape)
+        raise arg_error(ValueError, op, "normalized_shape", "at least one dimension", shape)
     if min(shape) <= 0:
-        raise _error(ValueError, op, "normalized_shape", "positive sizes", shape)
+        raise arg_error(ValueError, op, "normalized_shape", "positive sizes", shape)
     if len(shape) > x.dim() or tuple(x.shape[x.dim() - len(shape) :]) != shape:
         expected = f"the trailing dimensions of x.shape = {tuple(x.shape)}"
-        raise _error(ValueError, op, "normalized_shape", expected, shape)
+        raise arg_error(ValueError, op, "normalized_shape", expected, shape)
     _check_param(weight, "weight", shape, "= normalized_shape", op)
     _check_param(bias, "bias", shape, "= normalized_shape", op)
     if not (eps is None and op == "rms_norm"):
@@ -162,7 +163,7 @@ def _check_channel_args(x: Tensor, eps: float, op: str, **params: Tensor | None)
     """x is (N, C, *spatial); each of params is None or of shape (C,). Returns C."""
     _check_float_tensor(x, "x", op)
     if x.dim() < 2:
-        raise _error(ValueError, op, "x", "shape (N, C, *) with at least 2 dimensions", tuple(x.shape))
+        raise arg_error(ValueError, op, "x", "shape (N, C, *) with at least 2 dimensions", tuple(x.shape))
     C = x.shape[1]
     for name, t in params.items():
         _check_param(t, name, (C,), "= (C,) with C = x.shape[1]", op)
@@ -172,20 +173,20 @@ def _check_channel_args(x: Tensor, eps: float, op: str, **params: Tensor | None)
 
 def _check_running_stats(running_mean, running_var, required: bool, when: str, op: str) -> None:
     if required and running_mean is None:
-        raise _error(ValueError, op, "running_mean", f"a tensor {when}", None)
+        raise arg_error(ValueError, op, "running_mean", f"a tensor {when}", None)
     if required and running_var is None:
-        raise _error(ValueError, op, "running_var", f"a tensor {when}", None)
+        raise arg_error(ValueError, op, "running_var", f"a tensor {when}", None)
     if (running_mean is None) != (running_var is None):
         describe = lambda t: "None" if t is None else "a tensor"  # noqa: E731
         got = f"running_mean {describe(running_mean)} and running_var {describe(running_var)}"
-        raise _error(ValueError, op, "running_mean and running_var", "both None or both tensors", got)
+        raise arg_error(ValueError, op, "running_mean and running_var", "both None or both tensors", got)
 
 
 def _check_more_than_one_value(x: Tensor, count: int, what: str, op: str) -> None:
     # A single value normalizes to 0 whatever it is, and its unbiased variance divides by zero:
     # almost always a shape mistake such as (N, C) where (N, C, L) was meant. PyTorch raises too.
     if count == 1:
-        raise _error(ValueError, op, "x", f"more than 1 value per {what}", f"x.shape = {tuple(x.shape)}")
+        raise arg_error(ValueError, op, "x", f"more than 1 value per {what}", f"x.shape = {tuple(x.shape)}")
 
 
 # ------------------------------------------------------------------------- the shared recipe
@@ -429,9 +430,9 @@ def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5) -> Tensor:
     op = "group_norm"
     C = _check_channel_args(x, eps, op, weight=weight, bias=bias)
     if isinstance(num_groups, bool) or not isinstance(num_groups, numbers.Integral):
-        raise _error(TypeError, op, "num_groups", "an int", type(num_groups).__name__)
+        raise arg_error(TypeError, op, "num_groups", "an int", type(num_groups).__name__)
     if num_groups <= 0 or C % num_groups:
-        raise _error(ValueError, op, "num_groups", f"a positive divisor of C = x.shape[1] = {C}", num_groups)
+        raise arg_error(ValueError, op, "num_groups", f"a positive divisor of C = x.shape[1] = {C}", num_groups)
     # Explicit group size instead of reshape(N, G, -1), which is ambiguous when N = 0.
     group_size = C // num_groups * math.prod(x.shape[2:])
     xs = x.to(_stats_dtype(x.dtype)).reshape(x.shape[0], num_groups, group_size)  # (N, G, group_size)

@@ -1,0 +1,65 @@
+"""Launch heuristics: block shapes, warps and the number of backward programs.
+
+These are starting points, not tuned tables: one rule per decision, written so the chapter can
+explain it. The numbers in comments are for an H100 (132 SMs, 256 KiB registers per SM).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import torch
+import triton
+from triton import knobs
+
+#: True when the kernels run on the CPU through Triton's interpreter (no CUDA).
+INTERPRETED = bool(knobs.runtime.interpret)
+
+# A row of at most this many bytes (in the input dtype) is held in registers as one block:
+# 16384 float32 or 32768 bfloat16 values. Wider rows loop over chunks of LOOP_BLOCK_N values.
+# The backward keeps about twice as many live fp32 values per element (x, dy, w·dy, xhat), so its
+# limit is half.
+MAX_FUSED_BYTES = {"forward": 65536, "backward": 32768}
+LOOP_BLOCK_N = 4096
+# Values per program when several short rows share one program: enough to keep a warp group
+# busy on a GPU; far more under the interpreter, whose cost is per program, not per value.
+VALUES_PER_PROGRAM = 16384 if INTERPRETED else 4096
+
+
+@dataclass(frozen=True)
+class Plan:
+    block_m: int  # rows per block
+    block_n: int  # columns per block (a power of two)
+    one_block: bool  # True: the whole row is one block; False: loop over column chunks
+    num_warps: int
+
+
+def plan(M: int, N: int, element_size: int, direction: str) -> Plan:
+    """Block shape for M rows of N values; ``direction`` is ``"forward"`` or ``"backward"``."""
+    block_n = triton.next_power_of_2(N)
+    one_block = block_n * element_size <= MAX_FUSED_BYTES[direction]
+    if not one_block:
+        block_n = LOOP_BLOCK_N
+    block_m = 1
+    if one_block:
+        block_m = min(triton.next_power_of_2(max(M, 1)), max(1, VALUES_PER_PROGRAM // block_n))
+    # About 8 fp32 values per thread per live array, at most 16 warps (512 threads).
+    num_warps = min(16, max(1, triton.next_power_of_2(block_m * block_n // 256)))
+    return Plan(block_m, block_n, one_block, num_warps)
+
+
+@functools.lru_cache(maxsize=None)
+def _multiprocessors(device: torch.device) -> int:
+    return torch.cuda.get_device_properties(device).multi_processor_count
+
+
+def backward_programs(M: int, block_m: int, device: torch.device) -> int:
+    """How many programs share the rows in the backward; each writes one row of dw/db partials.
+
+    A fixed number per device (never the launch's timing) keeps the reduction order, and hence
+    the bits of dw and db, the same from run to run.
+    """
+    row_blocks = triton.cdiv(max(M, 1), block_m)
+    slots = 4 if INTERPRETED else 2 * _multiprocessors(device)
+    return max(1, min(row_blocks, slots))

@@ -1,0 +1,216 @@
+"""The Triton kernels against float64 references: forward and backward, every dtype, short and
+wide rows, odd layouts, determinism, and every user error. Without CUDA they run through Triton's
+interpreter on the CPU (lnbook.kernels switches it on), so CI tests the same kernel code."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lnbook import kernels
+from lnbook.kernels import heuristics
+from numerics import F64, assert_no_worse_than_torch, params, randn
+
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+DTYPES = [torch.float32, torch.float16, torch.bfloat16]
+DTYPE_IDS = ["fp32", "fp16", "bf16"]
+WIDE = 40000  # wider than one block in every dtype, forward and backward (heuristics.MAX_FUSED_BYTES)
+
+
+def torch_add_layer_norm(x, residual, normalized_shape, weight=None, bias=None, eps=1e-5):
+    s = x + residual
+    return F.layer_norm(s, normalized_shape, weight, bias, eps), s
+
+
+# op name -> (ours, torch's, number of activation inputs, takes a bias)
+OPS = {
+    "layer_norm": (kernels.layer_norm, F.layer_norm, 1, True),
+    "rms_norm": (kernels.rms_norm, F.rms_norm, 1, False),
+    "add_layer_norm": (kernels.add_layer_norm, torch_add_layer_norm, 2, True),
+}
+
+
+def inputs(op: str, M: int, N: int, dtype, seed=0):
+    """Activations (M, N) and parameters (N,) drawn in float64, rounded to dtype, on DEVICE."""
+    _, _, n_acts, has_bias = OPS[op]
+    acts = [randn((M, N), dtype, seed=seed + i) for i in range(n_acts)]
+    w, b = params((N,), dtype, weight=True, bias=has_bias, seed=seed + 10)
+    return [t.to(DEVICE) for t in acts], [t.to(DEVICE) for t in (w, b) if t is not None]
+
+
+def outputs_and_grads(fn, acts, prms, N, seed=99):
+    """Forward outputs, then gradients of every input under seeded upstream gradients."""
+    leaves = [t.detach().clone().requires_grad_() for t in (*acts, *prms)]
+    out = fn(*leaves[: len(acts)], (N,), *leaves[len(acts):])
+    outs = out if isinstance(out, tuple) else (out,)
+    dys = [randn(o.shape, F64, seed=seed + i).to(o.dtype).to(o.device) for i, o in enumerate(outs)]
+    torch.autograd.backward(outs, dys)
+    return [o.detach() for o in outs] + [t.grad for t in leaves]
+
+
+def check_against_torch(op: str, M: int, N: int, dtype) -> None:
+    ours_fn, torch_fn, _, _ = OPS[op]
+    acts, prms = inputs(op, M, N, dtype)
+    ours = outputs_and_grads(ours_fn, acts, prms, N)
+    theirs = outputs_and_grads(torch_fn, acts, prms, N)
+    # The reference: torch in float64 on the same rounded inputs, the same upstream gradients.
+    ref = outputs_and_grads(torch_fn, [t.to(F64) for t in acts], [t.to(F64) for t in prms], N)
+    for name, a, b, r in zip(("out", "out2", "dx", "dr", "dw", "db")[: len(ours)], ours, theirs, ref):
+        assert a.dtype == b.dtype and a.shape == b.shape, name
+        assert_no_worse_than_torch(a.cpu(), b.cpu(), r.cpu(), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("M", [1, 7, 128])
+@pytest.mark.parametrize("N", [1, 3, 127, 1000, 4096])
+@pytest.mark.parametrize("op", OPS)
+def test_forward_and_backward_match_float64(op, N, M, dtype):
+    check_against_torch(op, M, N, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("op", OPS)
+def test_rows_wider_than_a_block(op, dtype):
+    assert not heuristics.plan(7, WIDE, torch.tensor([], dtype=dtype).element_size(), "forward").one_block
+    check_against_torch(op, 7, WIDE, dtype)
+
+
+def test_widest_row_in_the_spec():
+    check_against_torch("layer_norm", 2, 262144, torch.float32)
+
+
+@pytest.mark.parametrize("N", [3, 127, 1000])
+@pytest.mark.parametrize("op", OPS)
+def test_looped_path_with_tiny_blocks(op, N, monkeypatch):
+    """The chunked path with many ragged chunks and several rows per backward program."""
+    monkeypatch.setattr(heuristics, "MAX_FUSED_BYTES", {"forward": 8, "backward": 8})
+    monkeypatch.setattr(heuristics, "LOOP_BLOCK_N", 64)
+    assert not heuristics.plan(9, N, 4, "forward").one_block and not heuristics.plan(9, N, 4, "backward").one_block
+    check_against_torch(op, 9, N, torch.float32)
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_backward_is_bitwise_deterministic(op):
+    ours_fn, *_ = OPS[op]
+    acts, prms = inputs(op, 128, 1000, torch.bfloat16)
+    # Several programs write partial dw/db rows here, so the fixed-order reduction is exercised.
+    plan = heuristics.plan(128, 1000, 2, "backward")
+    assert heuristics.backward_programs(128, plan.block_m, torch.device(DEVICE)) > 1
+    first, second = (outputs_and_grads(ours_fn, acts, prms, 1000) for _ in range(2))
+    for a, b in zip(first, second):
+        assert torch.equal(a, b)
+
+
+def test_statistics_are_float32_even_for_half_inputs():
+    # Values near 300: their squares (9e4) overflow float16 (max 65504); float32 statistics do not.
+    x = (300 + randn((4, 256), F64, seed=3)).to(torch.float16).to(DEVICE)
+    y = kernels.layer_norm(x, (256,))
+    ref = F.layer_norm(x.to(F64), (256,))
+    assert torch.isfinite(y).all()
+    assert_no_worse_than_torch(y.cpu(), F.layer_norm(x, (256,)).cpu(), ref.cpu(), torch.float16)
+
+
+def _layouts():
+    base = randn((6, 40), torch.float32, seed=5).to(DEVICE)
+    yield "row-strided", base[:, :32], (32,)  # rows 40 apart: a view, no copy
+    yield "transposed", base.t()[:32], (6,)  # the normalized dim is strided: copied once
+    yield "3d", randn((2, 3, 32), torch.float32, seed=6).to(DEVICE), (32,)
+    yield "2d-shape", randn((3, 4, 8), torch.float32, seed=7).to(DEVICE), (4, 8)
+
+
+@pytest.mark.parametrize("name,x,shape", list(_layouts()), ids=lambda v: v if isinstance(v, str) else "")
+def test_layouts_and_leading_shapes(name, x, shape):
+    w, b = (t.to(DEVICE) for t in params(shape, torch.float32, True, True, seed=8))
+    for ours, theirs, args in ((kernels.layer_norm, F.layer_norm, (w, b)), (kernels.rms_norm, F.rms_norm, (w,))):
+        xs = [x.clone().requires_grad_() for _ in range(2)]
+        ws = [w.clone().requires_grad_() for _ in range(2)]
+        y1, y2 = ours(xs[0], shape, ws[0], *args[1:]), theirs(xs[1], shape, ws[1], *args[1:])
+        # Both in float32 from the same values: a few float32 ulps of O(1) outputs apart at most.
+        torch.testing.assert_close(y1, y2, rtol=1e-5, atol=1e-5)
+        (y1 ** 2).sum().backward()  # a non-trivial dy; sum() alone would give an expanded one
+        (y2 ** 2).sum().backward()
+        torch.testing.assert_close(xs[0].grad, xs[1].grad, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(ws[0].grad, ws[1].grad, rtol=1e-4, atol=1e-5)
+
+
+def test_expanded_upstream_gradient_and_no_parameters():
+    x = randn((5, 33), torch.float32, seed=9).to(DEVICE)
+    for ours, theirs in ((kernels.layer_norm, F.layer_norm), (kernels.rms_norm, F.rms_norm)):
+        a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
+        ours(a, (33,)).sum().backward()  # dy has stride 0 in every dim
+        theirs(b, (33,)).sum().backward()
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-5)  # float32, O(1e-7) values
+
+
+def test_add_layer_norm_returns_the_sum_and_gives_each_input_its_own_gradient():
+    (x, r), (w, b) = inputs("add_layer_norm", 4, 64, torch.float32)
+    x, r = x.requires_grad_(), r.requires_grad_()
+    y, s = kernels.add_layer_norm(x, r, (64,), w, b)
+    assert torch.equal(s, x.detach() + r.detach())
+    s.sum().backward()  # only the sum is used: dx = dr = 1, the LayerNorm contributes nothing
+    assert torch.equal(x.grad, torch.ones_like(x)) and torch.equal(r.grad, torch.ones_like(r))
+    assert x.grad.data_ptr() != r.grad.data_ptr()  # an in-place update of one must not move the other
+
+
+def test_empty_batch():
+    x = torch.empty(0, 16, device=DEVICE, requires_grad=True)
+    w = torch.ones(16, device=DEVICE, requires_grad=True)
+    kernels.layer_norm(x, (16,), w).sum().backward()
+    assert x.grad.shape == (0, 16) and torch.equal(w.grad, torch.zeros_like(w))
+
+
+@pytest.mark.skipif(DEVICE != "cuda", reason="needs a GPU: 2^31 values do not fit the interpreter's time budget")
+def test_64_bit_offsets():
+    N = 8192
+    M = 2**31 // N + 1  # the last row starts beyond 2^31 values
+    x = torch.randn(M, N, device="cuda", dtype=torch.bfloat16)
+    y = kernels.layer_norm(x, (N,))
+    last = F.layer_norm(x[-1:].to(F64), (N,))
+    assert_no_worse_than_torch(y[-1:].cpu(), F.layer_norm(x[-1:], (N,)).cpu(), last.cpu(), torch.bfloat16)
+
+
+X = torch.randn(2, 8, device=DEVICE)
+W8 = torch.ones(8, device=DEVICE)
+
+
+def case(id, exc, fragments, call):
+    return pytest.param(call, exc, fragments, id=id)
+
+
+ERROR_CASES = [
+    # the checks shared with lnbook.norms, named for the kernel op
+    case("ln-shape", ValueError, ["layer_norm: normalized_shape:", "(2, 8)", "got (4,)"], lambda: kernels.layer_norm(X, 4)),
+    case("ln-eps", ValueError, ["layer_norm: eps:", ">= 0", "got -1.0"], lambda: kernels.layer_norm(X, 8, eps=-1.0)),
+    case("ln-weight", ValueError, ["layer_norm: weight: expected shape (8,)", "got (7,)"],
+         lambda: kernels.layer_norm(X, 8, torch.ones(7, device=DEVICE))),
+    case("ln-int", TypeError, ["layer_norm: x:", "floating dtype", "got torch.int64"], lambda: kernels.layer_norm(X.long(), 8)),
+    case("rms-eps-nan", ValueError, ["rms_norm: eps:", ">= 0", "got nan"], lambda: kernels.rms_norm(X, 8, eps=math.nan)),
+    # the kernels' own: dtypes and devices
+    case("ln-fp64", TypeError, ["layer_norm: x:", "float16, bfloat16 or float32", "got torch.float64"],
+         lambda: kernels.layer_norm(X.double(), 8)),
+    case("rms-weight-fp64", TypeError, ["rms_norm: weight:", "float16, bfloat16 or float32", "got torch.float64"],
+         lambda: kernels.rms_norm(X, 8, W8.double())),
+    case("ln-weight-device", ValueError, ["layer_norm: weight:", f"a tensor on {X.device} (x's device)", "got one on meta"],
+         lambda: kernels.layer_norm(X, 8, W8.to("meta"))),
+    case("ln-bias-device", ValueError, ["layer_norm: bias:", "x's device", "got one on meta"],
+         lambda: kernels.layer_norm(X, 8, W8, W8.to("meta"))),
+    # add_layer_norm's residual
+    case("add-residual-shape", ValueError, ["add_layer_norm: residual: expected shape (2, 8) (x's shape), got (1, 8)"],
+         lambda: kernels.add_layer_norm(X, X[:1], 8)),
+    case("add-residual-dtype", TypeError, ["add_layer_norm: residual: expected dtype torch.float32 (x's dtype)", "torch.float16"],
+         lambda: kernels.add_layer_norm(X, X.half(), 8)),
+    case("add-residual-type", TypeError, ["add_layer_norm: x:", "a torch.Tensor", "got list"],
+         lambda: kernels.add_layer_norm(X, [0.0] * 16, 8)),
+    case("add-residual-device", ValueError, ["add_layer_norm: residual:", "x's device", "got one on meta"],
+         lambda: kernels.add_layer_norm(X, X.to("meta"), 8)),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("call,exc,fragments", ERROR_CASES)
+def test_user_errors(call, exc, fragments):
+    with pytest.raises(exc, match=".*".join(map(re.escape, fragments))):
+        call()
