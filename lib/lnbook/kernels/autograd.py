@@ -67,7 +67,6 @@ class AddLayerNorm(torch.autograd.Function):
         N = ctx.N
         dx, dw, db = rownorm.backward(as_rows(dy, N), s, _flat(weight), ctx.bias_dtype, mean, rstd, as_rows(ds, N))
         dx = dx.view(ctx.x_shape)
-        # x and residual get the same gradient, as two tensors: autograd may keep one as a leaf's
-        # .grad and later add into it in place, which must not change the other.
-        dresidual = dx.clone() if all(ctx.needs_input_grad[:2]) else dx
-        return dx, dresidual, _shaped(dw, ctx.param_shape), _shaped(db, ctx.param_shape), None, None
+        # x and residual get the same gradient; returning one tensor twice is safe, because autograd
+        # copies a gradient before keeping it as a leaf's .grad when anything else holds it.
+        return dx, dx, _shaped(dw, ctx.param_shape), _shaped(db, ctx.param_shape), None, None

@@ -63,3 +63,15 @@ def backward_programs(M: int, block_m: int, device: torch.device) -> int:
     row_blocks = triton.cdiv(max(M, 1), block_m)
     slots = 4 if INTERPRETED else 2 * _multiprocessors(device)
     return max(1, min(row_blocks, slots))
+
+
+def supports_bfloat16(device: torch.device) -> bool:
+    """Whether Triton can compile bfloat16 kernels for ``device``.
+
+    Triton's bfloat16 needs compute capability 8.0 (Ampere) or newer; Colab's free T4 is 7.5, where
+    ``torch.cuda.is_bf16_supported()`` may still say True (PyTorch emulates it), so ask the
+    capability. The interpreter handles bfloat16 on any CPU.
+    """
+    if device.type != "cuda":
+        return INTERPRETED
+    return torch.cuda.get_device_capability(device) >= (8, 0)

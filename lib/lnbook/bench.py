@@ -1,0 +1,267 @@
+"""``python -m lnbook.bench``: effective bandwidth of the row-norm kernels against PyTorch.
+
+A row norm does almost no arithmetic per byte, so its speed limit is memory bandwidth. The
+*effective* bandwidth of a run is ``bytes_moved(...) / time``, where :func:`bytes_moved` counts
+what a perfect implementation must read and write once; the same run measures the device's copy
+bandwidth, and every result is also reported as a fraction of it.
+
+Providers: ``lnbook`` (our Triton kernels), ``torch`` (eager), ``torch.compile`` and ``liger``
+(Liger-Kernel, when installed). On a machine without CUDA only ``torch`` eager is timed (our
+kernels run there in Triton's interpreter, which is for correctness, not speed), on a smaller
+problem; the GPU tables need a GPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib.metadata
+import json
+import pathlib
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+
+from lnbook import kernels
+from lnbook.kernels.heuristics import supports_bfloat16
+
+OPS = ("layer_norm", "rms_norm", "add_layer_norm")
+MODES = ("forward", "backward", "forward+backward")
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+WIDTHS = (512, 1024, 2048, 4096, 8192, 16384, 32768, 65536)
+NUMEL = {"cuda": 4096 * 8192, "cpu": 2**20}  # M·N, fixed while N varies (M = NUMEL / N)
+DATA = pathlib.Path(__file__).resolve().parents[2] / "book" / "data"
+
+
+def bytes_moved(op: str, mode: str, M: int, N: int, element_size: int) -> int:
+    """Bytes a perfect implementation reads and writes, each tensor exactly once.
+
+    Activations are M×N values of ``element_size`` bytes, parameters N values of the same size,
+    statistics float32 per row (mean and rstd; rstd only for RMSNorm).
+
+    forward   reads x (and residual), w (and b); writes y (and s = x + residual), the statistics
+    backward  reads x (s for add), dy (and ds), w, the statistics; writes dx (one tensor: x and
+              residual share it), dw (and db)
+    """
+    act, par = M * N * element_size, N * element_size
+    params = 1 if op == "rms_norm" else 2  # w, or w and b
+    stats = M * 4 * (1 if op == "rms_norm" else 2)
+    fused = op == "add_layer_norm"
+    forward = (2 if fused else 1) * act * 2 + params * par + stats
+    backward = (3 if fused else 2) * act + act + par + params * par + stats
+    return {"forward": forward, "backward": backward, "forward+backward": forward + backward}[mode]
+
+
+# ------------------------------------------------------------------------------- the providers
+
+
+def torch_add_layer_norm(x, residual, normalized_shape, weight=None, bias=None, eps=1e-5):
+    s = x + residual
+    return F.layer_norm(s, normalized_shape, weight, bias, eps), s
+
+
+TORCH = {"layer_norm": F.layer_norm, "rms_norm": F.rms_norm, "add_layer_norm": torch_add_layer_norm}
+OURS = {"layer_norm": kernels.layer_norm, "rms_norm": kernels.rms_norm, "add_layer_norm": kernels.add_layer_norm}
+
+
+def _liger() -> dict:
+    try:
+        from liger_kernel.transformers.functional import liger_layer_norm, liger_rms_norm
+    except ImportError:
+        return {}
+    return {
+        "layer_norm": lambda x, shape, w, b, eps=1e-5: liger_layer_norm(x, w, b, eps),
+        "rms_norm": lambda x, shape, w, eps=1e-6: liger_rms_norm(x, w, eps),
+    }
+
+
+def providers(device: torch.device) -> dict[str, dict]:
+    if device.type != "cuda":
+        return {"torch": TORCH}
+    found = {"lnbook": OURS, "torch": TORCH, "torch.compile": {op: torch.compile(fn) for op, fn in TORCH.items()}}
+    liger = _liger()
+    return found | ({"liger": liger} if liger else {})
+
+
+# ------------------------------------------------------------------------------------ timing
+
+
+def _time_cpu(fn, grad_to_none, reps: int = 20) -> float:
+    times = []
+    for _ in range(reps + 3):  # three warm-up calls
+        for t in grad_to_none:
+            t.grad = None
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return 1e3 * statistics.median(times[3:])
+
+
+def time_ms(fn, device: torch.device, grad_to_none=()) -> float:
+    """Median milliseconds per call (CUDA: Triton's do_bench, which flushes the L2 cache)."""
+    if device.type != "cuda":
+        return _time_cpu(fn, grad_to_none)
+    from triton.testing import do_bench
+
+    return do_bench(fn, warmup=25, rep=100, grad_to_none=list(grad_to_none), return_mode="median")
+
+
+def _inputs(op: str, M: int, N: int, dtype, device):
+    gen = torch.Generator(device=device).manual_seed(0)
+    rand = lambda *shape: torch.randn(*shape, generator=gen, device=device, dtype=dtype)  # noqa: E731
+    acts = [rand(M, N).requires_grad_() for _ in range(2 if op == "add_layer_norm" else 1)]
+    params = [rand(N).requires_grad_() for _ in range(1 if op == "rms_norm" else 2)]
+    return acts, params
+
+
+def measure(fn, op: str, mode: str, M: int, N: int, dtype, device) -> float:
+    """Milliseconds for one call of ``mode`` of ``fn`` on fresh seeded inputs."""
+    acts, params = _inputs(op, M, N, dtype, device)
+    leaves = [*acts, *params]
+    call = lambda: fn(*acts, (N,), *params)  # noqa: E731
+    outs = call()
+    outs = outs if isinstance(outs, tuple) else (outs,)
+    grads = [torch.randn_like(o) for o in outs]
+    if mode == "forward":
+        return time_ms(call, device)
+    if mode == "backward":
+        return time_ms(lambda: torch.autograd.backward(outs, grads, retain_graph=True), device, leaves)
+
+    def both():
+        result = call()
+        torch.autograd.backward(result if isinstance(result, tuple) else (result,), grads)
+
+    return time_ms(both, device, leaves)
+
+
+def copy_gbps(device: torch.device, nbytes: int) -> float:
+    """The device's copy bandwidth: read nbytes and write nbytes."""
+    src = torch.empty(nbytes // 4, dtype=torch.float32, device=device).normal_()
+    dst = torch.empty_like(src)
+    return 2 * nbytes / time_ms(lambda: dst.copy_(src), device) / 1e6
+
+
+# ------------------------------------------------------------------------------- the record
+
+
+def _command(*args: str) -> str | None:
+    try:
+        return subprocess.run(args, capture_output=True, text=True, check=True, timeout=10).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def environment(device: torch.device) -> dict:
+    here = pathlib.Path(__file__).resolve().parent
+    commit = _command("git", "-C", str(here), "rev-parse", "HEAD")
+    dirty = _command("git", "-C", str(here), "status", "--porcelain", "--untracked-files=no")
+    cuda = device.type == "cuda"
+    return {
+        "device": torch.cuda.get_device_name(device) if cuda else f"CPU: {platform.processor() or platform.machine()}",
+        "compute_capability": ".".join(map(str, torch.cuda.get_device_capability(device))) if cuda else None,
+        "driver": _command("nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader") if cuda else None,
+        "cuda": torch.version.cuda,
+        "torch": torch.__version__,
+        "triton": _version("triton"),
+        "liger_kernel": _version("liger-kernel"),
+        "python": platform.python_version(),
+        "commit": None if commit is None else commit + ("-dirty" if dirty else ""),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+@dataclass
+class Result:
+    op: str
+    mode: str
+    dtype: str
+    provider: str
+    M: int
+    N: int
+    ms: float
+    gbps: float
+    fraction_of_copy: float
+
+
+def run(ops=OPS, modes=MODES, dtypes=tuple(DTYPES), widths=WIDTHS, numel=None, device=None) -> dict:
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    numel = numel or NUMEL[device.type]
+    copy = copy_gbps(device, numel * 4)
+    results = []
+    for name, fns in providers(device).items():
+        for dtype_name in dtypes:
+            if dtype_name == "bf16" and name != "torch" and not supports_bfloat16(device):
+                continue  # e.g. a T4 (sm_75): Triton cannot compile bfloat16 there
+            for op in ops:
+                for mode in modes:
+                    for N in widths:
+                        if op not in fns or numel % N:
+                            continue
+                        M = numel // N
+                        ms = measure(fns[op], op, mode, M, N, DTYPES[dtype_name], device)
+                        gbps = bytes_moved(op, mode, M, N, DTYPES[dtype_name].itemsize) / ms / 1e6
+                        results.append(Result(op, mode, dtype_name, name, M, N, ms, gbps, gbps / copy))
+    return {"environment": environment(device), "copy_gbps": copy, "numel": numel,
+            "bytes_moved": bytes_moved.__doc__.strip(), "results": [asdict(r) for r in results]}
+
+
+def table(record: dict) -> str:
+    """One line per (op, mode, dtype, N): GB/s of every provider; the first as a fraction of copy."""
+    rows = {}
+    for r in record["results"]:
+        rows.setdefault((r["op"], r["mode"], r["dtype"], r["N"]), {})[r["provider"]] = r
+    names = list(dict.fromkeys(r["provider"] for r in record["results"]))
+    first = names[0] if names else "-"
+    head = f"{'op':15} {'mode':17} {'dtype':5} {'N':>6} " + " ".join(f"{n:>14}" for n in names) + f"   {first}/copy"
+    lines = [f"{record['environment']['device']}: copy {record['copy_gbps']:.0f} GB/s; GB/s at M·N = {record['numel']}",
+             head, "-" * len(head)]
+    for (op, mode, dtype, N), by in rows.items():
+        cells = " ".join(f"{by[n]['gbps']:14.1f}" if n in by else f"{'-':>14}" for n in names)
+        ratio = f"{by[first]['fraction_of_copy']:.0%}" if first in by else "-"
+        lines.append(f"{op:15} {mode:17} {dtype:5} {N:6d} {cells}   {ratio:>{len(first) + 5}}")
+    return "\n".join(lines)
+
+
+def default_path(record: dict) -> pathlib.Path:
+    slug = re.sub(r"[^a-z0-9]+", "-", record["environment"]["device"].lower()).strip("-")
+    return DATA / f"bench-{slug}.json"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lnbook.bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--ops", nargs="+", choices=OPS, default=OPS)
+    parser.add_argument("--modes", nargs="+", choices=MODES, default=MODES)
+    parser.add_argument("--dtypes", nargs="+", choices=tuple(DTYPES), default=tuple(DTYPES))
+    parser.add_argument("--widths", nargs="+", type=int, default=WIDTHS, help="values of N")
+    parser.add_argument("--numel", type=int, help="M·N (default 4096·8192 on a GPU, 2^20 on a CPU)")
+    parser.add_argument("--out", type=pathlib.Path, help="JSON file (default book/data/bench-<device>.json)")
+    args = parser.parse_args(argv)
+    if not torch.cuda.is_available():
+        print("No CUDA GPU: the GPU tables (our kernels, torch.compile, Liger-Kernel) need one. On this CPU,\n"
+              "timing torch eager only; our kernels run here in Triton's interpreter, for correctness.\n",
+              file=sys.stderr)
+    record = run(args.ops, args.modes, args.dtypes, args.widths, args.numel)
+    print(table(record))
+    out = args.out or default_path(record)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(record, indent=1) + "\n")
+    print(f"\nwrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
