@@ -61,7 +61,9 @@ def backward_programs(M: int, block_m: int, device: torch.device) -> int:
     the bits of dw and db, the same from run to run.
     """
     row_blocks = triton.cdiv(max(M, 1), block_m)
-    slots = 4 if INTERPRETED else 2 * _multiprocessors(device)
+    # One program per SM: each adds a (2, N) float32 write and read of partials to the traffic,
+    # about 9 % of a 4096 x 8192 bfloat16 backward on an H100 (the kernels chapter works it out).
+    slots = 4 if INTERPRETED else _multiprocessors(device)
     return max(1, min(row_blocks, slots))
 
 
