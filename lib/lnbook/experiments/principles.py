@@ -1,0 +1,660 @@
+"""Chapter 2 (seed 001): the computations behind claims M01–M10.
+
+Principles and mechanisms: one sparse sample normalized by hand, the normalization zoo on
+(N, C, H, W) read off each reference's Jacobian, batch independence, a stream whose volume jumps,
+the norm of x̂, what the mean subtraction removes (and what it does not), the gradients of γ and β
+under a uniform upstream gradient, how the Jacobian couples features, and shift invariance in
+floating point. Everything is seeded and small (all ten checks run in a few seconds on 2 cores).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Callable
+
+import sympy as sp
+import torch
+
+from lnbook import norms, symbolic
+from lnbook.claims import Evidence, claim
+from lnbook.experiments.common import F64, loglog_slope, max_abs, randn
+from lnbook.experiments.foundations import ln
+
+SRC = "seed 001"
+SPARSE = (5.0, 5.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)  # the source's example: two loud features, six silent
+
+
+def sparse_example(scale: float = 1.0) -> torch.Tensor:
+    return torch.tensor(SPARSE, dtype=F64) * scale  # (8,)
+
+
+# ----------------------------------------------------------------------------- §1: one sample
+
+
+@claim(
+    "M01",
+    source=f"{SRC} §1",
+    claim="For x = (5, 5, 0, 0, 0, 0, 0, 0): μ = 1.25 and σ ≈ 2.165; each 5 becomes ≈ 1.73 and each 0 "
+    "≈ −0.58; the output is dense, with mean exactly 0 and standard deviation exactly 1.",
+    statement=(
+        "Holds (ε = 0). μ = {mu:.4g} and σ = {sigma:.4f} (= 5√3/4); each 5 becomes {big:.4f} (= √3) and each "
+        "0 becomes {small:.4f} (= −1/√3). None of the {n} outputs is zero; their mean is {out_mean:.1e} and "
+        "their standard deviation differs from 1 by {out_std_err:.1e}. With PyTorch's default ε = 1e-5 every "
+        "output shrinks by the factor σ/√(σ²+ε) = {eps_factor:.8f}."
+    ),
+    verdict="holds",
+)
+def m01() -> Evidence:
+    x = sparse_example()
+    y, cache = norms.layer_norm_forward(x, x.shape, eps=0.0)
+    mu, sigma = float(cache.mean), float(1 / cache.rstd)
+    n, k = len(SPARSE), 2  # k loud features of n
+    y_eps = ln(x, eps=1e-5)
+    nums = {
+        "n": n, "mu": mu, "sigma": sigma, "big": float(y[0]), "small": float(y[-1]),
+        "zeros_out": int((y == 0).sum()), "out_mean": float(y.mean()),
+        "out_std_err": abs(float(y.std(correction=0)) - 1), "eps_factor": float(y_eps[0] / y[0]),
+    }
+    # Closed forms for k equal loud values among n: x̂ = √((n−k)/k) and −√(k/(n−k)). float64 rounding only.
+    close = lambda a, b: abs(a - b) <= 1e-14 * max(1.0, abs(b))  # noqa: E731
+    return Evidence(nums, {
+        "mu": mu == 1.25, "sigma": close(sigma, 5 * math.sqrt(3) / 4),
+        "big": close(nums["big"], math.sqrt((n - k) / k)), "small": close(nums["small"], -math.sqrt(k / (n - k))),
+        "source_rounding": (round(sigma, 3), round(nums["big"], 2), round(nums["small"], 2)) == (2.165, 1.73, -0.58),
+        "dense": nums["zeros_out"] == 0, "mean_zero": abs(nums["out_mean"]) < 1e-15, "std_one": nums["out_std_err"] < 1e-15,
+        "eps_factor": close(nums["eps_factor"], sigma / math.sqrt(sigma**2 + 1e-5)),
+    })
+
+
+# ----------------------------------------------------------------------------- §2: the zoo
+
+ZOO_SHAPE = (3, 6, 2, 2)  # (N, C, H, W): small enough to draw every value
+ZOO_GROUPS = 3  # GroupNorm's number of groups in the zoo
+
+
+def zoo_input(shape=ZOO_SHAPE, seed: int = 30) -> torch.Tensor:
+    return randn(*shape, seed=seed) * 2 + 0.5  # (N, C, H, W)
+
+
+def zoo_references(groups: int = ZOO_GROUPS) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
+    """The four normalizations of lnbook.norms on (N, C, H, W), without affine, PyTorch's ε."""
+    return {
+        "BatchNorm": lambda x: norms.batch_norm(x, None, None, training=True),
+        "LayerNorm": lambda x: norms.layer_norm(x, x.shape[1:]),
+        "InstanceNorm": lambda x: norms.instance_norm(x),
+        "GroupNorm": lambda x: norms.group_norm(x, groups),
+    }
+
+
+def zoo_torch_modules(shape=ZOO_SHAPE, groups: int = ZOO_GROUPS) -> dict[str, torch.nn.Module]:
+    c = shape[1]
+    mods = {"BatchNorm": torch.nn.BatchNorm2d(c), "LayerNorm": torch.nn.LayerNorm(shape[1:]),
+            "InstanceNorm": torch.nn.InstanceNorm2d(c), "GroupNorm": torch.nn.GroupNorm(groups, c)}
+    return {k: m.double().train() for k, m in mods.items()}
+
+
+def coupling_groups(norm: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """Which values ``norm`` normalizes together, read off its Jacobian: an integer label per element of x.
+
+    Two elements share a label when each one's output depends on the other's input. Labels are
+    numbered 0, 1, … in order of first appearance (x flattened). Raises ``ValueError`` when the
+    dependencies do not split x into disjoint groups (then "normalized together" has no meaning).
+    """
+    if not isinstance(x, torch.Tensor) or x.dtype not in norms.FLOAT_DTYPES:
+        got = type(x).__name__ if not isinstance(x, torch.Tensor) else x.dtype
+        raise norms.arg_error(TypeError, "coupling_groups", "x", "a floating-point torch.Tensor", got)
+    n = x.numel()
+    jac = torch.autograd.functional.jacobian(norm, x.to(F64)).reshape(n, n)
+    # Within a group entries are O(1/σ); an entry is exactly 0 only for x̂_i x̂_j = −1 (M09), which
+    # random data hits with probability 0. Across groups they are exact zeros.
+    linked = jac.abs() > 1e-12
+    first = linked.int().argmax(1)  # (n,) first element each one is linked to
+    labels = torch.unique(first, return_inverse=True)[1]  # 0 .. G−1 in order of first appearance
+    if not torch.equal(linked, labels[:, None] == labels[None, :]):
+        raise norms.arg_error(ValueError, "coupling_groups", "norm", "a map whose Jacobian is block diagonal",
+                              "couplings that overlap")
+    return labels.reshape(x.shape)
+
+
+def group_sizes(labels: torch.Tensor) -> list[int]:
+    return torch.bincount(labels.flatten()).tolist()
+
+
+def draw_groups(ax, labels: torch.Tensor, title: str) -> None:
+    """One panel of the zoo figure: rows are samples, each channel a block of its H·W values, one colour per group."""
+    import matplotlib.pyplot as plt
+
+    n, c = labels.shape[:2]
+    hw = labels[0, 0].numel()
+    grid = labels.reshape(n, c * hw)  # (N, C·H·W)
+    cmap = plt.get_cmap("tab20", 20)
+    ax.imshow(grid % 20, cmap=cmap, vmin=0, vmax=19, aspect="auto", interpolation="nearest")
+    for k in range(1, c):
+        ax.axvline(k * hw - 0.5, color="white", lw=2.5)
+    for k in range(1, n):
+        ax.axhline(k - 0.5, color="white", lw=2.5)
+    ax.set_xticks([k * hw + (hw - 1) / 2 for k in range(c)], [f"c{k}" for k in range(c)])
+    ax.set_yticks(range(n), [f"n{k}" for k in range(n)])
+    ax.grid(False)
+    ax.set_title(f"{title}: {int(labels.max()) + 1} groups of {group_sizes(labels)[0]}")
+
+
+@claim(
+    "M02",
+    source=f"{SRC} §2",
+    claim="On (N, C, H, W), BatchNorm, LayerNorm, InstanceNorm and GroupNorm differ only in which values are "
+    "normalized together; GroupNorm with one group is LayerNorm, with one channel per group InstanceNorm.",
+    statement=(
+        "Holds. Read off each reference's Jacobian for (N, C, H, W) = {shape}, the values normalized together "
+        "form {bn_groups} groups of {bn_size} for BatchNorm (one channel across the batch), {ln_groups} of "
+        "{ln_size} for LayerNorm (one sample), {in_groups} of {in_size} for InstanceNorm (one channel of one "
+        "sample) and {gn_groups} of {gn_size} for GroupNorm with {G} groups; each reference matches torch's "
+        "module (BatchNorm2d, LayerNorm, InstanceNorm2d, GroupNorm) to {max_torch_diff:.1e}. GroupNorm with "
+        "one group equals LayerNorm over (C, H, W) (difference {gn1_vs_ln:.1e}) and with C groups "
+        "InstanceNorm ({gnc_vs_in:.1e}). The equality is of the normalization only: GroupNorm learns "
+        "{gn_params} affine parameters (per channel), nn.LayerNorm((C, H, W)) {ln_params} (per value)."
+    ),
+    verdict="holds",
+)
+def m02() -> Evidence:
+    x = zoo_input()
+    n, c, h, w = x.shape
+    refs, mods = zoo_references(), zoo_torch_modules()
+    with torch.no_grad():
+        torch_diff = max(max_abs(refs[k](x), mods[k](x)) for k in refs)
+    sizes = {k: group_sizes(coupling_groups(f, x)) for k, f in refs.items()}
+    # The definitions: reduce over (N, H, W), (C, H, W), (H, W), (C/G, H, W).
+    expected = {"BatchNorm": (c, n * h * w), "LayerNorm": (n, c * h * w), "InstanceNorm": (n * c, h * w),
+                "GroupNorm": (n * ZOO_GROUPS, c // ZOO_GROUPS * h * w)}
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    nums = {"shape": str(tuple(x.shape)), "G": ZOO_GROUPS, "max_torch_diff": torch_diff,
+            "gn1_vs_ln": max_abs(norms.group_norm(x, 1), refs["LayerNorm"](x)),
+            "gnc_vs_in": max_abs(norms.group_norm(x, c), refs["InstanceNorm"](x)),
+            "gn_params": count(torch.nn.GroupNorm(1, c)), "ln_params": count(torch.nn.LayerNorm((c, h, w)))}
+    for key, name in (("bn", "BatchNorm"), ("ln", "LayerNorm"), ("in", "InstanceNorm"), ("gn", "GroupNorm")):
+        nums[f"{key}_groups"], nums[f"{key}_size"] = len(sizes[name]), sizes[name][0]
+    return Evidence(nums, {
+        # float64 throughout; the references and torch reduce in a different order, nothing else.
+        "match_torch": torch_diff < 1e-12, "gn1_is_ln": nums["gn1_vs_ln"] < 1e-12, "gnc_is_in": nums["gnc_vs_in"] < 1e-12,
+        "groups_as_defined": all(set(sizes[k]) == {expected[k][1]} and len(sizes[k]) == expected[k][0] for k in refs),
+        "affine_differs": (nums["gn_params"], nums["ln_params"]) == (2 * c, 2 * c * h * w),
+    })
+
+
+# ----------------------------------------------------------------------------- §3: batch independence
+
+
+JITTER_DRAWS = 400  # random batches per batch size: each std to a few percent
+
+
+def bn_output_jitter(batch_sizes=(2, 4, 8, 16, 32, 64, 128), draws: int = JITTER_DRAWS, width: int = 16,
+                     seed: int = 31):
+    """Std, over ``draws`` random batches, of one fixed sample's BatchNorm output (ε = 0), mean over features.
+
+    The sample is the first row of every batch; its B − 1 companions are redrawn. The draws are laid
+    side by side as channels, so one batch_norm call normalizes all of them. Returns {B: std}.
+    """
+    x0 = randn(1, 1, width, seed=seed)
+    comp = randn(max(batch_sizes) - 1, draws, width, seed=seed + 1)
+    out = {}
+    for b in batch_sizes:
+        batch = torch.cat([x0.expand(1, draws, width), comp[: b - 1]]).reshape(b, draws * width)  # (B, draws·width)
+        y0 = norms.batch_norm(batch, None, None, training=True, eps=0.0)[0].reshape(draws, width)
+        out[b] = float(y0.std(0).mean())
+    return out
+
+
+@claim(
+    "M03",
+    source=f"{SRC} §3",
+    claim="LayerNorm is independent of the batch size, down to a batch of one (online learning); "
+    "BatchNorm's statistics become noisy in small batches.",
+    statement=(
+        "Holds. Normalized one at a time, as in online learning, {stream} samples get exactly the outputs "
+        "they get as one batch (largest difference {ln_stream_diff:.1e}). BatchNorm's output for a fixed "
+        "sample moves with its companions: over {draws} random batches its standard deviation is "
+        "{jitter_b4:.2f} at B = 4 and {jitter_b128:.3f} at B = 128, falling as B^{jitter_slope:.2f} "
+        "(sampling theory: B^−0.5). At B = 2 with ε = 0 every output is ±1 (largest ||y| − 1| = "
+        "{b2_dev:.1e}): only the sign of the sample's difference from its one companion survives. And at "
+        "N = 1 a convolutional BatchNorm2d does not fail: in training it becomes InstanceNorm (difference "
+        "{bn2d_n1_vs_in:.1e})."
+    ),
+    verdict="holds",
+)
+def m03() -> Evidence:
+    x = randn(32, 16, seed=33)
+    alone = torch.cat([ln(row[None], eps=1e-5) for row in x])
+    jitter = bn_output_jitter()
+    big = [b for b in jitter if b >= 8]  # the 1/√B law is asymptotic; B = 2, 4 sit off it
+    b2 = norms.batch_norm(randn(2, 64, seed=34), None, None, training=True, eps=0.0)
+    img = zoo_input()[:1]  # (1, C, H, W)
+    nums = {
+        "stream": x.shape[0], "ln_stream_diff": max_abs(alone, ln(x, eps=1e-5)), "draws": JITTER_DRAWS,
+        "jitter_b4": jitter[4], "jitter_b128": jitter[128], "jitter_slope": loglog_slope(big, [jitter[b] for b in big]),
+        "b2_dev": float((b2.abs() - 1).abs().max()),
+        "bn2d_n1_vs_in": max_abs(norms.batch_norm(img, None, None, training=True), norms.instance_norm(img)),
+    }
+    return Evidence(nums, {
+        # Rows are reduced independently; only a differently vectorized reduction could differ (≤ 1e-15).
+        "ln_batch_of_one": nums["ln_stream_diff"] < 1e-15,
+        "bn_jitter_falls": all(jitter[a] > jitter[b] for a, b in zip(jitter, list(jitter)[1:])),
+        # 400 draws per size: each std is known to a few percent, the slope over B = 8..128 to about ±0.03.
+        "bn_jitter_rate": abs(nums["jitter_slope"] + 0.5) < 0.1,
+        "bn_b2_is_sign": nums["b2_dev"] < 1e-12, "bn2d_n1_is_in": nums["bn2d_n1_vs_in"] < 1e-12,
+    })
+
+
+# ----------------------------------------------------------------------------- §3: a stream whose volume jumps
+
+STREAM = {"steps": 240, "jump_at": 80, "factor": 100.0, "width": 16, "momentum": 0.01}
+
+
+def volume_stream(steps: int = STREAM["steps"], jump_at: int = STREAM["jump_at"], factor: float = STREAM["factor"],
+                  width: int = STREAM["width"], seed: int = 35) -> tuple[torch.Tensor, torch.Tensor]:
+    """A stream of N(0, 1) feature vectors whose scale jumps by ``factor`` at ``jump_at``: returns (quiet, stream), (T, d)."""
+    quiet = randn(steps, width, seed=seed)
+    gain = torch.where(torch.arange(steps) < jump_at, 1.0, factor).to(F64)  # (T,)
+    return quiet, quiet * gain[:, None]
+
+
+def running_standardize(x: torch.Tensor, momentum: float = STREAM["momentum"], eps: float = 1e-5) -> torch.Tensor:
+    """Standardize each row of a stream x (T, d) per feature with running statistics of the rows before it.
+
+    The running mean and variance start at 0 and 1 and are exponential moving averages updated after
+    each row, as BatchNorm's buffers are; this is the "running statistics" normalizer of the source.
+    """
+    op = "running_standardize"
+    if not isinstance(x, torch.Tensor) or x.dtype not in norms.FLOAT_DTYPES:
+        got = type(x).__name__ if not isinstance(x, torch.Tensor) else x.dtype
+        raise norms.arg_error(TypeError, op, "x", "a floating-point torch.Tensor", got)
+    if x.dim() != 2:
+        raise norms.arg_error(ValueError, op, "x", "shape (T, d)", tuple(x.shape))
+    if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real) or not 0 < momentum <= 1:
+        raise norms.arg_error(ValueError, op, "momentum", "a number in (0, 1]", momentum)
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not eps >= 0:  # NaN fails too
+        raise norms.arg_error(ValueError, op, "eps", "a number >= 0", eps)
+    mean, var = torch.zeros(x.shape[1], dtype=x.dtype), torch.ones(x.shape[1], dtype=x.dtype)  # (d,)
+    out = []
+    for row in x:
+        out.append((row - mean) / torch.sqrt(var + eps))
+        mean, var = (1 - momentum) * mean + momentum * row, (1 - momentum) * var + momentum * (row - mean) ** 2
+    return torch.stack(out)
+
+
+def output_rms(y: torch.Tensor) -> torch.Tensor:
+    return y.square().mean(-1).sqrt()  # (T,): ‖y_t‖/√d
+
+
+@claim(
+    "M04",
+    source=f"{SRC} §3",
+    claim="When the input's scale suddenly jumps (the volume is turned up), LayerNorm's output stays under "
+    "control, while a normalizer with running statistics produces huge values.",
+    statement=(
+        "Holds for the output, and the price is blindness to the volume. After the input's scale jumps "
+        "×{factor:.0f} at step {jump_at}, a per-feature normalizer with running statistics (momentum "
+        "{momentum}) puts out values with RMS {peak_rms:.0f} and needs {recovery_steps} steps to come back "
+        "below 2 (the noise-free prediction for its moving average: {predicted_steps} steps); LayerNorm's "
+        "output RMS is σ/√(σ²+ε) at every step (closed form to {ln_rms_closed_err:.1e}), within "
+        "{ln_rms_dev:.1e} of 1. The same property erases the jump: each loud row and the quiet row it was "
+        "scaled from normalize to within {ln_blind_diff:.1e} of each other."
+    ),
+    verdict="holds",
+)
+def m04() -> Evidence:
+    quiet, stream = volume_stream()
+    j, f, m = STREAM["jump_at"], STREAM["factor"], STREAM["momentum"]
+    run_rms = output_rms(running_standardize(stream, m))
+    y = ln(stream, eps=1e-5)
+    sigma = stream.std(-1, correction=0)
+    after = run_rms[j:]
+    recovery = int((after >= 2).int().argmin())  # first step after the jump with RMS below 2
+    # Noise-free EMA: var_k = (1−m)^k + (1 − (1−m)^k) f²; RMS f/√var_k < 2 once 1 − (1−m)^k > (f²/4 − 1)/(f² − 1).
+    predicted = math.ceil(math.log(1 - (f * f / 4 - 1) / (f * f - 1)) / math.log(1 - m))
+    nums = {**STREAM, "peak_rms": float(after.max()), "recovery_steps": recovery, "predicted_steps": predicted,
+            "ln_rms_closed_err": max_abs(output_rms(y), sigma / (sigma**2 + 1e-5).sqrt()),
+            "ln_rms_dev": float((output_rms(y) - 1).abs().max()),
+            "ln_blind_diff": max_abs(y[j:], ln(quiet[j:], eps=1e-5))}
+    return Evidence(nums, {
+        # The first loud row is standardized with the quiet statistics: RMS ≈ f·(RMS of N(0,1) over 16 features).
+        "running_blows_up": nums["peak_rms"] > f / 2,
+        # One seeded noisy stream against a noise-free prediction: ±30 % allows the sampling noise of 16 features.
+        "recovery_as_predicted": abs(recovery - predicted) <= 0.3 * predicted,
+        "ln_closed_form": nums["ln_rms_closed_err"] < 1e-12,
+        # ε/(2σ²) with σ² of 16 standard normals ≥ 0.1 here: below 1e-4.
+        "ln_controlled": nums["ln_rms_dev"] < 1e-4, "ln_blind": nums["ln_blind_diff"] < 1e-4,
+    })
+
+
+# ----------------------------------------------------------------------------- §3: the norm of x̂
+
+
+def xhat_norm_ratio(x: torch.Tensor, eps: float) -> torch.Tensor:
+    """‖LN_ε(x)‖/√d per row: 1 when ε = 0 and σ > 0."""
+    return ln(x, eps).norm(dim=-1) / math.sqrt(x.shape[-1])
+
+
+@claim(
+    "M05",
+    source=f"{SRC} §3",
+    claim="The L2 norm of the normalized vector is always √d, d the number of features.",
+    statement=(
+        "Holds under conditions: ε = 0 and σ > 0. Then ‖x̂‖ = √d exactly (‖x̂‖/√d − 1 = {dev_random:.1e} for "
+        "a Gaussian vector of width {d} and {dev_sparse:.1e} for the sparse example). With ε > 0 the norm is "
+        "√d·σ/√(σ²+ε), always below √d: {ratio_sparse_eps:.8f}·√d for the sparse example, "
+        "{ratio_quiet_eps:.3f}·√d after scaling it down by 1000 (closed form {closed_quiet:.3f}; over "
+        "{rows} vectors with σ from 1e-4 to 100 the closed form holds to {closed_max_err:.1e}). A constant "
+        "vector gives {nan_count} NaNs of {n_sparse} with ε = 0 and norm {const_norm:.1f} with ε > 0."
+    ),
+    verdict="holds under conditions",
+)
+def m05() -> Evidence:
+    d = 512
+    sparse = sparse_example()
+    scales = torch.logspace(-4, 2, 64, dtype=F64)[:, None]  # (64, 1)
+    z = randn(64, 16, seed=36)
+    z = (z - z.mean(1, keepdim=True)) / z.std(1, correction=0, keepdim=True) * scales  # σ of row i = scales[i]
+    closed = lambda s: s / (s * s + 1e-5) ** 0.5  # noqa: E731  σ/√(σ²+ε), floats or tensors
+    sigma_quiet = float(sparse.std(correction=0)) / 1000
+    const = torch.full((8,), 3.0, dtype=F64)
+    nums = {
+        "d": d, "dev_random": abs(float(xhat_norm_ratio(randn(d, seed=37), 0.0)) - 1),
+        "dev_sparse": abs(float(xhat_norm_ratio(sparse, 0.0)) - 1),
+        "ratio_sparse_eps": float(xhat_norm_ratio(sparse, 1e-5)),
+        "ratio_quiet_eps": float(xhat_norm_ratio(sparse / 1000, 1e-5)), "closed_quiet": closed(sigma_quiet),
+        "rows": len(scales), "closed_max_err": max_abs(xhat_norm_ratio(z, 1e-5), closed(scales[:, 0])),
+        "n_sparse": len(SPARSE), "nan_count": int(torch.isnan(ln(const, 0.0)).sum()),
+        "const_norm": float(ln(const, 1e-5).norm()),
+    }
+    return Evidence(nums, {
+        # float64: a norm of unit-variance values is √d up to rounding (≈ 1e-16 relative).
+        "exact_eps0": max(nums["dev_random"], nums["dev_sparse"]) < 1e-14,
+        "closed_form": abs(nums["ratio_quiet_eps"] - nums["closed_quiet"]) < 1e-12 and nums["closed_max_err"] < 1e-12,
+        "below_with_eps": nums["ratio_sparse_eps"] < 1 and nums["ratio_quiet_eps"] < 0.9,
+        "constant_vector": nums["nan_count"] == len(SPARSE) and nums["const_norm"] == 0.0,
+    })
+
+
+# ----------------------------------------------------------------------------- §4: γ and β
+
+
+@claim(
+    "M06",
+    source=f"{SRC} §4",
+    claim="A constant bias vector (all entries equal, e.g. 0.7) added before LayerNorm is cancelled by the "
+    "mean subtraction.",
+    statement=(
+        "Holds, for every ε: adding c·1 moves the mean by c and leaves every deviation from the mean, hence "
+        "the variance, unchanged, so LN(z + c·1) = LN(z). For c from −3 to 100, with ε = 0 and 1e-5, the "
+        "largest difference in float64 is {ln_diff:.1e} (rounding). It is the mean subtraction that does "
+        "it: RMSNorm, which does not centre, changes by up to {rms_diff:.2f} under c = 0.7."
+    ),
+    verdict="holds",
+)
+def m06() -> Evidence:
+    z = randn(64, 16, seed=38)
+    shifts, diffs = (-3.0, 0.7, 100.0), []
+    for c in shifts:
+        for eps in (0.0, 1e-5):
+            diffs.append(max_abs(ln(z + c, eps), ln(z, eps)))
+    rms = lambda v: norms.rms_norm(v, v.shape[-1:], eps=1e-5)  # noqa: E731
+    nums = {"ln_diff": max(diffs), "rms_diff": max_abs(rms(z + 0.7), rms(z))}
+    return Evidence(nums, {
+        # Rounding z + c costs up to |c|·2⁻⁵³ per value, divided by σ ≈ 1: ≈ 1e-14 at c = 100.
+        "ln_removes_constant": nums["ln_diff"] < 1e-12, "rms_keeps_constant": nums["rms_diff"] > 0.1,
+    })
+
+
+def per_feature_fit_r2(source: torch.Tensor, target: torch.Tensor, with_gamma: bool) -> float:
+    """Share of ‖target − source‖² that the best per-feature map source·γ + β (or source + β) explains.
+
+    Least squares column by column over the batch (B, d); 1 means a per-feature affine absorbs the change.
+    """
+    effect = target - source
+    if with_gamma:
+        sc, tc = source - source.mean(0), target - target.mean(0)
+        gamma = (sc * tc).sum(0) / (sc * sc).sum(0)  # (d,)
+        residual = tc - gamma * sc
+    else:
+        residual = effect - effect.mean(0)
+    return 1 - float(residual.square().sum() / effect.square().sum())
+
+
+@claim(
+    "M07",
+    source=f"{SRC} §4",
+    claim="So the bias of a linear layer followed by LayerNorm is redundant and can be dropped; β adds back any "
+    "useful bias.",
+    statement=(
+        "Does not hold for a general bias. Write b = b̄·1 + b⊥ with b⊥ summing to zero: LayerNorm removes "
+        "b̄·1 exactly (difference {mean_part_diff:.1e}) and nothing else, so LN(z + b) = LN(z + b⊥) "
+        "({perp_equiv_diff:.1e}). The rest moves the output by up to {full_diff:.2f}, and how it moves "
+        "depends on the sample, through its σ and x̂: over {batch} samples z = Wx the best per-feature β "
+        "explains {beta_r2:.0%} of the change (its squared norm) and the best per-feature γ and β together "
+        "{affine_r2:.0%}. Only the mean of the bias is redundant; dropping the whole bias is a modelling "
+        "choice, not an identity."
+    ),
+    verdict="does not hold",
+)
+def m07() -> Evidence:
+    w, x = randn(16, 16, seed=39) / 4, randn(256, 16, seed=40)
+    z = x @ w.T  # (256, 16): pre-activations of a linear layer
+    b = randn(16, seed=41) + 0.7  # a general bias with a nonzero mean
+    b_perp = b - b.mean()
+    base, full = ln(z, 1e-5), ln(z + b, 1e-5)
+    nums = {"batch": z.shape[0], "mean_part_diff": max_abs(ln(z + b.mean(), 1e-5), base),
+            "perp_equiv_diff": max_abs(full, ln(z + b_perp, 1e-5)), "full_diff": max_abs(full, base),
+            "beta_r2": per_feature_fit_r2(base, full, False), "affine_r2": per_feature_fit_r2(base, full, True)}
+    return Evidence(nums, {
+        "mean_part_removed": nums["mean_part_diff"] < 1e-12 and nums["perp_equiv_diff"] < 1e-12,
+        "rest_changes_output": nums["full_diff"] > 0.1,
+        # A per-feature affine that absorbed the bias would explain all of it (R² = 1 up to rounding).
+        "beta_cannot_absorb": nums["beta_r2"] < 0.95, "affine_cannot_absorb": nums["affine_r2"] < 0.99,
+    })
+
+
+def ln_grads(x: torch.Tensor, dy: torch.Tensor, gamma: torch.Tensor | None = None, eps: float = 1e-5):
+    """(dx, dγ, dβ) of Σ dy ⊙ LN(x; γ, β) by autograd (β = 0, γ = 1 unless given)."""
+    d = x.shape[-1]
+    x = x.detach().clone().requires_grad_(True)
+    w = (torch.ones(d, dtype=x.dtype) if gamma is None else gamma.detach().clone()).requires_grad_(True)
+    b = torch.zeros(d, dtype=x.dtype, requires_grad=True)
+    (dy * norms.layer_norm(x, d, w, b, eps)).sum().backward()
+    return x.grad, w.grad, b.grad
+
+
+@claim(
+    "M08",
+    source=f"{SRC} §4",
+    claim="If the upstream error signal is uniform across features, γ's gradient is essentially zero; "
+    "uniform shifts go to β, and γ gets a strong signal only when more variation is needed.",
+    statement=(
+        "Does not hold as stated; what holds is about γ's sum. With a uniform upstream gradient dy = c·1 "
+        "(c = {c}), β gets dβ = c per feature and sample, as the source says. γ's gradient for one sample "
+        "is c·x̂, with norm {dgamma_norm:.4f} = |c|·√d·σ/√(σ²+ε) (closed form {dgamma_closed:.4f}), as large "
+        "as dβ's {dbeta_norm:.4f}. What vanishes is its sum over features, Σᵢ dγᵢ = {dgamma_sum:.1e}, "
+        "because x̂ sums to zero: a uniform signal cannot move γ's overall level (the output's contrast) "
+        "but pushes each γᵢ up or down; summed over a batch of {batch} the per-feature dγᵢ reach "
+        "{dgamma_batch_max:.2f}. The signal does not reach x when γ is uniform (max |dx| = "
+        "{dx_uniform_gamma:.1e}), but does once γ varies across features ({dx_random_gamma:.2f} with γ = 1 + "
+        "0.5·N(0, 1)). The mirror image holds too: a contrast signal dy = c·x̂ gives Σᵢ dγᵢ = "
+        "{contrast_dgamma_sum:.3f} and Σᵢ dβᵢ = {contrast_dbeta_sum:.1e}."
+    ),
+    verdict="does not hold",
+)
+def m08() -> Evidence:
+    c, d, eps = 0.3, 16, 1e-5
+    x = randn(8, d, seed=42) * 2 + 1
+    one = x[:1]
+    dx1, dg1, db1 = ln_grads(one, torch.full_like(one, c))
+    sigma = float(one.std(correction=0))
+    dxb, dgb, dbb = ln_grads(x, torch.full_like(x, c))
+    gamma = 1 + 0.5 * randn(d, seed=43)
+    dx_r, _, _ = ln_grads(x, torch.full_like(x, c), gamma)
+    xhat = ln(one, eps)
+    _, dg_con, db_con = ln_grads(one, c * xhat)
+    nums = {
+        "c": c, "batch": x.shape[0], "dgamma_norm": float(dg1.norm()), "dbeta_norm": float(db1.norm()),
+        "dgamma_closed": c * math.sqrt(d) * sigma / math.sqrt(sigma**2 + eps), "dgamma_sum": float(dg1.sum()),
+        "dgamma_batch_max": float(dgb.abs().max()), "dbeta_batch_err": max_abs(dbb, torch.full_like(dbb, c * x.shape[0])),
+        "dx_uniform_gamma": float(dxb.abs().max()), "dx_random_gamma": float(dx_r.abs().max()),
+        "contrast_dgamma_sum": float(dg_con.sum()), "contrast_dbeta_sum": float(db_con.sum()),
+    }
+    rounding = 1e-12  # float64 sums of 16–128 terms of size ≤ 1: rounding is ≈ 1e-15
+    return Evidence(nums, {
+        "dbeta_is_c": nums["dbeta_batch_err"] < rounding and abs(nums["dbeta_norm"] - c * math.sqrt(d)) < rounding,
+        "dgamma_closed_form": abs(nums["dgamma_norm"] - nums["dgamma_closed"]) < rounding,
+        "dgamma_not_small": nums["dgamma_norm"] > 0.99 * nums["dbeta_norm"],
+        "dgamma_sums_to_zero": abs(nums["dgamma_sum"]) < rounding,
+        "dgamma_batch_per_feature": nums["dgamma_batch_max"] > 0.1 * c,
+        "dx_zero_for_uniform_gamma": nums["dx_uniform_gamma"] < rounding,
+        "dx_nonzero_otherwise": nums["dx_random_gamma"] > 0.01,
+        "contrast_to_gamma": abs(nums["contrast_dgamma_sum"] - c * float((xhat * xhat).sum())) < rounding,
+        "contrast_not_to_beta": abs(nums["contrast_dbeta_sum"]) < rounding,
+    })
+
+
+# ----------------------------------------------------------------------------- §5: coupling
+
+
+def ln_jacobian(x: torch.Tensor, eps: float) -> torch.Tensor:
+    """∂LN(x)/∂x by autograd, (d, d): entry [j, i] is ∂ŷ_j/∂x_i."""
+    return torch.autograd.functional.jacobian(lambda v: ln(v, eps), x)
+
+
+def offdiag_closed_form(x: torch.Tensor, eps: float) -> torch.Tensor:
+    """−(1 + x̂_i x̂_j)/(n s) for every pair (diagonal included for shape; it is not the diagonal entry)."""
+    _, cache = norms.layer_norm_forward(x, x.shape, eps=eps)
+    return -(1 + torch.outer(cache.xhat, cache.xhat)) * cache.rstd / x.numel()
+
+
+def sympy_offdiag_identity(n: int = 3) -> bool:
+    """SymPy: the (0, 1) entry of LN's Jacobian is −(1 + x̂₀x̂₁)/(n s) for symbolic x and ε."""
+    fw = symbolic.layer_norm_forward(n, symbolic.EPS)
+    entry = symbolic.ln_jacobian(n, symbolic.EPS)[0, 1]
+    return sp.simplify(entry + (1 + fw.xhat[0] * fw.xhat[1]) / (n * fw.s)) == 0
+
+
+@claim(
+    "M09",
+    source=f"{SRC} §5",
+    claim="Changing one input feature changes every output: the features are coupled through the shared mean "
+    "and variance.",
+    statement=(
+        "Holds for generic inputs, not for every input. Off the diagonal ∂x̂ⱼ/∂xᵢ = −(1 + x̂ᵢx̂ⱼ)/(n·s) (SymPy "
+        "for n = 3 and every ε; autograd agrees to {offdiag_diff:.1e} at width {n}), so output j moves "
+        "unless x̂ᵢx̂ⱼ = −1; for a Gaussian input all {pairs} off-diagonal entries are nonzero (smallest "
+        "|entry| {min_offdiag:.1e}). The source's own example sits on the exception: at x = (5, 5, 0, …, 0) "
+        "with ε = 0, x̂ takes the values √3 and −1/√3, whose product is −1, so {zero_entries} of its "
+        "{sparse_pairs} off-diagonal entries are zero (largest {max_zero_entry:.1e}): nudging a silent "
+        "feature leaves both loud outputs unchanged to first order (a finite nudge of 0.1 moves them by "
+        "{nudge:.1e}, against {nudge_silent:.1e} for a silent output). With ε = 1e-5 those entries are "
+        "−ε/(n s³) = {eps_entry:.1e}."
+    ),
+    verdict="holds under conditions",
+)
+def m09() -> Evidence:
+    n = 16
+    z = randn(n, seed=44) * 2 + 1
+    off = ~torch.eye(n, dtype=torch.bool)
+    jac = ln_jacobian(z, 1e-5)
+    sparse = sparse_example()
+    off8 = ~torch.eye(8, dtype=torch.bool)
+    j0, j_eps = ln_jacobian(sparse, 0.0), ln_jacobian(sparse, 1e-5)
+    loud_silent = torch.zeros(8, 8, dtype=torch.bool)
+    loud_silent[:2, 2:] = loud_silent[2:, :2] = True  # the pairs with x̂ᵢx̂ⱼ = −1
+    nudged = ln(sparse + 0.1 * torch.eye(8, dtype=F64)[2], 0.0) - ln(sparse, 0.0)
+    s = math.sqrt(float(sparse.var(correction=0)) + 1e-5)
+    nums = {
+        "n": n, "pairs": n * (n - 1), "offdiag_diff": max_abs(jac[off], offdiag_closed_form(z, 1e-5)[off]),
+        "min_offdiag": float(jac[off].abs().min()), "sparse_pairs": int(off8.sum()),
+        "zero_entries": int((j0[off8].abs() < 1e-12).sum()), "max_zero_entry": float(j0[loud_silent].abs().max()),
+        "nudge": float(nudged[:2].abs().max()), "nudge_silent": float(nudged[3:].abs().max()),
+        "eps_entry": float(j_eps[0, 2]), "eps_entry_closed": -1e-5 / (8 * s**3),
+    }
+    return Evidence(nums, {
+        "sympy_offdiag": sympy_offdiag_identity(),
+        # float64 autograd against a float64 closed form: rounding only.
+        "closed_form": nums["offdiag_diff"] < 1e-12,
+        "generic_all_coupled": nums["min_offdiag"] > 1e-6,
+        # The exception: exactly the 2·6·2 loud–silent entries vanish (to rounding), no others.
+        "sparse_exception": nums["zero_entries"] == int(loud_silent.sum()) and nums["max_zero_entry"] < 1e-15,
+        "second_order_only": nums["nudge"] < 0.1 * nums["nudge_silent"],
+        "eps_entry_closed_form": abs(nums["eps_entry"] / nums["eps_entry_closed"] - 1) < 1e-6,
+    })
+
+
+# ----------------------------------------------------------------------------- §4: shift invariance
+
+SHIFTS = tuple(10.0**k for k in range(0, 7))  # c = 1 .. 1e6
+
+
+def shift_errors(dtype: torch.dtype, shifts=SHIFTS, seed: int = 45) -> list[float]:
+    """max |LN(z + c) − LN(z)| with z + c formed and normalized in ``dtype``, against float64 LN(z), ε = 1e-5."""
+    z = randn(64, 64, seed=seed)
+    exact = ln(z, 1e-5)
+    return [max_abs(ln(z.to(dtype) + c, 1e-5).to(F64), exact) for c in shifts]
+
+
+@claim(
+    "M10",
+    source=f"{SRC} §4",
+    claim="LayerNorm is invariant to shifting its input by a constant: only relative differences between "
+    "features matter.",
+    statement=(
+        "Holds in exact arithmetic for every ε (SymPy: J·1 = 0), for a constant shift only: a per-feature "
+        "shift is not removed (difference {per_feature_diff:.2f}, the 'dataset re-centering' column of F16). "
+        "In floating point the shift costs digits, because z + c is rounded before the mean is subtracted: "
+        "in float32 the error is {f32_c1:.1e} at c = 1 and {f32_c1e4:.1e} at c = 10⁴ (log–log slope "
+        "{f32_slope:.2f} against c; the first-order rounding bound (1 + |x̂ᵢ|/2)·ulp(c)/σ is {f32_bound_c1e4:.1e} there); in float64 "
+        "it is {f64_c1e4:.1e} at c = 10⁴."
+    ),
+    verdict="holds",
+)
+def m10() -> Evidence:
+    f32, f64 = shift_errors(torch.float32), shift_errors(F64)
+    z = randn(64, 64, seed=45)
+    i4 = SHIFTS.index(1e4)
+    # To first order: each value of z + c is rounded by δᵢ, |δᵢ| ≤ ulp(c)/2, which moves x̂ᵢ by
+    # (δᵢ − δ̄)/σ − x̂ᵢ·Δσ/σ with |δᵢ − δ̄| ≤ ulp(c) and |Δσ| ≤ ulp(c)/2: at most (1 + |x̂ᵢ|/2)·ulp(c)/σ.
+    ulp32 = 2.0 ** (math.floor(math.log2(1e4)) - 23)
+    xhat = ln(z, 0.0)
+    bound = float(((1 + xhat.abs() / 2) * ulp32 / z.std(-1, correction=0, keepdim=True)).max())
+    nums = {
+        "per_feature_diff": max_abs(ln(z + randn(64, seed=46), 1e-5), ln(z, 1e-5)),
+        "f32_c1": f32[0], "f32_c1e4": f32[i4], "f32_slope": loglog_slope(SHIFTS[2:], f32[2:]),
+        "f32_bound_c1e4": bound, "f64_c1e4": f64[i4],
+    }
+    return Evidence(nums, {
+        "sympy_shift_invariance": symbolic.agrees(symbolic.ln_identities(3), "ln.shift_invariance"),
+        "constant_only": nums["per_feature_diff"] > 0.1,
+        # Rounding error proportional to c: slope 1 on log–log (above c = 100, where it dominates float32's own).
+        "f32_error_grows_with_c": abs(nums["f32_slope"] - 1) < 0.15,
+        "f32_within_bound": bound / 10 < nums["f32_c1e4"] <= bound,  # of the bound's size, not far below it
+        "f64_rounding_only": nums["f64_c1e4"] < 1e-10,
+    })
+
+
+# ----------------------------------------------------------------------------- exercises
+
+
+def exercise_answers() -> dict[str, float | int]:
+    """The chapter's exercise answers, computed (the suite checks them against closed forms)."""
+    onehot = torch.zeros(10, dtype=F64)
+    onehot[0] = 7.0
+    y = ln(onehot)
+    three_of_ten = torch.tensor([2.0] * 3 + [0.0] * 7, dtype=F64)
+    jac = ln_jacobian(three_of_ten, 0.0)
+    x = randn(1, 12, seed=47) * 3 - 1
+    xhat = ln(x)
+    dx, dg, db = ln_grads(x, 2.0 * xhat, eps=0.0)
+    sizes = {k: group_sizes(coupling_groups(f, zoo_input((2, 4, 3, 3), seed=48)))
+             for k, f in zoo_references(groups=2).items()}
+    return {
+        "onehot_big": float(y[0]), "onehot_small": float(y[1]),
+        "zero_offdiag_3_of_10": int((jac[~torch.eye(10, dtype=torch.bool)].abs() < 1e-12).sum()),
+        "contrast_dgamma_sum": float(dg.sum()), "contrast_dbeta_sum": float(db.sum()),
+        "contrast_dx_max": float(dx.abs().max()),
+        **{f"group_size_{k.lower()}": v[0] for k, v in sizes.items()},
+    }
