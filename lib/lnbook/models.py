@@ -7,6 +7,8 @@ A residual block places its norm in one of two ways (T04, F15):
 
 * ``"post"`` (Post-LN, the original Transformer): ``x -> norm(x + sublayer(x))``
 * ``"pre"``  (Pre-LN, GPT-2 and most LLMs):      ``x -> x + sublayer(norm(x))``
+
+:class:`TransformerBlock` stacks two such blocks, causal self-attention then the MLP, on (B, L, d).
 """
 
 from __future__ import annotations
@@ -74,3 +76,34 @@ class Block(nn.Module):
         if self.placement == "post":
             return self.norm(x + self.sublayer(x))
         return x + self.sublayer(self.norm(x))
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head causal self-attention on (B, L, d): each position attends to itself and earlier ones."""
+
+    def __init__(self, d: int, heads: int = 4):
+        super().__init__()
+        if not isinstance(heads, int) or heads <= 0 or d % heads:
+            raise norms.arg_error(ValueError, "CausalSelfAttention", "heads", f"a positive divisor of d = {d}", repr(heads))
+        self.heads = heads
+        self.qkv = nn.Linear(d, 3 * d)
+        self.proj = nn.Linear(d, d)
+
+    def forward(self, x):
+        b, l, d = x.shape
+        # (B, L, 3d) -> three (B, heads, L, d/heads)
+        q, k, v = self.qkv(x).view(b, l, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        y = nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)  # (B, heads, L, d/heads)
+        return self.proj(y.transpose(1, 2).reshape(b, l, d))
+
+
+class TransformerBlock(nn.Sequential):
+    """A Transformer layer: an attention :class:`Block`, then an MLP :class:`Block`, same placement and norm.
+
+    Post-LN: ``h = norm1(x + attn(x)); y = norm2(h + mlp(h))`` (Vaswani et al. 2017).
+    Pre-LN:  ``h = x + attn(norm1(x)); y = h + mlp(norm2(h))`` (GPT-2).
+    """
+
+    def __init__(self, d: int, heads: int = 4, placement: str = "pre", norm: str = "layer", hidden: int | None = None):
+        super().__init__(Block(d, placement, norm, CausalSelfAttention(d, heads)),
+                         Block(d, placement, norm, MLP(d, hidden)))
