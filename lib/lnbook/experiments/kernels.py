@@ -12,7 +12,7 @@ import math
 
 import torch
 
-from lnbook import bench, norms
+from lnbook import bench, norms, variance
 from lnbook import kernels as triton_kernels
 from lnbook.claims import Evidence, claim
 from lnbook.experiments.common import F64, randn
@@ -93,9 +93,7 @@ def variance_errors(n_short: int = 4096, n_wide: int = 40000, mean: float = 1e4,
         _, _, _, rstd = rownorm.forward(x, None, None, None, 0.0, True)
         errors[f"kernel_{'one_block' if name == 'short' else 'chunked'}"] = abs(rstd.item() ** -2 - exact) / exact
         if name == "short":
-            naive = (x * x).mean() - x.mean() ** 2
-            two_pass = ((x - x.mean()) ** 2).mean()
-            errors |= {"naive": abs(naive.item() - exact) / exact, "two_pass": abs(two_pass.item() - exact) / exact}
+            errors |= {f.__name__: abs(f(x).item() - exact) / exact for f in (variance.naive, variance.two_pass)}
     return errors
 
 
