@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: book test clean
+.PHONY: book test bootstrap clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ test: $(STAMP)
 # and a failing cell fails the build (execute.allow_errors is false in _config.yml).
 book: $(STAMP)
 	$(BIN)/jupyter-book build . --warningiserror --nitpick --keep-going
+
+# Write the repository URL and branch of _config.yml into every notebook's first cell.
+bootstrap: $(STAMP)
+	$(BIN)/python tools/notebooks.py
 
 clean:
 	rm -rf _build

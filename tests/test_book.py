@@ -7,11 +7,13 @@ import pathlib
 import re
 import subprocess
 import sys
-import textwrap
 
 import pytest
 
 from lnbook import claims
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tools"))
+import notebooks as notebooks_tool  # noqa: E402  (tools/ is a folder of scripts, not a package)
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
@@ -43,26 +45,29 @@ def test_notebook_is_stored_without_outputs(nb):
     assert not dirty, f"{nb.name}: cells {dirty} have outputs; clear them before committing"
 
 
-def test_same_bootstrap_cell_in_every_notebook():
-    cells = {nb.name: first_code_cell(nb) for nb in NOTEBOOKS}
-    assert len(set(cells.values())) == 1, f"first code cells differ: {sorted(cells)}"
-    assert "lnbook" in next(iter(cells.values()))
+def test_every_notebook_starts_with_the_bootstrap_from_the_config():
+    expected = notebooks_tool.bootstrap_source()
+    url, branch = notebooks_tool.repository()
+    assert f"git+{url}@{branch}" in expected
+    for nb in NOTEBOOKS:
+        cell = next(c for c in json.loads(nb.read_text())["cells"] if c["cell_type"] == "code")
+        assert "".join(cell["source"]) == expected, f"{nb.name}: run `make bootstrap`"
+        assert "remove-cell" in cell["metadata"].get("tags", []), nb.name
 
 
-def test_bootstrap_makes_lnbook_importable_from_a_checkout(tmp_path):
-    """Run the bootstrap where lnbook is NOT on the path (as in a fresh clone without pip install)."""
-    lib = ROOT / "lib"
-    script = textwrap.dedent(f"""
-        import importlib.util, pathlib, sys
-        sys.path = [p for p in sys.path if pathlib.Path(p or ".").resolve() != pathlib.Path({str(lib)!r})]
-        assert importlib.util.find_spec("lnbook") is None, "lnbook still importable: the test proves nothing"
-    """) + first_code_cell(NOTEBOOKS[0]) + textwrap.dedent("""
-        import lnbook
-        print(lnbook.__file__)
-    """)
-    out = subprocess.run([sys.executable, "-c", script], cwd=BOOK, capture_output=True, text=True)
+def test_bootstrap_makes_lnbook_importable_in_a_fresh_environment(tmp_path):
+    """A new virtual environment without lnbook (or anything else): the checkout's lib/ is found."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    python = str(venv / "bin" / "python")
+    probe = subprocess.run([python, "-c", "import importlib.util as u; print(u.find_spec('lnbook'))"],
+                           capture_output=True, text=True, cwd=tmp_path)
+    assert probe.stdout.strip() == "None", "lnbook importable before the bootstrap: the test proves nothing"
+    script = tmp_path / "bootstrap.py"
+    script.write_text(first_code_cell(NOTEBOOKS[0]) + "\nimport lnbook\nprint(lnbook.__file__)\n")
+    out = subprocess.run([python, str(script)], cwd=BOOK, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert pathlib.Path(out.stdout.strip()).resolve().is_relative_to(lib.resolve())
+    assert pathlib.Path(out.stdout.strip()).resolve().is_relative_to((ROOT / "lib").resolve())
 
 
 def test_every_registered_claim_is_shown_in_a_chapter():
@@ -101,3 +106,4 @@ def test_binder_environment_has_every_runtime_dependency():
     assert names, "no dependencies found in pyproject.toml"
     missing = [n for n in names if not re.search(rf"^\s*-\s*{re.escape(conda_name.get(n, n))}\b", env, re.M)]
     assert not missing, f"environment.yml lacks {missing}"
+    assert re.search(r"^\s*-\s*-e \.(\s|$)", env, re.M), "environment.yml does not install lnbook itself (-e .)"
