@@ -107,3 +107,16 @@ def test_binder_environment_has_every_runtime_dependency():
     missing = [n for n in names if not re.search(rf"^\s*-\s*{re.escape(conda_name.get(n, n))}\b", env, re.M)]
     assert not missing, f"environment.yml lacks {missing}"
     assert re.search(r"^\s*-\s*-e \.(\s|$)", env, re.M), "environment.yml does not install lnbook itself (-e .)"
+
+
+def test_notebooks_do_not_use_site_only_macros():
+    """The MathJax macros of _config.yml exist on the site only: Colab and Jupyter render a
+    notebook's Markdown without them, so chapters spell the commands out."""
+    config = (ROOT / "_config.yml").read_text()
+    block = re.search(r"^\s+macros:\n((?:\s{10,}\w+:.*\n)+)", config, re.M)
+    assert block, "no MathJax macros found in _config.yml"
+    macros = re.findall(r"^\s+(\w+):", block.group(1), re.M)
+    for nb in NOTEBOOKS:
+        text = "".join("".join(c["source"]) for c in json.loads(nb.read_text())["cells"] if c["cell_type"] == "markdown")
+        used = [m for m in macros if re.search(rf"\\{m}(?![A-Za-z])", text)]
+        assert not used, f"{nb.name} uses site-only macros {used}"
