@@ -1,8 +1,10 @@
-"""Small helpers shared by the chapter experiments: seeded tensors and a log-log slope."""
+"""Small helpers shared by the chapter experiments: seeded tensors, a log-log slope, timing."""
 
 from __future__ import annotations
 
+import contextlib
 import math
+import time
 
 import torch
 
@@ -24,3 +26,25 @@ def loglog_slope(x, y) -> float:
     ly = torch.tensor([math.log(v) for v in y], dtype=F64)
     lx = lx - lx.mean()
     return float((lx * (ly - ly.mean())).sum() / (lx * lx).sum())
+
+
+@contextlib.contextmanager
+def one_thread():
+    """Run the enclosed torch work on one thread, then restore the setting: small layers gain nothing
+    from a thread pool, and timings on a shared machine are steadier without one."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def median_time(fn, repeats: int) -> float:
+    """Median wall-clock seconds of ``repeats`` calls of ``fn``."""
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return sorted(times)[len(times) // 2]

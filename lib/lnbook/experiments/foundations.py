@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import functools
 import math
-import time
 
 import torch
 
 from lnbook import norms, symbolic
 from lnbook.claims import Evidence, claim
-from lnbook.experiments.common import F64, loglog_slope, max_abs, randn
+from lnbook.experiments.common import F64, loglog_slope, max_abs, median_time, one_thread, randn
 from lnbook.models import Block, LayerNorm
 
 SRC = "seed 000"
@@ -234,16 +233,8 @@ def cpu_time_ratio(shape=(4096, 1024), repeats: int = 30) -> float:
     x = randn(*shape, seed=9, dtype=torch.float32)
     w = torch.ones(shape[-1])
 
-    def median_time(fn) -> float:
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
-        return sorted(times)[len(times) // 2]
-
-    ln_t = median_time(lambda: torch.nn.functional.layer_norm(x, shape[-1:], w))
-    rms_t = median_time(lambda: torch.nn.functional.rms_norm(x, shape[-1:], w))
+    ln_t = median_time(lambda: torch.nn.functional.layer_norm(x, shape[-1:], w), repeats)
+    rms_t = median_time(lambda: torch.nn.functional.rms_norm(x, shape[-1:], w), repeats)
     return rms_t / ln_t
 
 
@@ -742,7 +733,8 @@ LANDSCAPE_SEEDS = tuple(range(16))  # one training run is chaotic at this step s
 
 def landscape_ratios(seed: int) -> dict[str, float]:
     """Without-LN over with-LN: mean loss range along the gradient, largest β; and both final losses."""
-    runs = {key: landscape(**LANDSCAPE_RUN, use_ln=use_ln, seed=seed) for key, use_ln in (("none", False), ("ln", True))}
+    with one_thread():  # tiny matmuls: a thread pool only adds overhead, and thrashes on a busy machine
+        runs = {key: landscape(**LANDSCAPE_RUN, use_ln=use_ln, seed=seed) for key, use_ln in (("none", False), ("ln", True))}
     loss_range = {k: sum(p["loss_max"] - p["loss_min"] for p in r) / len(r) for k, r in runs.items()}
     beta = {k: max(p["beta"] for p in r) for k, r in runs.items()}
     return {"loss_range": loss_range["none"] / loss_range["ln"], "beta": beta["none"] / beta["ln"],

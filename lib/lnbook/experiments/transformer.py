@@ -7,16 +7,14 @@ small; the training experiments (T07, T08) share one cached learning-rate sweep.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
-import time
 
 import torch
 
 from lnbook import norms, variance
 from lnbook.claims import Evidence, claim
-from lnbook.experiments.common import F64, max_abs, randn
+from lnbook.experiments.common import F64, max_abs, median_time, one_thread, randn
 from lnbook.experiments.foundations import ln, mlp
 from lnbook.models import LayerNorm, RMSNorm, TransformerBlock
 
@@ -339,27 +337,6 @@ def counted_flops(d: int = 128, seq: int = 64, batch: int = 2) -> dict[str, int]
     attn_linear = batch * seq * 8 * d * d  # the attention's own QKV and output projections
     return {"counted_matmul": counts["block"], "formula_matmul": ours["matmul"],
             "counted_attention": counts["attention"] - attn_linear, "formula_attention": ours["attention"]}
-
-
-@contextlib.contextmanager
-def one_thread():
-    """Run torch on one thread: small layers gain nothing from a pool, and timings on a shared machine
-    are steadier without one."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
-def median_time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return sorted(times)[len(times) // 2]
 
 
 @functools.lru_cache(maxsize=None)

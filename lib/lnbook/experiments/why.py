@@ -11,7 +11,6 @@ each row names the paper or configuration file it comes from.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
 import numbers
@@ -21,22 +20,11 @@ import torch
 from lnbook import norms
 from lnbook.claims import Evidence, claim
 from lnbook.experiments import foundations as fx
-from lnbook.experiments.common import F64, max_abs, randn
+from lnbook.experiments.common import F64, max_abs, one_thread, randn
 from lnbook.experiments.kernels import FP16_MAX, tree_sum
 from lnbook.models import Block, LayerNorm
 
 SRC = "seed 003"
-
-
-@contextlib.contextmanager
-def one_thread():
-    """Run the enclosed torch work on one thread, then restore the previous setting."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _check_number(op: str, name: str, value, ok, expected: str, integral: bool = False) -> None:
