@@ -9,6 +9,9 @@ from __future__ import annotations
 import functools
 import json
 import math
+import os
+import subprocess
+import sys
 
 import torch
 
@@ -74,6 +77,27 @@ def half_statistics_output(n: int = 4096, rms: float = 8.0, seed: int = 1) -> di
     ref = norms.layer_norm(x.to(F64), (n,))
     return {"var_half": float(var_half), "max_abs_half": float(y_half.abs().max()),
             "err_ours": float((y_ours.to(F64) - ref).abs().max())}
+
+
+# ------------------------------------------------------------------- registers, per block size
+
+REGISTERS_CODE = """
+import json
+from lnbook.kernels import aot, heuristics
+heuristics.MAX_FUSED_N = {"forward": 1 << 20, "backward": 1 << 20}  # one block at every width, to see where it spills
+print(json.dumps(aot.report(90, dtypes=("bf16",), widths=(2048, 4096, 8192, 16384, 32768), ops=("layer_norm",))))
+"""
+
+
+@functools.lru_cache(maxsize=None)
+def register_use() -> list[dict]:
+    """LayerNorm's bfloat16 kernels compiled for an H100 (sm_90) with the whole row as one block:
+    registers and stack (spill) bytes per thread at each width. Runs Triton's compiler in a
+    subprocess (compiled kernels cannot share a process with interpreted ones); no GPU needed."""
+    env = {**os.environ, "TRITON_INTERPRET": "0"}
+    out = subprocess.run([sys.executable, "-c", REGISTERS_CODE], env=env, capture_output=True, text=True,
+                         timeout=600, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 # ---------------------------------------------------------------- two-pass, naive, chunked

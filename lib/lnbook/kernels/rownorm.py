@@ -253,7 +253,7 @@ def forward(x, weight, bias, residual, eps: float, center: bool):
     ``weight`` and ``bias`` are None or 1-D of length N.
     """
     M, N = x.shape
-    p = plan(M, N, x.element_size(), "forward")
+    p = plan(M, N, "forward")
     y = torch.empty_like(x, memory_format=torch.contiguous_format)  # (M, N)
     s = None if residual is None else torch.empty_like(y)  # (M, N)
     rstd = torch.empty(M, dtype=torch.float32, device=x.device)  # (M,)
@@ -283,7 +283,7 @@ def backward(dy, x, weight, bias_dtype, mean, rstd, ds=None):
     if M == 0:  # no rows: no launch; the parameter gradients are sums over nothing
         zeros = lambda dtype: None if dtype is None else torch.zeros(N, dtype=dtype, device=x.device)  # noqa: E731
         return torch.empty_like(x), zeros(None if weight is None else weight.dtype), zeros(bias_dtype)
-    p = plan(M, N, x.element_size(), "backward")
+    p = plan(M, N, "backward")
     programs = backward_programs(M, p.block_m, x.device)
     blocks_per_program = triton.cdiv(triton.cdiv(M, p.block_m), programs)
     programs = triton.cdiv(triton.cdiv(M, p.block_m), blocks_per_program)  # no idle programs
