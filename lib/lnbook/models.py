@@ -107,3 +107,89 @@ class TransformerBlock(nn.Sequential):
     def __init__(self, d: int, heads: int = 4, placement: str = "pre", norm: str = "layer", hidden: int | None = None):
         super().__init__(Block(d, placement, norm, CausalSelfAttention(d, heads)),
                          Block(d, placement, norm, MLP(d, hidden)))
+
+
+# ----------------------------------------------------------------------------- chapter 5: residual variants
+
+
+class PlainBlock(Block):
+    """A :class:`Block` without the skip connection: ``x -> sublayer(norm(x))`` (chapter 5's control)."""
+
+    def forward(self, x):
+        return self.sublayer(self.norm(x))
+
+
+class DeepNormBlock(Block):
+    """DeepNorm (Wang et al. 2022): a Post-LN block that up-weights the skip, ``x -> norm(α·x + sublayer(x))``.
+
+    The paper pairs α with an initialization that scales the branch's projections by β
+    (:func:`deepnorm_init_`); :func:`deepnorm_constants` gives both for a depth.
+    """
+
+    def __init__(self, d: int, alpha: float = 1.0, norm: str = "layer", sublayer: nn.Module | None = None):
+        super().__init__(d, "post", norm, sublayer)
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha > 0:
+            raise norms.arg_error(ValueError, "DeepNormBlock", "alpha", "a number > 0", repr(alpha))
+        self.alpha = float(alpha)
+
+    def forward(self, x):
+        return self.norm(self.alpha * x + self.sublayer(x))
+
+
+def deepnorm_constants(layers: int) -> tuple[float, float]:
+    """(α, β) of DeepNorm for an encoder-only (or decoder-only) stack of ``layers`` layers:
+    α = (2N)^(1/4), β = (8N)^(−1/4) (Wang et al. 2022, their Figure 2)."""
+    if isinstance(layers, bool) or not isinstance(layers, int) or layers <= 0:
+        raise norms.arg_error(ValueError, "deepnorm_constants", "layers", "an int > 0", repr(layers))
+    return (2 * layers) ** 0.25, (8 * layers) ** -0.25
+
+
+def _branch_outputs(module: nn.Module) -> list[nn.Linear]:
+    # The last linear layer of every residual branch: what writes into the residual stream.
+    return [m.proj for m in module.modules() if isinstance(m, (MLP, CausalSelfAttention))]
+
+
+def zero_branches_(module: nn.Module) -> nn.Module:
+    """Zero the weight and bias of the last linear layer of every residual branch, in place."""
+    with torch.no_grad():
+        for lin in _branch_outputs(module):
+            lin.weight.zero_()
+            lin.bias.zero_()
+    return module
+
+
+def gpt2_init_(module: nn.Module, n_layer: int, std: float = 0.02) -> nn.Module:
+    """GPT-2's initialization, in place: every linear weight N(0, std²), biases zero, and the branch
+    output projections N(0, (std/√(2·n_layer))²), two residual branches per layer (GPT-2, as in
+    OpenAI's and nanoGPT's code)."""
+    if isinstance(n_layer, bool) or not isinstance(n_layer, int) or n_layer <= 0:
+        raise norms.arg_error(ValueError, "gpt2_init_", "n_layer", "an int > 0", repr(n_layer))
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for m in module.modules():
+            if isinstance(m, nn.Linear):
+                m.weight.copy_(torch.randn(m.weight.shape, generator=gen) * std)
+                m.bias.zero_()
+        for lin in _branch_outputs(module):
+            lin.weight.mul_(1 / (2 * n_layer) ** 0.5)
+    return module
+
+
+def deepnorm_init_(module: nn.Module, beta: float) -> nn.Module:
+    """DeepNorm's initialization, in place: Xavier-normal weights, scaled by β for the feed-forward
+    layers and the attention's value and output projections (gain 1 for queries and keys)."""
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for m in module.modules():
+            if isinstance(m, nn.Linear):
+                fan_out, fan_in = m.weight.shape
+                m.weight.copy_(torch.randn(m.weight.shape, generator=gen) * (2 / (fan_in + fan_out)) ** 0.5)
+                m.bias.zero_()
+        for m in module.modules():
+            if isinstance(m, MLP):
+                m.fc.weight.mul_(beta)
+                m.proj.weight.mul_(beta)
+            elif isinstance(m, CausalSelfAttention):
+                m.qkv.weight[2 * m.proj.in_features:].mul_(beta)  # the value rows of (q, k, v)
+                m.proj.weight.mul_(beta)
+    return module

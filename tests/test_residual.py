@@ -1,0 +1,100 @@
+"""Chapter 5 (LayerNorm and residual connections): exercise answers against closed forms, the new model
+pieces (zero-initialized branches, GPT-2 and DeepNorm initialization, plain and DeepNorm blocks) and their
+argument errors."""
+
+import math
+
+import pytest
+import torch
+
+from lnbook import models
+from lnbook.experiments import residual
+
+
+def test_chapter5_exercise_answers():
+    a = residual.exercise_answers()
+    # I − a·uuᵀ with |u| = 1 has singular values 1 (d − 1 times) and |1 − a|: σ_min = min(1, |1 − a|).
+    assert math.isclose(a["smin_099"], 0.01, rel_tol=1e-10)
+    assert math.isclose(a["smin_150"], 0.5, rel_tol=1e-12)
+    assert math.isclose(a["smin_099_10"], 1e-20, rel_tol=1e-9)
+    # GPT-2: std 0.02/√(2·12) = 0.02/√24 ≈ 0.004082; a 16×64 sample of 1024 weights estimates it to ~5 %.
+    assert a["gpt2_proj_std"] == pytest.approx(0.02 / math.sqrt(24), rel=0.1)
+    # DeepNorm, N = 12: α = 24^(1/4), β = 96^(−1/4).
+    assert math.isclose(a["alpha_12"], 24 ** 0.25, rel_tol=1e-14)
+    assert math.isclose(a["beta_12"], 96 ** -0.25, rel_tol=1e-14)
+    assert math.isclose(a["alpha_12"], 2.2134, rel_tol=1e-4) and math.isclose(a["beta_12"], 0.31947, rel_tol=1e-4)
+    # GPT-2 small: 2 LayerNorms per layer and a final one, each with γ and β of width 768.
+    assert a["ln_params"] == (2 * 12 + 1) * 2 * 768 == 38_400
+
+
+def test_zero_branches_make_a_pre_ln_layer_the_identity():
+    torch.manual_seed(0)
+    layer = models.zero_branches_(models.TransformerBlock(16, 4, "pre"))
+    x = torch.randn(2, 5, 16)
+    assert torch.equal(layer(x), x)
+    assert all(float(m.proj.weight.detach().abs().sum()) == 0 for m in layer.modules() if isinstance(m, models.MLP))
+
+
+def test_gpt2_init_scales_only_the_branch_outputs():
+    torch.manual_seed(0)
+    model = models.gpt2_init_(torch.nn.Sequential(*[models.TransformerBlock(32, 4) for _ in range(8)]), 8)
+    mlp = model[0][1].sublayer
+    # 32×128 = 4096 draws: the sample std is within 5 % of the target.
+    assert float(mlp.fc.weight.detach().std()) == pytest.approx(0.02, rel=0.05)
+    assert float(mlp.proj.weight.detach().std()) == pytest.approx(0.02 / 4, rel=0.05)  # 1/√(2·8) = 1/4
+    assert float(mlp.fc.bias.detach().abs().max()) == 0.0
+
+
+def test_deepnorm_block_and_constants():
+    alpha, beta = models.deepnorm_constants(6)
+    assert math.isclose(alpha, 12 ** 0.25) and math.isclose(beta, 48 ** -0.25)
+    torch.manual_seed(0)
+    block = models.DeepNormBlock(8, alpha=alpha)
+    x = torch.randn(3, 8)
+    expected = torch.nn.functional.layer_norm(alpha * x + block.sublayer(x), (8,))
+    assert torch.allclose(block(x), expected, atol=1e-6)
+    models.deepnorm_init_(block, beta)
+    # Xavier normal for 8 → 32: std √(2/40), times β.
+    assert float(block.sublayer.fc.weight.detach().std()) == pytest.approx(math.sqrt(2 / 40) * beta, rel=0.15)
+
+
+def test_plain_block_has_no_skip():
+    torch.manual_seed(0)
+    block = models.PlainBlock(8, norm="none")
+    x = torch.randn(3, 8)
+    assert torch.equal(block(x), block.sublayer(x))
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, True, "4"])
+def test_deepnorm_constants_rejects_bad_layers(bad):
+    with pytest.raises(ValueError, match=r"deepnorm_constants: layers: expected an int > 0, got"):
+        models.deepnorm_constants(bad)
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("nan"), "2"])
+def test_deepnorm_block_rejects_bad_alpha(bad):
+    with pytest.raises(ValueError, match=r"DeepNormBlock: alpha: expected a number > 0, got"):
+        models.DeepNormBlock(8, alpha=bad)
+
+
+def test_gpt2_init_rejects_bad_n_layer():
+    with pytest.raises(ValueError, match=r"gpt2_init_: n_layer: expected an int > 0, got 0"):
+        models.gpt2_init_(models.MLP(4), 0)
+
+
+def test_train_rejects_unknown_variant():
+    with pytest.raises(ValueError, match=r"train: variant: expected one of .*got 'sandwich'"):
+        residual.train("sandwich")
+
+
+def test_placement_classifier_on_the_three_forms():
+    assert residual.classify_placement(lambda n, f, x: n(x + f(x))) == "post"
+    assert residual.classify_placement(lambda n, f, x: x + f(n(x))) == "pre"
+    assert residual.classify_placement(lambda n, f, x: x + n(f(x))) == "branch"
+    assert residual.classify_placement(lambda n, f, x: x + f(x)) == "none"
+
+
+def test_gpt2_small_count_matches_hand_formula():
+    # 12·(12d² + 13d) + (V + T)·d + 2d with d = 768: the per-layer weights and biases, embeddings, ln_f.
+    d = 768
+    assert residual.gpt2_small_counts()["params"] == 12 * (12 * d * d + 13 * d) + (50257 + 1024) * d + 2 * d
