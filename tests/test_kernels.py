@@ -232,12 +232,12 @@ print(json.dumps(rows))
 
 def test_every_variant_compiles_for_real_gpus_without_heavy_spills():
     """Compiled ahead of time with Triton's own ptxas (no GPU needed): what the interpreter cannot
-    check. With 16 warps a thread has at most 128 registers; the backward at N = 8192 holds about
-    112 live float32 values a thread, so a few words may spill to the stack: at most 64 bytes."""
+    check. Registers stay within the per-thread share of the SM's 65536 at the plan's warp count;
+    a few words may spill to the stack where a block is at its limit (at most 64 bytes a thread)."""
     env = {**os.environ, "TRITON_INTERPRET": "0"}  # compiled kernels: set before lnbook.kernels is imported
     out = subprocess.run([sys.executable, "-c", AOT], env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     rows = json.loads(out.stdout.strip().splitlines()[-1])
     assert len(rows) == 3 * 2 * 3 * 3 + 3 * 2 + 3 * 2
     for row in rows:
-        assert row["reg"] <= 128 and row["stack"] <= 64, row
+        assert row["reg"] <= min(255, 65536 // (32 * row["num_warps"])) and row["stack"] <= 64, row

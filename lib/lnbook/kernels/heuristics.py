@@ -18,10 +18,10 @@ INTERPRETED = bool(knobs.runtime.interpret)
 
 # A row of at most this many values is held in registers as one block; wider rows loop over chunks
 # of LOOP_BLOCK_N values. The limit is on values, not bytes: the kernels compute in float32 whatever
-# the input dtype. Compiled for sm_90 with 16 warps (at most 128 registers a thread), a forward
-# block of 16384 values uses 121-128 registers and does not spill, 32768 spills ~1.2 KB a thread;
-# the backward keeps x, dy, w·dy, xhat and the dw, db sums live, and spills from 16384 on
-# (lnbook.kernels.aot reports these figures without a GPU).
+# the input dtype. A multiprocessor has 65536 registers, so a thread of a 32-warp (1024-thread)
+# block gets at most 64. Compiled for sm_90 (lnbook.kernels.aot reports this without a GPU), a
+# forward block of 16384 values fits and one of 32768 spills about 336 bytes a thread; the backward
+# keeps x, dy, w·dy, xhat and the dw, db sums live, fits at 8192 and spills from 16384 on.
 MAX_FUSED_N = {"forward": 16384, "backward": 8192}
 LOOP_BLOCK_N = 4096
 # Values per program when several short rows share one program: enough to keep a warp group
@@ -46,8 +46,9 @@ def plan(M: int, N: int, direction: str) -> Plan:
     block_m = 1
     if one_block:
         block_m = min(triton.next_power_of_2(max(M, 1)), max(1, VALUES_PER_PROGRAM // block_n))
-    # About 8 fp32 values per thread per live array, at most 16 warps (512 threads).
-    num_warps = min(16, max(1, triton.next_power_of_2(block_m * block_n // 256)))
+    # About 8 float32 values per thread per live array, up to 32 warps (1024 threads, a whole SM):
+    # at 16 warps the backward at N = 8192 hits the 128-register cap and spills; at 32 it needs ~61.
+    num_warps = min(32, max(1, triton.next_power_of_2(block_m * block_n // 256)))
     return Plan(block_m, block_n, one_block, num_warps)
 
 
