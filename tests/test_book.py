@@ -12,19 +12,12 @@ import pytest
 
 from lnbook import claims
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tools"))
-import notebooks as notebooks_tool  # noqa: E402  (tools/ is a folder of scripts, not a package)
+import notebooks as notebooks_tool  # tools/notebooks.py (tests/conftest.py puts tools/ on the path)
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
 NOTEBOOKS = sorted(p for p in BOOK.glob("*.ipynb"))
 CHAPTERS = [p for p in NOTEBOOKS if re.match(r"\d\d_", p.name)]
-
-
-def toc_files() -> list[str]:
-    # _toc.yml is simple enough to read without a YAML parser: every "file:" or "root:" entry.
-    text = (ROOT / "_toc.yml").read_text()
-    return re.findall(r"^\s*(?:-\s*file|root):\s*(\S+)", text, re.M)
 
 
 def first_code_cell(nb: pathlib.Path) -> str:
@@ -33,7 +26,7 @@ def first_code_cell(nb: pathlib.Path) -> str:
 
 
 def test_every_page_is_in_the_toc_and_every_toc_entry_exists():
-    listed = set(toc_files())
+    listed = set(notebooks_tool.toc_files())
     pages = {str(p.relative_to(ROOT).with_suffix("")) for p in [*BOOK.glob("*.ipynb"), *BOOK.glob("*.md")]}
     assert pages == listed, f"only in book/: {sorted(pages - listed)}; only in _toc.yml: {sorted(listed - pages)}"
 

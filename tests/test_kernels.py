@@ -15,7 +15,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lnbook import kernels
+from lnbook import bench, kernels
 from lnbook.kernels import heuristics
 from numerics import F64, assert_no_worse_than_torch, params, randn
 
@@ -25,16 +25,11 @@ DTYPE_IDS = ["fp32", "fp16", "bf16"]
 WIDE = 40000  # wider than one block, forward and backward (heuristics.MAX_FUSED_N)
 
 
-def torch_add_layer_norm(x, residual, normalized_shape, weight=None, bias=None, eps=1e-5):
-    s = x + residual
-    return F.layer_norm(s, normalized_shape, weight, bias, eps), s
-
-
 # op name -> (ours, torch's, number of activation inputs, takes a bias)
 OPS = {
     "layer_norm": (kernels.layer_norm, F.layer_norm, 1, True),
     "rms_norm": (kernels.rms_norm, F.rms_norm, 1, False),
-    "add_layer_norm": (kernels.add_layer_norm, torch_add_layer_norm, 2, True),
+    "add_layer_norm": (kernels.add_layer_norm, bench.torch_add_layer_norm, 2, True),
 }
 
 

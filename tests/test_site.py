@@ -12,9 +12,7 @@ import html.parser
 import http.server
 import os
 import pathlib
-import re
 import shutil
-import sys
 import threading
 import urllib.parse
 
@@ -22,8 +20,7 @@ import pytest
 
 from lnbook import claims
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tools"))
-import notebooks as notebooks_tool  # noqa: E402  (tools/ is a folder of scripts, not a package)
+import notebooks as notebooks_tool  # tools/notebooks.py (tests/conftest.py puts tools/ on the path)
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SITE = ROOT / "_build" / "html"
@@ -38,8 +35,7 @@ def _missing(what: str) -> None:
 
 def pages() -> list[str]:
     """Every page of the table of contents, as paths of the built site (book/intro.html, …)."""
-    text = (ROOT / "_toc.yml").read_text()
-    return [f"{p}.html" for p in re.findall(r"^\s*(?:-\s*file|root):\s*(\S+)", text, re.M)]
+    return [f"{p}.html" for p in notebooks_tool.toc_files()]
 
 
 def notebook_pages() -> list[str]:

@@ -45,6 +45,12 @@ def bootstrap_source() -> str:
     return TEMPLATE.format(url=url, branch=branch)
 
 
+def toc_files() -> list[str]:
+    """Every ``file:`` or ``root:`` entry of ``_toc.yml`` (simple enough to read without YAML)."""
+    text = (ROOT / "_toc.yml").read_text()
+    return re.findall(r"^\s*(?:-\s*file|root):\s*(\S+)", text, re.M)
+
+
 def notebooks() -> list[pathlib.Path]:
     return sorted(BOOK.glob("*.ipynb"))
 

@@ -158,17 +158,22 @@ def _command(*args: str) -> str | None:
         return None
 
 
-def _version(package: str) -> str | None:
+def package_version(package: str) -> str | None:
     try:
         return importlib.metadata.version(package)
     except importlib.metadata.PackageNotFoundError:
         return None
 
 
-def environment(device: torch.device) -> dict:
+def git_commit() -> str | None:
+    """The checkout's commit, with "-dirty" when tracked files changed; None outside a checkout."""
     here = pathlib.Path(__file__).resolve().parent
     commit = _command("git", "-C", str(here), "rev-parse", "HEAD")
     dirty = _command("git", "-C", str(here), "status", "--porcelain", "--untracked-files=no")
+    return None if commit is None else commit + ("-dirty" if dirty else "")
+
+
+def environment(device: torch.device) -> dict:
     cuda = device.type == "cuda"
     return {
         "device": torch.cuda.get_device_name(device) if cuda else f"CPU: {platform.processor() or platform.machine()}",
@@ -176,10 +181,10 @@ def environment(device: torch.device) -> dict:
         "driver": _command("nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader") if cuda else None,
         "cuda": torch.version.cuda,
         "torch": torch.__version__,
-        "triton": _version("triton"),
-        "liger_kernel": _version("liger-kernel"),
+        "triton": package_version("triton"),
+        "liger_kernel": package_version("liger-kernel"),
         "python": platform.python_version(),
-        "commit": None if commit is None else commit + ("-dirty" if dirty else ""),
+        "commit": git_commit(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
 

@@ -24,7 +24,6 @@ from triton.compiler import ASTSource
 
 from lnbook.kernels import heuristics, rownorm
 
-TYPES = {"fp32": "fp32", "fp16": "fp16", "bf16": "bf16"}
 OPS = {  # op -> forward flags, backward flags
     "layer_norm": ({"CENTER": True, "HAS_R": False, "HAS_B": True}, {"CENTER": True, "HAS_B": True, "HAS_DS": False}),
     "rms_norm": ({"CENTER": False, "HAS_R": False, "HAS_B": False}, {"CENTER": False, "HAS_B": False, "HAS_DS": False}),
@@ -52,7 +51,7 @@ def compile_kernel(op: str, direction: str, dtype: str, N: int, capability: int 
     flags = forward_flags if direction == "forward" else backward_flags
     consts = {**flags, "HAS_W": True, "BLOCK_M": plan.block_m, "BLOCK_N": plan.block_n, "ONE_BLOCK": plan.one_block}
     fn, args = (rownorm._forward_kernel, FORWARD_ARGS) if direction == "forward" else (rownorm._backward_kernel, BACKWARD_ARGS)
-    signature = _signature(args, TYPES[dtype]) | {name: "constexpr" for name in consts}
+    signature = _signature(args, dtype) | {name: "constexpr" for name in consts}
     source = ASTSource(fn=fn, signature=signature, constexprs=consts)
     return plan, triton.compile(source, target=GPUTarget("cuda", capability, 32), options={"num_warps": plan.num_warps})
 

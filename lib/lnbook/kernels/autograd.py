@@ -25,10 +25,9 @@ def _shaped(grad: torch.Tensor | None, shape) -> torch.Tensor | None:
 
 
 def _remember(ctx, x, weight, bias, N: int) -> None:
-    ctx.N, ctx.x_shape, ctx.param_shape = N, x.shape, None
+    ctx.N, ctx.x_shape = N, x.shape
     ctx.bias_dtype = None if bias is None else bias.dtype
-    for t in (weight, bias):
-        ctx.param_shape = t.shape if t is not None else ctx.param_shape
+    ctx.param_shape = next((t.shape for t in (weight, bias) if t is not None), None)  # normalized_shape
 
 
 class RowNorm(torch.autograd.Function):
