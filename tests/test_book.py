@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import pathlib
 import re
@@ -11,6 +12,8 @@ import sys
 import pytest
 
 from lnbook import claims
+
+from conftest import claim_params
 
 import notebooks as notebooks_tool  # tools/notebooks.py (tests/conftest.py puts tools/ on the path)
 
@@ -63,20 +66,59 @@ def test_bootstrap_makes_lnbook_importable_in_a_fresh_environment(tmp_path):
     assert pathlib.Path(out.stdout.strip()).resolve().is_relative_to((ROOT / "lib").resolve())
 
 
-def test_every_registered_claim_is_shown_in_a_chapter():
-    shown = set()
-    for nb in CHAPTERS:
-        shown |= set(re.findall(r"claims\.show\('([A-Z]\d\d)'\)", nb.read_text()))
-    assert set(claims.registry()) <= shown, f"registered but never shown: {sorted(set(claims.registry()) - shown)}"
+def cards_in(nb: pathlib.Path) -> list[str]:
+    """The claim IDs a chapter shows a card for, in order (one per ``claims.show('ID')`` call)."""
+    return re.findall(r"claims\.show\('([A-Z]\d\d)'\)", nb.read_text())
 
 
-def test_glued_keys_exist():
-    """Every {glue:text}`ID_name` in a chapter names a number its claim computes."""
+def test_every_registered_claim_has_exactly_one_card_in_its_chapter():
+    """Coverage between the registry and the chapters: the registry is the source of truth."""
     registry = claims.registry()
-    for nb in CHAPTERS:
-        for cid, name in re.findall(r"\{glue:text\}`([A-Z]\d\d)_(\w+?)(?::[^`]*)?`", nb.read_text()):
-            assert cid in registry, f"{nb.name}: glue of unknown claim {cid}"
-            assert name in claims.run(cid).evidence.numbers, f"{nb.name}: {cid}_{name} is not computed"
+    shown = {nb.stem: cards_in(nb) for nb in CHAPTERS}
+    for cid, c in registry.items():
+        home = pathlib.Path(claims.chapter_of(c)).name
+        assert shown[home].count(cid) == 1, f"{cid}: {shown[home].count(cid)} cards in {home}"
+        others = [name for name, ids in shown.items() if name != home and cid in ids]
+        assert not others, f"{cid} also has a card in {others}"
+    unregistered = {cid for ids in shown.values() for cid in ids} - set(registry)
+    assert not unregistered, f"cards of unregistered claims: {sorted(unregistered)}"
+
+
+def test_no_experiment_reads_a_clock():
+    """A verdict on a busy 2-core machine must not rest on wall-clock time: no experiment module (nor the
+    registry) imports a clock or calls a timing helper."""
+    clocks = {"time", "timeit", "datetime"}
+    timers = {"perf_counter", "perf_counter_ns", "monotonic", "process_time", "median_time", "time_ns"}
+    lib = ROOT / "lib" / "lnbook"
+    for path in [lib / "claims.py", *sorted((lib / "experiments").glob("*.py"))]:
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                assert not {a.name.split(".")[0] for a in node.names} & clocks, f"{path.name} imports a clock"
+            elif isinstance(node, ast.ImportFrom):
+                assert (node.module or "").split(".")[0] not in clocks, f"{path.name} imports from {node.module}"
+            elif isinstance(node, ast.Attribute):
+                assert node.attr not in timers, f"{path.name}:{node.lineno} calls {node.attr}"
+                # The benchmark times its providers: a claim may use its byte counts, never its runs.
+                bench_run = node.attr == "run" and isinstance(node.value, ast.Name) and node.value.id == "bench"
+                assert not bench_run, f"{path.name}:{node.lineno} runs the benchmark"
+            elif isinstance(node, ast.Name):
+                assert node.id not in timers, f"{path.name}:{node.lineno} uses {node.id}"
+
+
+@pytest.mark.parametrize("claim_id", claim_params())
+def test_glued_keys_exist(claim_id):
+    """Every {glue:text}`ID_name` in a chapter names a number its claim computes."""
+    text = "".join(nb.read_text() for nb in CHAPTERS)
+    names = set(re.findall(rf"\{{glue:text\}}`{claim_id}_(\w+?)(?::[^`]*)?`", text))
+    missing = names - set(claims.run(claim_id).evidence.numbers)
+    assert not missing, f"{claim_id}: glued but not computed: {sorted(missing)}"
+
+
+def test_glued_claim_keys_name_registered_claims():
+    text = "".join(nb.read_text() for nb in CHAPTERS)
+    glued = set(re.findall(r"\{glue:text\}`([A-Z]\d\d)_", text))
+    assert glued <= set(claims.registry()), f"glue of unknown claims: {sorted(glued - set(claims.registry()))}"
 
 
 def test_config_is_strict_and_jupyter_book_is_pinned_below_2():

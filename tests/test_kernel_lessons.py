@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 from lnbook import bench
@@ -60,12 +61,18 @@ def test_add_traffic_counts_the_round_trip_of_the_sum():
     assert t["unfused"]["backward"] - t["fused"]["backward"] == 2 * act  # ds + dx is not a separate pass
 
 
-def test_speed_ratio_reads_a_record():
-    record = {"results": [
-        {"op": "layer_norm", "N": 8, "ms": 2.0, "provider": "p", "mode": "forward", "dtype": "fp32"},
-        {"op": "rms_norm", "N": 8, "ms": 3.0, "provider": "p", "mode": "forward", "dtype": "fp32"},
-    ]}
-    assert kx.speed_ratio(record, "rms_norm", "layer_norm", "p", "forward", "fp32") == {8: 1.5}
+def test_eager_traffic_counts_operations_and_bytes():
+    M, N = 8, 16
+    ln, rms = kx.eager_traffic("layer_norm", M, N), kx.eager_traffic("rms_norm", M, N)
+    assert ln["ops"] == ["native_layer_norm.default"]
+    # x and y (M×N float32), w and b (N), mean and rstd (M each): one fused pass
+    assert ln["bytes"] == (2 * M * N + 2 * N + 2 * M) * 4
+    assert len(rms["ops"]) > 1 and rms["bytes"] > 2 * ln["bytes"]  # composed: intermediates go through memory
+
+
+def test_eager_traffic_rejects_an_unknown_op():
+    with pytest.raises(ValueError, match=r"op.*'layer_norm', 'rms_norm'.*'batch_norm'"):
+        kx.eager_traffic("batch_norm")
 
 
 def test_chapter6_exercise_answers():

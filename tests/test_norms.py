@@ -573,3 +573,24 @@ def test_check_norm_args_returns_the_shape_as_a_tuple():
     assert norms.check_norm_args(X, torch.Size([2, 8]), W8.expand(2, 8)) == (2, 8)
     assert norms.check_norm_args(X, [8], eps=None, op="rms_norm") == (8,)
     assert norms.check_norm_args(X, 8, eps=0) == (8,)  # eps = 0 is allowed: the book studies it
+
+
+def test_the_models_layer_norm_module_matches_the_reference():
+    """models.LayerNorm runs PyTorch's fused op for speed; values and gradients are the reference's."""
+    from lnbook import models
+
+    gen = torch.Generator().manual_seed(7)
+    x = torch.randn(3, 5, 16, generator=gen, dtype=torch.float64, requires_grad=True)
+    module = models.LayerNorm(16).double()
+    with torch.no_grad():
+        module.weight.copy_(1 + 0.1 * torch.randn(16, generator=gen, dtype=torch.float64))
+        module.bias.copy_(0.1 * torch.randn(16, generator=gen, dtype=torch.float64))
+    dy = torch.randn(3, 5, 16, generator=gen, dtype=torch.float64)
+    w, b = (module.weight.detach().clone().requires_grad_(), module.bias.detach().clone().requires_grad_())
+    x2 = x.detach().clone().requires_grad_()
+    (module(x) * dy).sum().backward()
+    (norms.layer_norm(x2, (16,), w, b) * dy).sum().backward()
+    # float64, two summation orders of 16 terms: rounding at 1e-15.
+    for got, want in ((x.grad, x2.grad), (module.weight.grad, w.grad), (module.bias.grad, b.grad)):
+        assert torch.allclose(got, want, rtol=0, atol=1e-13)
+    assert torch.allclose(module(x), norms.layer_norm(x2, (16,), w, b), rtol=0, atol=1e-13)

@@ -82,9 +82,35 @@ def test_gpt2_init_rejects_bad_n_layer():
         models.gpt2_init_(models.MLP(4), 0)
 
 
-def test_train_rejects_unknown_variant():
-    with pytest.raises(ValueError, match=r"train: variant: expected one of .*got 'sandwich'"):
+def test_train_rejects_unknown_kind():
+    with pytest.raises(ValueError, match=r"train: kind: expected 'pre' or 'plain', got 'sandwich'"):
         residual.train("sandwich")
+
+
+def test_reversal_batch_is_a_sequence_then_its_reverse():
+    seq = residual.reversal_batch(torch.Generator().manual_seed(0), 5)
+    L = residual.REVERSAL["length"]
+    assert seq.shape == (5, 2 * L + 1) and (seq[:, L] == 0).all()
+    assert torch.equal(seq[:, L + 1:], seq[:, :L].flip(1))
+    assert seq[:, :L].min() >= 1 and seq[:, :L].max() <= residual.REVERSAL["symbols"]
+
+
+def test_linear_warmup_factor():
+    f = residual.linear_warmup(4)
+    assert [f(s) for s in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    assert residual.linear_warmup(0)(0) == 1.0
+
+
+def test_steps_to_says_never_instead_of_a_sentinel():
+    assert residual.steps_to([3.0] * 20, 1.0) is None
+    # Step 14 (index 13) is the first whose window holds four zeros and six threes: mean 1.8 < 2.
+    assert residual.steps_to([3.0] * 10 + [0.0] * 10, 2.0) == 14
+
+
+def test_markov_chain_rows_are_distributions_and_entropy_is_below_uniform():
+    p = residual.markov_probs()
+    assert torch.allclose(p.sum(1), torch.ones(len(p), dtype=p.dtype), atol=1e-12)
+    assert 0 < residual.markov_entropy() < math.log(len(p))
 
 
 def test_placement_classifier_on_the_three_forms():

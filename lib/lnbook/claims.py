@@ -16,9 +16,13 @@ from __future__ import annotations
 
 import argparse
 import functools
+import hashlib
+import html
 import importlib
 import json
 import math
+import os
+import pathlib
 import pkgutil
 import string
 import sys
@@ -26,11 +30,36 @@ import textwrap
 from dataclasses import dataclass
 from typing import Callable
 
-VERDICTS = ("holds", "holds under conditions", "does not hold")
+VERDICTS = ("holds", "holds under conditions", "does not hold", "not established")
 # Chapters in book order; an ID's letter says which chapter it belongs to.
 PREFIX_ORDER = "FMTWR"
-# MyST admonition class per verdict: the colour a reader sees on the claim card.
-_CARD_CLASS = {"holds": "tip", "holds under conditions": "warning", "does not hold": "error"}
+
+
+@dataclass(frozen=True)
+class VerdictStyle:
+    """How a verdict looks, in one place: the words a statement opens with, the MyST admonition class
+    that colours the card on the site, and the same colour for the HTML card of plain Jupyter."""
+
+    opening: str
+    admonition: str
+    colour: str  # border and label
+    background: str
+
+
+STYLES = {
+    "holds": VerdictStyle("Holds", "tip", "#2e7d32", "#edf7ee"),
+    "holds under conditions": VerdictStyle("Holds under conditions", "warning", "#b26a00", "#fff6e5"),
+    "does not hold": VerdictStyle("Does not hold", "error", "#c62828", "#fdecec"),
+    "not established": VerdictStyle("Not established", "note", "#546e7a", "#eef2f4"),
+}
+
+
+def opens_with_verdict(statement: str, verdict: str) -> bool:
+    """True when ``statement`` opens with its verdict's words, and not with a longer verdict's
+    ("Holds under conditions" is not a plain "Holds")."""
+    words = STYLES[verdict].opening
+    longer = [s.opening for s in STYLES.values() if s.opening != words and s.opening.startswith(words)]
+    return statement.startswith(words) and not any(statement.startswith(w) for w in longer)
 
 
 @dataclass(frozen=True)
@@ -89,6 +118,9 @@ def claim(id: str, *, source: str, claim: str, statement: str, verdict: str):
     """Register the decorated zero-argument function as the check of claim ``id``."""
     if verdict not in VERDICTS:
         raise ValueError(f"claim {id}: verdict: expected one of {VERDICTS}, got {verdict!r}")
+    if not opens_with_verdict(statement, verdict):
+        raise ValueError(f"claim {id}: statement: expected it to open with {STYLES[verdict].opening!r} "
+                         f"(its verdict), got {statement[:40]!r}")
     if len(id) != 3 or id[0] not in PREFIX_ORDER or not id[1:].isdigit():
         raise ValueError(f"claim id: expected a letter of {PREFIX_ORDER!r} and two digits, got {id!r}")
 
@@ -99,6 +131,11 @@ def claim(id: str, *, source: str, claim: str, statement: str, verdict: str):
         return check
 
     return register
+
+
+def chapter_of(c: Claim) -> str:
+    """The chapter that shows claim ``c``: the ``CHAPTER`` of the module that registers its check."""
+    return sys.modules[c.check.__module__].CHAPTER
 
 
 def _sort_key(id: str) -> tuple[int, int]:
@@ -136,6 +173,66 @@ def ledger(ids: list[str] | None = None) -> list[Result]:
     return [run(id) for id in (ids or registry())]
 
 
+# ----------------------------------------------------------------------------- results of a book build
+# Each chapter records the results it shows under _build/claims/; the ledger page reads them instead of
+# running every check a second time in the same build, and the test suite compares them with its own
+# run (two runs, one under the build's load: identical numbers). A record counts only if it was made by
+# the same library source and torch; anything else is run afresh.
+
+
+def _checkout() -> pathlib.Path | None:
+    """The book's checkout that the working directory is in (where _config.yml and lib/lnbook are)."""
+    here = pathlib.Path.cwd().resolve()
+    return next((p for p in (here, *here.parents) if (p / "_config.yml").is_file() and (p / "lib" / "lnbook").is_dir()), None)
+
+
+def results_dir() -> pathlib.Path | None:
+    """Where a build records claim results: ``$LNBOOK_RESULTS``, else _build/claims of the checkout."""
+    if os.environ.get("LNBOOK_RESULTS"):
+        return pathlib.Path(os.environ["LNBOOK_RESULTS"])
+    root = _checkout()
+    return root / "_build" / "claims" if root else None
+
+
+@functools.lru_cache(maxsize=None)
+def source_fingerprint() -> str:
+    """A hash of every module of the installed lnbook and of torch's version: what a result depends on."""
+    import torch
+
+    package = pathlib.Path(__file__).resolve().parent
+    digest = hashlib.sha256(torch.__version__.encode())
+    for path in sorted(package.rglob("*.py")):
+        digest.update(str(path.relative_to(package)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def record(result: Result) -> None:
+    """Write ``result`` under :func:`results_dir` (nothing outside a checkout)."""
+    folder = results_dir()
+    if folder is None:
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    payload = {"fingerprint": source_fingerprint(), **result.to_dict()}
+    (folder / f"{result.claim.id}.json").write_text(json.dumps(payload, indent=1, ensure_ascii=False))
+
+
+def recorded(id: str) -> Result | None:
+    """The result a chapter of this build recorded for ``id``, if made by this very source; else None."""
+    folder = results_dir()
+    path = folder / f"{id}.json" if folder else None
+    if path is None or not path.is_file():
+        return None
+    data = json.loads(path.read_text())
+    if data.get("fingerprint") != source_fingerprint():
+        return None
+    return Result(registry()[id], Evidence(data["numbers"], data["checks"]))
+
+
+def built_ledger() -> list[Result]:
+    """Every claim's result, as recorded by the chapters of this build, running any that is missing."""
+    return [recorded(id) or run(id) for id in registry()]
+
+
 # ----------------------------------------------------------------------------- rendering
 
 
@@ -156,14 +253,19 @@ def _numbers_line(result: Result) -> str:
     return ", ".join(f"`{k}` = {format_number(v)}" for k, v in result.evidence.numbers.items())
 
 
+def card_label(result: Result) -> str:
+    """The card's title: the claim's ID and its verdict."""
+    return f"{result.claim.id} · {result.claim.verdict}"
+
+
 def markdown_card(result: Result) -> str:
-    """A MyST admonition for one claim, as a chapter shows it."""
+    """A MyST admonition for one claim, as the book shows it (coloured by the verdict's class)."""
     c = result.claim
     mark = "passed" if result.passed else "FAILED"
     return "\n".join(
         [
-            f"```{{admonition}} {c.id} · {c.verdict}",
-            f":class: {_CARD_CLASS[c.verdict]}",
+            f"```{{admonition}} {card_label(result)}",
+            f":class: {STYLES[c.verdict].admonition} claim-card",
             f"**Source** ({c.source}): {c.claim}",
             "",
             f"**The book:** {result.statement}",
@@ -172,6 +274,40 @@ def markdown_card(result: Result) -> str:
             "```",
         ]
     )
+
+
+def html_card(result: Result) -> str:
+    """The same card as self-contained HTML (inline styles): what plain Jupyter and Colab show."""
+    c, style = result.claim, STYLES[result.claim.verdict]
+    esc = html.escape
+    numbers = ", ".join(f"<code>{esc(k)}</code> = {esc(format_number(v))}" for k, v in result.evidence.numbers.items())
+    mark = "passed" if result.passed else "FAILED"
+    para = '<p style="margin:0.4em 0">'
+    return (
+        f'<div class="claim-card" style="border-left:6px solid {style.colour};background:{style.background};'
+        f'padding:0.5em 1em;margin:1em 0;border-radius:4px">'
+        f'<p style="margin:0.2em 0;font-weight:bold;color:{style.colour}">{esc(card_label(result))}</p>'
+        f"{para}<b>Source</b> ({esc(c.source)}): {esc(c.claim)}</p>"
+        f"{para}<b>The book:</b> {esc(result.statement)}</p>"
+        f"{para}<b>Evidence</b> ({mark}): {numbers}</p></div>"
+    )
+
+
+class Card:
+    """A claim card for IPython's display: MyST for the book (its build prefers ``text/markdown``,
+    see ``nb_mime_priority_overrides`` in _config.yml), HTML for Jupyter and Colab, text elsewhere."""
+
+    def __init__(self, result: Result):
+        self.result = result
+
+    def _repr_markdown_(self) -> str:
+        return markdown_card(self.result)
+
+    def _repr_html_(self) -> str:
+        return html_card(self.result)
+
+    def __repr__(self) -> str:
+        return f"{card_label(self.result)}: {self.result.statement}"
 
 
 def _cell(text: str) -> str:
@@ -250,11 +386,12 @@ def glue_numbers(result: Result) -> None:
 
 def show(id: str) -> Result:
     """Run claim ``id`` in a chapter: glue its numbers and display its card."""
-    from IPython.display import Markdown, display
+    from IPython.display import display
 
     result = run(id)
+    record(result)
     glue_numbers(result)
-    display(Markdown(markdown_card(result)))
+    display(Card(result))
     return result
 
 

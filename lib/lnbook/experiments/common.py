@@ -1,10 +1,12 @@
-"""Small helpers shared by the chapter experiments: seeded tensors, a log-log slope, timing."""
+"""Small helpers shared by the chapter experiments: seeded tensors, a log-log slope, statistics over seeds,
+and a roofline model of time from counted FLOPs and bytes (no experiment reads a clock)."""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
-import time
+import statistics
 
 import torch
 
@@ -20,18 +22,26 @@ def max_abs(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).abs().max())
 
 
+def _slope(x: list[float], y: list[float]) -> float:
+    x, y = torch.tensor(x, dtype=F64), torch.tensor(y, dtype=F64)
+    x = x - x.mean()
+    return float((x * (y - y.mean())).sum() / (x * x).sum())
+
+
 def loglog_slope(x, y) -> float:
-    """Least-squares slope of log y against log x."""
-    lx = torch.tensor([math.log(v) for v in x], dtype=F64)
-    ly = torch.tensor([math.log(v) for v in y], dtype=F64)
-    lx = lx - lx.mean()
-    return float((lx * (ly - ly.mean())).sum() / (lx * lx).sum())
+    """Least-squares slope of log y against log x (the exponent of a power law)."""
+    return _slope([math.log(v) for v in x], [math.log(v) for v in y])
+
+
+def semilog_slope(x, y) -> float:
+    """Least-squares slope of ln y against x (the rate of an exponential)."""
+    return _slope([float(v) for v in x], [math.log(v) for v in y])
 
 
 @contextlib.contextmanager
 def one_thread():
     """Run the enclosed torch work on one thread, then restore the setting: small layers gain nothing
-    from a thread pool, and timings on a shared machine are steadier without one."""
+    from a thread pool, and on a busy machine handing them between threads costs more than the work."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -40,11 +50,46 @@ def one_thread():
         torch.set_num_threads(before)
 
 
-def median_time(fn, repeats: int) -> float:
-    """Median wall-clock seconds of ``repeats`` calls of ``fn``."""
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return sorted(times)[len(times) // 2]
+@dataclasses.dataclass(frozen=True)
+class SeedSpread:
+    """Mean and spread of one quantity over seeds: what a verdict that rests on random draws decides on."""
+
+    values: tuple[float, ...]
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.values)
+
+    @property
+    def sd(self) -> float:
+        return statistics.stdev(self.values) if len(self.values) > 1 else 0.0
+
+    @property
+    def se(self) -> float:
+        """Standard error of the mean."""
+        return self.sd / math.sqrt(len(self.values))
+
+    def beyond(self, value: float, k: float = 3.0) -> bool:
+        """The mean differs from ``value`` by more than ``k`` standard errors, or every seed lies on the
+        same side of it (a difference no seed contradicts)."""
+        same_side = all(v > value for v in self.values) or all(v < value for v in self.values)
+        return abs(self.mean - value) > k * self.se or same_side
+
+
+def over_seeds(values) -> SeedSpread:
+    values = tuple(float(v) for v in values)
+    if len(values) < 3:
+        raise ValueError(f"over_seeds: values: expected at least 3 seeds, got {len(values)}")
+    return SeedSpread(values)
+
+
+# A roofline: an op takes at least max(FLOPs / peak, bytes / bandwidth). The figures are quoted, not
+# measured: NVIDIA's H100 Tensor Core GPU datasheet (SXM5): 3.35 TB/s of HBM3 bandwidth and 989 TFLOP/s
+# of dense BF16 tensor-core throughput (the datasheet's 1,979 assumes 2:4 sparsity), 67 TFLOP/s of FP32
+# on the CUDA cores (what elementwise work and reductions run on).
+H100 = {"name": "H100 SXM5", "bandwidth": 3.35e12, "flops": 989e12, "fp32_flops": 67e12}
+
+
+def roofline_seconds(flops: float, nbytes: float, device: dict = H100) -> float:
+    """The least time an op of ``flops`` FLOPs moving ``nbytes`` bytes of memory can take on ``device``."""
+    return max(flops / device["flops"], nbytes / device["bandwidth"])

@@ -12,12 +12,13 @@ import math
 
 import torch
 
-from lnbook import norms, symbolic
+from lnbook import bench, norms, symbolic
 from lnbook.claims import Evidence, claim
-from lnbook.experiments.common import F64, loglog_slope, max_abs, median_time, one_thread, randn
+from lnbook.experiments.common import F64, H100, loglog_slope, max_abs, one_thread, randn, roofline_seconds
 from lnbook.models import Block, LayerNorm
 
 SRC = "seed 000"
+CHAPTER = "book/01_foundations"  # the chapter that shows this module's claims
 
 
 def ln(x: torch.Tensor, eps: float = 0.0) -> torch.Tensor:
@@ -106,7 +107,7 @@ def samples_with_stats(mean: torch.Tensor, std: torch.Tensor, h: int, seed: int)
     source=f"{SRC} §3",
     claim="If normalizing does not help, the network can learn γ = σ and β = μ and recover its input.",
     statement=(
-        "Holds only when every sample has the same mean and standard deviation. γ and β are per-feature "
+        "Holds under conditions: only when every sample has the same mean and standard deviation. γ and β are per-feature "
         "parameters shared by all samples, while μ and σ belong to each sample. With one sample, or samples "
         "sharing their statistics, the best γ, β recover the input exactly (relative error {err_shared:.1e}); "
         "on {batch} samples with different means and spreads the best γ, β leave a relative error of "
@@ -228,14 +229,20 @@ def f06() -> Evidence:
     )
 
 
-def cpu_time_ratio(shape=(4096, 1024), repeats: int = 30) -> float:
-    """Median CPU time of torch's rms_norm over that of layer_norm (float32, this machine)."""
-    x = randn(*shape, seed=9, dtype=torch.float32)
-    w = torch.ones(shape[-1])
+def rms_vs_ln_cost(M: int = 4096, N: int = 4096, element_size: int = 2) -> dict[str, float]:
+    """Counted cost of one forward pass of RMSNorm against LayerNorm on (M, N), and their least times on
+    an H100 (:func:`roofline_seconds` with CUDA-core float32 throughput: a norm does no matrix products).
 
-    ln_t = median_time(lambda: torch.nn.functional.layer_norm(x, shape[-1:], w), repeats)
-    rms_t = median_time(lambda: torch.nn.functional.rms_norm(x, shape[-1:], w), repeats)
-    return rms_t / ln_t
+    FLOPs per value: LayerNorm sums x (1), centres (1), squares and sums (2), scales by rstd (1), then
+    γ and β (2): 7. RMSNorm squares and sums (2), scales (1), γ (1): 4. Bytes: :func:`lnbook.bench.bytes_moved`.
+    """
+    flops = {"layer_norm": 7 * M * N, "rms_norm": 4 * M * N}
+    nbytes = {op: bench.bytes_moved(op, "forward", M, N, element_size) for op in flops}
+    fp32 = {**H100, "flops": H100["fp32_flops"]}
+    t = {op: roofline_seconds(flops[op], nbytes[op], fp32) for op in flops}
+    return {"flop_ratio": flops["rms_norm"] / flops["layer_norm"],
+            "byte_ratio": nbytes["rms_norm"] / nbytes["layer_norm"], "time_ratio": t["rms_norm"] / t["layer_norm"],
+            "intensity": flops["layer_norm"] / nbytes["layer_norm"], "balance": H100["fp32_flops"] / H100["bandwidth"]}
 
 
 @claim(
@@ -244,12 +251,15 @@ def cpu_time_ratio(shape=(4096, 1024), repeats: int = 30) -> float:
     claim="RMSNorm divides by √(mean(x²)+ε) without subtracting the mean; it is faster than LayerNorm "
     "because it skips the mean, with about the same quality.",
     statement=(
-        "The formula holds (our RMSNorm matches torch's to {rms_vs_torch:.1e}) and RMSNorm is LayerNorm "
-        "without centring: on zero-mean inputs the two agree to {rms_eq_ln_centered:.1e}, on inputs with "
-        "mean 1 they differ by {rms_vs_ln_shifted:.2f}. It saves one of LayerNorm's two reductions; whether "
-        "that is faster depends on the implementation (here, torch on this CPU: rms_norm takes "
-        "{cpu_time_ratio:.2f}× layer_norm's time, a measurement, not a test). GPU speed is measured in the "
-        "kernels chapter, quality in chapter 4 (W07)."
+        "Holds under conditions: the formula holds and RMSNorm saves arithmetic, but arithmetic is not what a "
+        "normalization waits for. Our RMSNorm matches torch's to {rms_vs_torch:.1e}, and it is LayerNorm "
+        "without centring: on zero-mean inputs the two agree to {rms_eq_ln_centered:.1e}, on inputs with mean 1 "
+        "they differ by {rms_vs_ln_shifted:.2f}. Counted on a 4096×4096 bfloat16 forward, RMSNorm does "
+        "{flop_ratio:.2f} of LayerNorm's FLOPs but moves {byte_ratio:.4f} of its bytes. LayerNorm does "
+        "{intensity:.2f} FLOPs per byte where an H100 can do {balance:.0f} (datasheet figures), so both are "
+        "bound by memory, and the least time of RMSNorm is {time_ratio:.4f} of LayerNorm's: a kernel near the "
+        "bandwidth limit gains almost nothing from skipping the mean. Measured GPU speed is in the kernels "
+        "chapter, quality in chapter 4 (W07)."
     ),
     verdict="holds under conditions",
 )
@@ -260,11 +270,16 @@ def f07() -> Evidence:
     vs_torch = max_abs(rms(x), torch.nn.functional.rms_norm(x, x.shape[-1:], eps=1e-6))
     eq_centered = max_abs(rms(centered), ln(centered, eps=1e-6))
     shifted = max_abs(rms(centered + 1), ln(centered + 1, eps=1e-6))
+    cost = rms_vs_ln_cost()
     return Evidence(
-        {"rms_vs_torch": vs_torch, "rms_eq_ln_centered": eq_centered, "rms_vs_ln_shifted": shifted,
-         "cpu_time_ratio": cpu_time_ratio()},
+        {"rms_vs_torch": vs_torch, "rms_eq_ln_centered": eq_centered, "rms_vs_ln_shifted": shifted, **cost},
         {"matches_torch": vs_torch < 1e-12, "equals_ln_when_centered": eq_centered < 1e-12,
-         "differs_when_mean_nonzero": shifted > 0.1},
+         "differs_when_mean_nonzero": shifted > 0.1,
+         # 4 of 7 FLOPs per value (counted in the docstring); bytes differ by β and the mean only.
+         "fewer_flops": abs(cost["flop_ratio"] - 4 / 7) < 1e-12, "same_bytes": cost["byte_ratio"] > 0.99,
+         # Memory-bound: ten times fewer FLOPs per byte than the machine balance.
+         "memory_bound": cost["intensity"] < cost["balance"] / 10,
+         "time_follows_bytes": abs(cost["time_ratio"] - cost["byte_ratio"]) < 1e-12},
     )
 
 
@@ -348,8 +363,8 @@ def eps_scale_deviation(lam: float, eps: float) -> float:
     source=f"{SRC} Q2 §2, Q3 §2",
     claim="Weight-scale invariance: LN(λWx) = LN(Wx) for every λ > 0.",
     statement=(
-        "Holds exactly for ε = 0 (largest difference over λ from 0.01 to 100: {max_diff_eps0:.1e}, rounding "
-        "only). With ε = 1e-5 it holds only while λ²σ² ≫ ε: the difference is {diff_eps_lam0_01:.1e} at "
+        "Holds under conditions: exactly for ε = 0 (largest difference over λ from 0.01 to 100: {max_diff_eps0:.1e}, rounding "
+        "only). With ε = 1e-5 it holds only approximately, and only while λ²σ² ≫ ε: the difference is {diff_eps_lam0_01:.1e} at "
         "λ = 0.01 (closed form {closed_form_lam0_01:.1e}) and {diff_eps_lam100:.1e} at λ = 100, where what is left "
         "is ε's effect on the reference LN(Wx) itself (closed form {closed_form_lam100:.1e})."
     ),
@@ -391,7 +406,7 @@ def gradient_norm_vs_weight_norm(lams, eps: float = 0.0):
     source=f"{SRC} Q2 §2, Q3 §3–4",
     claim="The gradient scales inversely with the weights: ∇_{λW}L = (1/λ)∇_W L, so ‖∇_W L‖ ∝ 1/‖W‖.",
     statement=(
-        "Holds exactly for ε = 0 (SymPy proves it for a 3×2 weight): λ·∇_{{λW}}L equals ∇_W L to a "
+        "Holds under conditions: exactly for ε = 0 (SymPy proves it for a 3×2 weight): λ·∇_{{λW}}L equals ∇_W L to a "
         "relative {rel_err_eps0:.1e} for every λ from 0.01 to 100, and the log–log slope of ‖∇L‖ against "
         "‖W‖ is {slope_eps0:.6f}. With ε = 1e-5 the brake weakens once λ²σ² approaches ε: at λ = 0.001 the relation is off by {rel_err_eps_small:.0%}."
     ),
@@ -438,7 +453,7 @@ def cosine_w_grad(eps: float = 0.0, lam: float = 1.0, with_bias: bool = False) -
     claim="Scale invariance makes the gradient orthogonal to the weights (Euler's theorem, degree 0): "
     "⟨W, ∇_W L⟩ = 0.",
     statement=(
-        "Holds when W feeds the LayerNorm directly and ε = 0 (SymPy proves it, and that a bias breaks it): the cosine between W and ∇_W L is "
+        "Holds under conditions: when W feeds the LayerNorm directly and ε = 0 (SymPy proves it, and that a bias breaks it): the cosine between W and ∇_W L is "
         "{cos_eps0:.1e}. It fails as soon as the invariance does: with ε = 1e-5 at small weights (λ = 0.001) "
         "the cosine is {cos_eps_small:.3f}, and with a bias between W and the LayerNorm (z = Wx + b) it is "
         "{cos_bias:.3f}."
@@ -507,8 +522,9 @@ def z_over_sigma_jacobian(z: torch.Tensor) -> torch.Tensor:
     claim="The Jacobian of z/σ(z) is (1/σ)I − (z/σ²)∂σ/∂z, so the gradient carries a factor 1/σ.",
     statement=(
         "Holds. The closed form matches autograd to {jac_diff:.1e}. Scaling z by λ divides the Jacobian by λ "
-        "(relative error {scale_rel_err:.1e} for λ = 10), and for the full LayerNorm (ε = 0) the Jacobian's "
-        "largest singular value is exactly 1/σ (σ·‖J‖₂ = {sigma_times_norm:.12f}). The source's form assumes "
+        "(relative error {scale_rel_err:.1e} for λ = 10), and for the full LayerNorm (ε = 0) of n ≥ 3 values "
+        "the Jacobian's largest singular value is exactly 1/σ (σ·‖J‖₂ = {sigma_times_norm:.12f} at n = 6; at "
+        "n = 2 it is {norm_n2:.0e}). The source's form assumes "
         "μ = 0; for a general z LayerNorm's Jacobian has the extra −11ᵀ/(nσ) term, and SymPy verifies the "
         "full closed form (1/s)(I − 11ᵀ/n − x̂x̂ᵀ/n) and its spectrum for every ε ≥ 0."
     ),
@@ -522,9 +538,11 @@ def f14() -> Evidence:
     scale_err = float((z_over_sigma_jacobian(10 * z) * 10 - z_over_sigma_jacobian(z)).norm() / auto.norm())
     ln_jac = jac(lambda v: ln(v), z)
     sigma_norm = float(z.std(correction=0) * torch.linalg.matrix_norm(ln_jac, ord=2))
+    norm_n2 = float(torch.linalg.matrix_norm(jac(lambda v: ln(v), z[:2]), ord=2))  # two values: outputs ±1 always
     return Evidence(
-        {"jac_diff": diff, "scale_rel_err": scale_err, "sigma_times_norm": sigma_norm},
+        {"jac_diff": diff, "scale_rel_err": scale_err, "sigma_times_norm": sigma_norm, "norm_n2": norm_n2},
         {"closed_form": diff < 1e-12, "inverse_scaling": scale_err < 1e-12, "norm_is_inv_sigma": abs(sigma_norm - 1) < 1e-12,
+         "zero_at_n2": norm_n2 < 1e-12,
          "sympy_ln_jacobian": symbolic.agrees(symbolic.ln_identities(3), "ln.jacobian", "ln.spectral")},
     )
 
@@ -534,7 +552,7 @@ def f14() -> Evidence:
     source=f"{SRC} Q2 closing",
     claim="Post-LN, Norm(x + SubLayer(x)), needs warm-up; Pre-LN, x + SubLayer(Norm(x)), trains more stably.",
     statement=(
-        "The definitions hold and our blocks implement them: the Post-LN block's output is normalized "
+        "Holds for the definitions, and our blocks implement them: the Post-LN block's output is normalized "
         "(row means within {post_mean:.1e} of 0, variances within {post_var_err:.1e} of 1 at initialization), "
         "and the Pre-LN block is the identity plus a branch (with the branch zeroed it returns its input, "
         "difference {pre_identity:.1e}). The training claims are measured in chapter 5 (R05, R22)."
@@ -769,7 +787,7 @@ def ln_gradient_norm_identity(n: int = 64, seed: int = 21):
     claim="LayerNorm smooths the loss landscape: the loss and its gradient vary less (lower Lipschitz "
     "constants), so larger steps are safe.",
     statement=(
-        "Holds exactly for the gradient passing through the norm; in training only weakly, and not for the "
+        "Holds under conditions: exactly for the gradient passing through the norm; in training only weakly, and not for the "
         "gradient's smoothness. Exactly: the gradient "
         "reaching the pre-norm activations z is the upstream gradient with its components along 1 and x̂ "
         "removed and divided by σ (closed form matches autograd to {identity_rel_err:.1e}), so it never "

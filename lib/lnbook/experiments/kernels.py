@@ -14,6 +14,8 @@ import subprocess
 import sys
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
 
 from lnbook import bench, norms, variance
 from lnbook import kernels as triton_kernels
@@ -21,6 +23,7 @@ from lnbook.claims import Evidence, claim
 from lnbook.experiments.common import F64, randn
 from lnbook.kernels import rownorm
 
+CHAPTER = "book/06_kernels"  # the chapter that shows this module's claims
 FP16_MAX = torch.finfo(torch.float16).max  # 65504
 
 
@@ -212,18 +215,36 @@ def stored_records() -> list[dict]:
     return [r for r in records if not r["environment"]["device"].startswith("CPU")]
 
 
-@functools.lru_cache(maxsize=None)
-def cpu_record() -> dict:
-    """A small live run of torch eager on this CPU: LayerNorm against RMSNorm (claims F07, W07)."""
-    return bench.run(ops=("layer_norm", "rms_norm"), modes=("forward", "forward+backward"), dtypes=("fp32",),
-                     widths=(256, 1024, 4096), numel=2**20, device="cpu")
+class _OpCounter(TorchDispatchMode):
+    """Counts the ATen operations a call dispatches and the bytes each reads and writes."""
+
+    def __init__(self):
+        super().__init__()
+        self.ops: list[str] = []
+        self.bytes = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        tensors = [t for t in tree_leaves((args, kwargs, out)) if isinstance(t, torch.Tensor)]
+        self.ops.append(func.__name__)
+        self.bytes += sum(t.numel() * t.element_size() for t in tensors)
+        return out
 
 
-def speed_ratio(record: dict, slow: str, fast: str, provider: str, mode: str, dtype: str) -> dict[int, float]:
-    """time(slow) / time(fast) per N, for two ops of one provider (> 1: ``fast`` is faster)."""
-    ms = {(r["op"], r["N"]): r["ms"] for r in record["results"]
-          if r["provider"] == provider and r["mode"] == mode and r["dtype"] == dtype}
-    return {N: ms[(slow, N)] / ms[(fast, N)] for (op, N) in ms if op == fast and (slow, N) in ms}
+def eager_traffic(op: str, M: int = 64, N: int = 1024) -> dict:
+    """ATen operations and bytes touched by one eager forward of ``op`` on this CPU (claims F07, W07).
+
+    Each dispatched operation is one pass over its tensors; the bytes are the sizes of every tensor
+    an operation reads or writes, so a composed ``rms_norm`` shows its intermediate round trips.
+    """
+    x, w, b = randn(M, N, seed=5, dtype=torch.float32), torch.ones(N), torch.zeros(N)
+    calls = {"layer_norm": lambda: torch.nn.functional.layer_norm(x, (N,), w, b),
+             "rms_norm": lambda: torch.nn.functional.rms_norm(x, (N,), w)}
+    if op not in calls:
+        raise norms.arg_error(ValueError, "eager_traffic", "op", f"one of {sorted(calls)}", repr(op))
+    with _OpCounter() as counter:
+        calls[op]()
+    return {"ops": counter.ops, "bytes": counter.bytes}
 
 
 def plot_bandwidth(ax, record: dict, op: str, mode: str, dtype: str) -> None:

@@ -20,12 +20,14 @@ from torch import nn
 
 from lnbook import distributed, models, norms, variance
 from lnbook.claims import Evidence, claim
-from lnbook.experiments.common import F64, loglog_slope, max_abs, median_time, one_thread, randn
+from lnbook.experiments.common import (F64, H100, loglog_slope, max_abs, one_thread, over_seeds, randn,
+                                      roofline_seconds, semilog_slope)
 from lnbook.experiments.foundations import ln
 from lnbook.models import (Block, CausalSelfAttention, DeepNormBlock, MLP, PlainBlock, TransformerBlock,
                            deepnorm_constants, deepnorm_init_, gpt2_init_, zero_branches_)
 
 SRC = "seed 004"
+CHAPTER = "book/05_residual"  # the chapter that shows this module's claims
 DEPTHS = (6, 12, 24, 48, 96)
 STACK = {"d": 32, "heads": 4, "batch": 4, "tokens": 8}
 
@@ -242,7 +244,7 @@ def layer_gradients(placement: str, depth: int, seed: int = 0) -> dict[str, list
                 "w2": [float(m[1].sublayer.proj.weight.grad.norm()) for m in layers]}
 
 
-SEEDS = (0, 1)
+SEEDS = (0, 1, 2, 3, 4)
 
 
 def _mean_over_seeds(placement: str, depth: int, key: str) -> list[float]:
@@ -261,7 +263,7 @@ def last_w2_gradients() -> dict[str, list[float]]:
     claim="At initialization the gradient of the last feed-forward weight is O(d·√(ln d)) for Post-LN and "
     "O(d·√(ln d / L)) for Pre-LN: constant in depth L for Post-LN, shrinking like 1/√L for Pre-LN.",
     statement=(
-        "Holds at this scale. Over depths {depths} (width 32, mean of two seeds), the last layer's W² gradient "
+        "Holds at this scale. Over depths {depths} (width 32, mean of {seeds} seeds), the last layer's W² gradient "
         "changes with depth as L^{post_slope:.2f} for Post-LN and L^{pre_slope:.2f} for Pre-LN "
         "(the theorem: L⁰ and L^−0.5); at depth {deepest} Pre-LN's is {ratio:.2f}× Post-LN's."
     ),
@@ -269,9 +271,9 @@ def last_w2_gradients() -> dict[str, list[float]]:
 )
 def r23() -> Evidence:
     g = last_w2_gradients()
-    nums = {"depths": ", ".join(map(str, DEPTHS)), "post_slope": loglog_slope(DEPTHS, g["post"]),
+    nums = {"depths": ", ".join(map(str, DEPTHS)), "seeds": len(SEEDS), "post_slope": loglog_slope(DEPTHS, g["post"]),
             "pre_slope": loglog_slope(DEPTHS, g["pre"]), "deepest": DEPTHS[-1], "ratio": g["pre"][-1] / g["post"][-1]}
-    # Five depths and two seeds: a slope within 0.15 of the theorem's exponent.
+    # Five depths, five seeds: a slope within 0.15 of the theorem's exponent.
     return Evidence(nums, {"post_flat": abs(nums["post_slope"]) < 0.15,
                            "pre_inverse_sqrt": abs(nums["pre_slope"] + 0.5) < 0.15,
                            "pre_smaller_when_deep": nums["ratio"] < 0.5})
@@ -287,33 +289,45 @@ def first_to_last() -> dict[str, list[float]]:
     return {p: [depth_profile(p, L)[0] for L in DEPTHS] for p in ("post", "pre")}
 
 
+def decay_rate(placement: str, depth: int, seed: int) -> float:
+    """How fast the per-layer gradient norm falls from the top layer down: the least-squares slope of
+    ln ‖∂L/∂θ_l‖ against the layer index l (1 at the bottom). A gradient q^(L − l) that decays from the top
+    down by a factor q < 1 per layer has rate −ln q > 0; a negative rate means it grows downwards."""
+    g = layer_gradients(placement, depth, seed)["layer"]
+    return semilog_slope(range(1, len(g) + 1), g)
+
+
 @claim(
     "R05",
     source=f"{SRC} §5.2–5.3, §4.3 table",
     claim="Post-LN's gradient decays exponentially with depth, Pre-LN's only linearly (attributed to DeepNet).",
     statement=(
-        "Does not hold at initialization. Measured in stacks of width 32 (depths {depths}, mean of two seeds), the "
-        "first layer's gradient norm relative to the last layer's is, for Post-LN, {post_first:.2f} at depth 6, "
-        "{post_48:.2f} at 48 and {post_last:.2f} at {deepest}: it does not fall steadily with depth, let alone "
-        "exponentially (an exponential would have to be monotone). For Pre-LN it is {pre_first:.2f} to "
-        "{pre_last:.2f}: the lower layers get *more* gradient as depth grows (like L^{pre_slope:.2f}), nothing "
-        "like a linear decay. Liu et al. (2020) likewise found that vanishing gradients do not explain Post-LN's "
-        "difficulty; its training dynamics do (R22, R24)."
+        "Holds under conditions: in direction, at initialization, not in size. Fitting ln ‖∂L/∂θ_l‖ against the "
+        "layer l inside stacks of {deepest} layers of width 32 ({seeds} seeds), Post-LN's gradient falls from the "
+        "top layer down at {post_rate:.2%} ± {post_rate_se:.2%} per layer (mean ± standard error; every seed "
+        "between {post_rate_min:.2%} and {post_rate_max:.2%}): exponential in form, but slow, so the bottom "
+        "layer still gets {post_first:.2f} of the top layer's gradient (mean over seeds). Pre-LN's does not decay "
+        "at all, linearly or otherwise: it grows towards the bottom ({pre_rate:+.2%} ± {pre_rate_se:.2%} per "
+        "layer; the bottom layer gets {pre_first:.2f}× the top's). Nothing vanishes in either stack. Liu et al. "
+        "(2020) likewise found that vanishing gradients do not explain Post-LN's difficulty; its training "
+        "dynamics do (R22, R24)."
     ),
-    verdict="does not hold",
+    verdict="holds under conditions",
 )
 def r05() -> Evidence:
-    r = first_to_last()
-    nums = {"depths": ", ".join(map(str, DEPTHS)), "deepest": DEPTHS[-1], "post_first": r["post"][0],
-            "post_48": r["post"][DEPTHS.index(48)], "post_last": r["post"][-1], "pre_first": r["pre"][0],
-            "pre_last": r["pre"][-1], "pre_slope": loglog_slope(DEPTHS, r["pre"])}
-    post = r["post"]
+    L = DEPTHS[-1]
+    rates = {p: over_seeds(decay_rate(p, L, s) for s in SEEDS) for p in ("post", "pre")}
+    first = {p: depth_profile(p, L)[0] for p in ("post", "pre")}
+    nums = {"deepest": L, "seeds": len(SEEDS), "post_rate": rates["post"].mean, "post_rate_se": rates["post"].se,
+            "post_rate_min": min(rates["post"].values), "post_rate_max": max(rates["post"].values),
+            "post_first": first["post"], "pre_rate": rates["pre"].mean, "pre_rate_se": rates["pre"].se,
+            "pre_first": first["pre"]}
     return Evidence(nums, {
-        # An exponential q^L (q < 1) decreases at every depth; the measured ratios do not.
-        "post_not_monotone": any(b > a for a, b in zip(post, post[1:])),
-        # Even the deepest Post-LN stack passes a fifth of the top layer's gradient to the bottom one.
-        "post_no_collapse": min(post) > 0.2,
-        "pre_grows": nums["pre_slope"] > 0.2})
+        "post_decays": rates["post"].beyond(0.0) and rates["post"].mean > 0,
+        # Slow: under 3 % per layer, so a 96-layer stack loses less than a factor e^−3 ≈ 0.05.
+        "post_slowly": rates["post"].mean < 0.03,
+        "post_no_collapse": first["post"] > 0.2,
+        "pre_grows_downwards": rates["pre"].beyond(0.0) and rates["pre"].mean < 0})
 
 
 # ----------------------------------------------------------------------------- the residual stream
@@ -381,7 +395,7 @@ def r07() -> Evidence:
     source=f"{SRC} §6.1",
     claim="With LN and residual connections, Var(x_{l+1}) ≈ Var(x_l) at initialization, across 100 layers.",
     statement=(
-        "Holds for Post-LN only, where it is forced: every layer ends in a LayerNorm, so the stream's variance is "
+        "Holds under conditions: for Post-LN only, where it is forced: every layer ends in a LayerNorm, so the stream's variance is "
         "1 after every layer (largest deviation {post_dev:.1e} over {depth} layers). In a Pre-LN stack nothing "
         "renormalizes the stream: with PyTorch's default initialization its variance grows to {pre_growth:.1f}× "
         "x₀'s over {depth} layers, which is why GPT-2 scales its initialization (R07) and ends "
@@ -431,7 +445,7 @@ def _identity_cases(placement: str, x: torch.Tensor, seed: int) -> dict[str, flo
     source=f"{SRC} §5.4.1",
     claim="Zero-initializing the last linear layer of each residual branch makes the block the identity at initialization.",
     statement=(
-        "Holds for Pre-LN: with the attention's and the MLP's output projections zeroed (weights and biases), a "
+        "Holds under conditions: for Pre-LN: with the attention's and the MLP's output projections zeroed (weights and biases), a "
         "Pre-LN Transformer layer returns its input exactly (largest change {zero_pre:.0e}). In a Post-LN layer the "
         "same initialization gives LN(LN(x)), not x (largest change {zero_post:.2f} on an input up to "
         "{x_max:.2f}): the identity needs the norm off the stream."
@@ -449,7 +463,7 @@ def r06() -> Evidence:
     source=f"{SRC} §7.3",
     claim="Initializing LayerNorm's γ to zero makes the network the identity at the start.",
     statement=(
-        "Holds only for Pre-LN with bias-free branches. With γ = 0 a Pre-LN branch sees β = 0, and returns "
+        "Holds under conditions: only for Pre-LN with bias-free branches. With γ = 0 a Pre-LN branch sees β = 0, and returns "
         "sublayer(0): exactly 0 without biases (largest change {gamma0_pre_nobias:.0e}), but the biases' output "
         "with them (largest change {gamma0_pre_bias:.2f}). In Post-LN γ = 0 does the opposite of the identity: "
         "the layer outputs β = 0 and erases its input (largest change {gamma0_post_bias:.2f}, the input's own size)."
@@ -590,7 +604,7 @@ def variance_errors(dtype: torch.dtype, mean: float, d: int = 1024, seed: int = 
     source=f"{SRC} §9",
     claim="Welford's algorithm is more numerically stable; compute LayerNorm's statistics in FP32 for FP16 inputs.",
     statement=(
-        "Holds in part. On rows of std 1 and mean 10⁴ in float32 the one-pass E[x²] − E[x]² has relative error "
+        "Holds under conditions: the second half always, the first in part. On rows of std 1 and mean 10⁴ in float32 the one-pass E[x²] − E[x]² has relative error "
         "{naive32:.2g}. Welford's update repairs most of it ({wel32:.0e}), but computed element by element in "
         "float32 it is less accurate than two passes ({two32:.0e}): its merit is needing one pass, not more "
         "stability. In float16 (mean 100) the one-pass form fails completely ({naive16:.2g}) and Welford in float16 "
@@ -632,7 +646,7 @@ def autocast_dtypes() -> dict[str, str]:
     source=f"{SRC} §7.3, §8.4",
     claim="Keep LayerNorm in FP32 under mixed precision.",
     statement=(
-        "Holds on CUDA by default, not on the CPU. PyTorch's autocast reference lists layer_norm among the CUDA "
+        "Holds under conditions: on CUDA by default, not on the CPU. PyTorch's autocast reference lists layer_norm among the CUDA "
         "ops that autocast to float32. On the CPU (PyTorch {version}) under torch.autocast('cpu', bfloat16), "
         "layer_norm is not in that list: it runs in its input's dtype, {ln_bf16_in} for the {linear} output of a "
         "linear layer and {ln_fp32_in} for a float32 input. The bfloat16 result is still accurate to "
@@ -746,13 +760,21 @@ def r21() -> Evidence:
                            "under_one_percent": c["ln_param_share"] < 0.01 and c["ln_add_share"] < 0.01})
 
 
-def add_vs_matmul_time(tokens: int = 512, d: int = 768, repeats: int = 5) -> dict[str, float]:
-    """Median time of a residual add and of an MLP's first matrix product on (tokens, d), float32, one thread."""
-    a, b = randn(tokens, d, seed=11, dtype=torch.float32), randn(tokens, d, seed=12, dtype=torch.float32)
-    w = randn(d, 4 * d, seed=13, dtype=torch.float32)
-    with one_thread():
-        t_add, t_mm = median_time(lambda: a + b, repeats), median_time(lambda: a @ w, repeats)
-    return {"time_ratio": t_add / t_mm, "flop_ratio": (tokens * d) / (2 * tokens * d * 4 * d)}
+def add_vs_matmul_cost(tokens: int, d: int = 768, element_size: int = 2) -> dict[str, float]:
+    """Counted FLOPs and bytes of a residual add and of the MLP's first matrix product on (tokens, d),
+    and their least times on an H100 (:func:`roofline_seconds`), in bfloat16.
+
+    The add reads two (tokens, d) tensors and writes one: one FLOP per output. The product
+    (tokens, d) @ (d, 4d) does 2·tokens·d·4d FLOPs and reads x and W and writes its output once.
+    """
+    add = {"flops": tokens * d, "bytes": 3 * tokens * d * element_size}
+    mm = {"flops": 2 * tokens * d * 4 * d, "bytes": (tokens * d + d * 4 * d + tokens * 4 * d) * element_size}
+    t_add, t_mm = (roofline_seconds(c["flops"], c["bytes"]) for c in (add, mm))
+    return {"flop_ratio": add["flops"] / mm["flops"], "byte_ratio": add["bytes"] / mm["bytes"],
+            "time_ratio": t_add / t_mm}
+
+
+R14_TOKENS = (512, 8192)
 
 
 @claim(
@@ -760,72 +782,89 @@ def add_vs_matmul_time(tokens: int = 512, d: int = 768, repeats: int = 5) -> dic
     source=f"{SRC} §9",
     claim="The residual add is O(d) against O(d²) matrix products: its cost is negligible.",
     statement=(
-        "Holds for arithmetic, less so for time. A residual add on 512 tokens of width 768 is {flop_ratio:.1e} of "
-        "the FLOPs of the MLP's first matrix product, but measured on this machine's CPU it takes {time_ratio:.1e} "
-        "of its time: {excess:.0f}× its FLOP share, because an add reads two values and writes one for every "
-        "single FLOP. That is why the kernels chapter fuses it with LayerNorm (R11)."
+        "Holds under conditions: for arithmetic, not for time. A residual add on 512 tokens of width 768 does "
+        "{flop_ratio:.1e} of the FLOPs of the MLP's first matrix product but moves {byte_ratio:.0%} of its "
+        "bytes, because it reads two values and writes one for every FLOP. On an H100 (datasheet figures: "
+        "{bandwidth_tbs:.2f} TB/s, {tflops:.0f} TFLOP/s in bfloat16), where time is at least bytes over "
+        "bandwidth or FLOPs over peak, the add takes at least {time_ratio:.2f} of the product's time, "
+        "{excess:.0f}× its FLOP share; with 8192 tokens, where the product is bound by arithmetic, still "
+        "{time_ratio_long:.2f} (closed form 3·peak/(4·bandwidth·d) = {closed_form_long:.2f}). That is why the "
+        "kernels chapter fuses it with LayerNorm (R11)."
     ),
     verdict="holds under conditions",
 )
 def r14() -> Evidence:
-    m = add_vs_matmul_time()
-    nums = {**m, "excess": m["time_ratio"] / m["flop_ratio"]}
-    # Timing noise on a shared machine is far below a factor 5: medians of five runs.
-    return Evidence(nums, {"small_in_time": nums["time_ratio"] < 0.2, "memory_bound_excess": nums["excess"] > 5})
+    short, long = (add_vs_matmul_cost(t) for t in R14_TOKENS)
+    d = 768
+    closed = 3 * H100["flops"] / (4 * H100["bandwidth"] * d)  # add bytes 6·T·d over matmul FLOPs 8·T·d² at peak
+    nums = {**short, "excess": short["time_ratio"] / short["flop_ratio"], "time_ratio_long": long["time_ratio"],
+            "closed_form_long": closed, "bandwidth_tbs": H100["bandwidth"] / 1e12, "tflops": H100["flops"] / 1e12}
+    return Evidence(nums, {
+        "negligible_in_flops": nums["flop_ratio"] < 1e-3,
+        # "Not negligible in time": at least a tenth of the product's least time, in both regimes.
+        "not_negligible_in_time": min(nums["time_ratio"], nums["time_ratio_long"]) > 0.1,
+        # Both sides are exact counts; the compute-bound case must meet its closed form to rounding.
+        "closed_form_long": abs(nums["time_ratio_long"] - closed) < 1e-12 * closed})
 
 
 # ----------------------------------------------------------------------------- training: warm-up
 
 
-TRAIN = {"depth": 6, "d": 32, "heads": 4, "vocab": 16, "tokens": 16, "batch": 16, "steps": 150, "lr": 3e-3,
-         "warmup": 50}
-VARIANTS = ("post", "post-warmup", "pre", "plain")
-
-
-def markov_batch(gen: torch.Generator, n: int) -> torch.Tensor:
-    """Token sequences from a fixed random first-order Markov chain (seeded): (n, tokens + 1)."""
-    V = TRAIN["vocab"]
-    probs = torch.softmax(3 * torch.randn(V, V, generator=torch.Generator().manual_seed(99)), -1)  # (V, V)
-    seq = [torch.randint(V, (n,), generator=gen)]
-    for _ in range(TRAIN["tokens"]):
-        seq.append(torch.multinomial(probs[seq[-1]], 1, generator=gen).squeeze(1))
-    return torch.stack(seq, 1)
-
-
 class TinyLM(nn.Module):
     """Embedding, a stack of Transformer layers (Post-LN, Pre-LN with a final LN, or plain), a linear head."""
 
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, vocab: int, positions: int, depth: int, d: int = 32, heads: int = 4):
         super().__init__()
-        V, d, h, depth = TRAIN["vocab"], TRAIN["d"], TRAIN["heads"], TRAIN["depth"]
-        self.emb, self.pos = nn.Embedding(V, d), nn.Parameter(torch.zeros(TRAIN["tokens"], d))
+        self.emb, self.pos = nn.Embedding(vocab, d), nn.Parameter(torch.zeros(positions, d))
         if kind == "plain":  # no skip connections and no norms
-            self.layers = nn.Sequential(*[nn.Sequential(PlainBlock(d, norm="none", sublayer=CausalSelfAttention(d, h)),
+            self.layers = nn.Sequential(*[nn.Sequential(PlainBlock(d, norm="none", sublayer=CausalSelfAttention(d, heads)),
                                                         PlainBlock(d, norm="none")) for _ in range(depth)])
         else:
-            self.layers = nn.Sequential(*[TransformerBlock(d, h, kind) for _ in range(depth)])
+            self.layers = nn.Sequential(*[TransformerBlock(d, heads, kind) for _ in range(depth)])
         self.final = nn.LayerNorm(d) if kind == "pre" else nn.Identity()
-        self.head = nn.Linear(d, V)
+        self.head = nn.Linear(d, vocab)
 
     def forward(self, tokens):
-        return self.head(self.final(self.layers(self.emb(tokens) + self.pos)))
+        return self.head(self.final(self.layers(self.emb(tokens) + self.pos[: tokens.shape[1]])))
+
+
+def linear_warmup(steps: int):
+    """The learning-rate factor of a linear warm-up over ``steps`` steps (1 throughout when 0)."""
+    return lambda step: min(1.0, (step + 1) / steps) if steps else 1.0
+
+
+# Reversal needs attention: the token to write at output position i sits length − 1 − i places before
+# the separator, and only attention can fetch it. Adam's β₂ = 0.98 and a linear warm-up are the
+# Transformer recipe (Vaswani et al. 2017); Xiong et al. (2020) show Post-LN failing without the warm-up.
+REVERSAL = {"symbols": 15, "length": 6, "depth": 6, "d": 32, "heads": 4, "batch": 32, "steps": 150,
+            "warmup": 50, "betas": (0.9, 0.98), "tail": 40}
+WARMUP_LRS = {"high": 1e-2, "low": 3e-3}
+# The deciding cell (Post-LN at the high rate) gets five seeds, the others three.
+WARMUP_SEEDS = {("post", "high"): (0, 1, 2, 3, 4), ("post", "low"): (0, 1, 2), ("pre", "high"): (0, 1, 2),
+                ("pre", "low"): (0, 1, 2)}
+
+
+def reversal_batch(gen: torch.Generator, n: int) -> torch.Tensor:
+    """n sequences: ``length`` random symbols (1 … symbols), the separator 0, the symbols reversed: (n, 2·length + 1)."""
+    a = torch.randint(1, REVERSAL["symbols"] + 1, (n, REVERSAL["length"]), generator=gen)
+    return torch.cat([a, torch.zeros(n, 1, dtype=torch.long), a.flip(1)], 1)
 
 
 @functools.lru_cache(maxsize=None)
-def train(variant: str, seed: int = 0) -> list[float]:
-    """Adam on next-token prediction of :func:`markov_batch`; the loss at every step."""
-    if variant not in VARIANTS:
-        raise norms.arg_error(ValueError, "train", "variant", f"one of {VARIANTS}", repr(variant))
+def reversal_run(placement: str, lr: float, warmup: int, seed: int) -> list[float]:
+    """Adam on the reversal task; the loss (over the reversed half only) at every step."""
+    R, L = REVERSAL, REVERSAL["length"]
     with one_thread():
         torch.manual_seed(seed)
-        model = TinyLM(variant.removesuffix("-warmup"))
-        opt = torch.optim.Adam(model.parameters(), lr=TRAIN["lr"])
-        warm = TRAIN["warmup"] if variant.endswith("warmup") else 0
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warm) if warm else 1.0)
+        model = TinyLM(placement, R["symbols"] + 1, 2 * L, R["depth"], R["d"], R["heads"])
+        # foreach: one fused update for all parameters (the same arithmetic, a fraction of the overhead)
+        opt = torch.optim.Adam(model.parameters(), lr=lr, betas=R["betas"], foreach=True)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, linear_warmup(warmup))
         gen, losses = torch.Generator().manual_seed(1000 + seed), []
-        for _ in range(TRAIN["steps"]):
-            seq = markov_batch(gen, TRAIN["batch"])
-            loss = nn.functional.cross_entropy(model(seq[:, :-1]).flatten(0, 1), seq[:, 1:].flatten())
+        for _ in range(R["steps"]):
+            seq = reversal_batch(gen, R["batch"])
+            logits = model(seq[:, :-1])[:, L:]  # (batch, L, vocab): the predictions of the reversed half
+            loss = nn.functional.cross_entropy(logits.flatten(0, 1), seq[:, L + 1:].flatten())
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -834,26 +873,21 @@ def train(variant: str, seed: int = 0) -> list[float]:
     return losses
 
 
-def markov_entropy() -> float:
-    """The chain's entropy rate under its stationary distribution: the best achievable loss."""
-    V = TRAIN["vocab"]
-    probs = torch.softmax(3 * torch.randn(V, V, generator=torch.Generator().manual_seed(99)), -1).double()
-    pi = torch.linalg.matrix_power(probs, 200)[0]  # rows converge to the stationary distribution
-    # The first token is uniform, not stationary: close enough after a few steps of a 16-token sequence.
-    return float(-(pi[:, None] * probs * probs.log()).sum())
+def end_loss(losses: list[float]) -> float:
+    """The mean loss of the last ``REVERSAL["tail"]`` steps (a fifth of the run: one step is noisy)."""
+    return sum(losses[-REVERSAL["tail"]:]) / REVERSAL["tail"]
 
 
-def final_loss(variant: str) -> float:
-    return sum(train(variant)[-20:]) / 20
+def warmup_gain(placement: str, rate: str):
+    """Per seed, the end loss without warm-up minus with it (> 0: warm-up helps), over :data:`WARMUP_SEEDS`."""
+    lr = WARMUP_LRS[rate]
+    return over_seeds(end_loss(reversal_run(placement, lr, 0, s)) - end_loss(reversal_run(placement, lr, REVERSAL["warmup"], s))
+                      for s in WARMUP_SEEDS[placement, rate])
 
 
-def steps_to(variant: str, target: float) -> int:
-    """First step whose 10-step mean loss is below ``target`` (steps + 1 if never)."""
-    v = train(variant)
-    for i in range(9, len(v)):
-        if sum(v[i - 9: i + 1]) / 10 < target:
-            return i + 1
-    return len(v) + 1
+def needs_warmup(gain) -> bool:
+    """Warm-up is needed when it lowers the end loss by more than 0.1 nats, beyond the spread over seeds."""
+    return gain.mean > 0.1 and gain.beyond(0.0)
 
 
 @claim(
@@ -861,24 +895,96 @@ def steps_to(variant: str, target: float) -> int:
     source=f"{SRC} §8.3",
     claim="Pre-LN needs little or no warm-up; Post-LN needs it.",
     statement=(
-        "Holds under conditions; at this scale warm-up is not needed by either. A {depth}-layer model of width 32 "
-        "trained with Adam at learning rate {lr} for {steps} steps on a Markov-chain language (best possible loss "
-        "{entropy:.3f}) ends at loss {post:.3f} as Post-LN without warm-up, {post_warmup:.3f} with {warmup} "
-        "warm-up steps, and {pre:.3f} as Pre-LN. Xiong et al. show Post-LN Transformers ending far worse without "
-        "warm-up (translation and BERT pre-training, at much larger width and far longer training); a model this "
-        "small does not reproduce that, and the claim rests on their evidence, not ours."
+        "Holds under conditions: above a learning-rate threshold. On a task that needs attention, reversing "
+        "{length} tokens of {symbols} symbols (a uniform guess costs ln {symbols} = {chance:.2f} nats), a "
+        "{depth}-layer model of width 32 trained with Adam (β₂ = 0.98) for {steps} steps, with or without "
+        "{warmup} steps of linear warm-up: at learning rate {lr_high:g}, Post-LN without warm-up ends at loss "
+        "{post_high_none:.2f} and with it at {post_high_warm:.2f} (means over {seeds_deciding} seeds): warm-up "
+        "lowers the loss by {post_high_gain:.2f} ± {post_high_gain_se:.2f} nats (mean ± standard error; every "
+        "seed gains at least {post_high_gain_min:.2f}). Pre-LN at the same rate does not need it "
+        "({pre_high_gain:+.3f} ± {pre_high_gain_se:.3f}). At {lr_low:g} neither does: warm-up only delays "
+        "learning ({post_low_gain:+.2f} ± {post_low_gain_se:.2f} for Post-LN, {pre_low_gain:+.2f} ± "
+        "{pre_low_gain_se:.2f} for Pre-LN, three seeds each). This reproduces at toy scale what Xiong et al. "
+        "(2020) found in machine translation, where Post-LN without warm-up ended far worse; their BERT "
+        "pre-training trained Post-LN with warm-up only, and Pre-LN without it."
     ),
     verdict="holds under conditions",
 )
 def r22() -> Evidence:
-    nums = {"depth": TRAIN["depth"], "lr": TRAIN["lr"], "steps": TRAIN["steps"], "warmup": TRAIN["warmup"],
-            "entropy": markov_entropy(), "post": final_loss("post"), "post_warmup": final_loss("post-warmup"),
-            "pre": final_loss("pre")}
-    start = math.log(TRAIN["vocab"])
-    # "Trains": ends within 0.3 nats of the best loss (log 16 ≈ 2.77 is a uniform guess); 20-step means.
-    near = lambda v: v < nums["entropy"] + 0.3  # noqa: E731
-    return Evidence(nums, {"all_train": all(near(nums[k]) for k in ("post", "post_warmup", "pre")),
-                           "started_far": start - nums["entropy"] > 0.5})
+    R = REVERSAL
+    cells = {(p, r): warmup_gain(p, r) for p, r in WARMUP_SEEDS}
+    deciding = WARMUP_SEEDS["post", "high"]
+    mean_end = lambda w: sum(end_loss(reversal_run("post", WARMUP_LRS["high"], w, s)) for s in deciding) / len(deciding)  # noqa: E731
+    nums = {"length": R["length"], "symbols": R["symbols"], "chance": math.log(R["symbols"]), "depth": R["depth"],
+            "steps": R["steps"], "warmup": R["warmup"], "tail": R["tail"], "lr_high": WARMUP_LRS["high"],
+            "lr_low": WARMUP_LRS["low"],
+            "seeds_deciding": len(deciding), "post_high_none": mean_end(0), "post_high_warm": mean_end(R["warmup"]),
+            "post_high_gain_min": min(cells["post", "high"].values)}
+    for (p, r), g in cells.items():
+        nums[f"{p}_{r}_gain"], nums[f"{p}_{r}_gain_se"] = g.mean, g.se
+    return Evidence(nums, {
+        "post_needs_warmup_above": needs_warmup(cells["post", "high"]),
+        "post_without_warmup_near_chance": nums["post_high_none"] > nums["chance"] / 2,
+        "pre_does_not_above": not needs_warmup(cells["pre", "high"]),
+        "post_does_not_below": not needs_warmup(cells["post", "low"]),
+        "pre_does_not_below": not needs_warmup(cells["pre", "low"])})
+
+
+# ----------------------------------------------------------------------------- training: speed
+
+MARKOV = {"depth": 6, "vocab": 16, "tokens": 16, "batch": 16, "steps": 150, "lr": 3e-3, "seed": 99}
+SPEED_SEEDS = (0, 1, 2, 3, 4)
+
+
+def markov_probs() -> torch.Tensor:
+    """The transition matrix of a fixed random first-order Markov chain (seeded): (vocab, vocab), rows sum to 1."""
+    V = MARKOV["vocab"]
+    return torch.softmax(3 * torch.randn(V, V, generator=torch.Generator().manual_seed(MARKOV["seed"]), dtype=F64), -1)
+
+
+def markov_batch(gen: torch.Generator, n: int) -> torch.Tensor:
+    """Token sequences from the chain of :func:`markov_probs`: (n, tokens + 1)."""
+    probs = markov_probs().float()
+    seq = [torch.randint(MARKOV["vocab"], (n,), generator=gen)]
+    for _ in range(MARKOV["tokens"]):
+        seq.append(torch.multinomial(probs[seq[-1]], 1, generator=gen).squeeze(1))
+    return torch.stack(seq, 1)
+
+
+@functools.lru_cache(maxsize=None)
+def train(kind: str, seed: int = 0) -> list[float]:
+    """Adam on next-token prediction of :func:`markov_batch` (Pre-LN or plain); the loss at every step."""
+    if kind not in ("pre", "plain"):
+        raise norms.arg_error(ValueError, "train", "kind", "'pre' or 'plain'", repr(kind))
+    with one_thread():
+        torch.manual_seed(seed)
+        model = TinyLM(kind, MARKOV["vocab"], MARKOV["tokens"], MARKOV["depth"])
+        opt = torch.optim.Adam(model.parameters(), lr=MARKOV["lr"], foreach=True)
+        gen, losses = torch.Generator().manual_seed(1000 + seed), []
+        for _ in range(MARKOV["steps"]):
+            seq = markov_batch(gen, MARKOV["batch"])
+            loss = nn.functional.cross_entropy(model(seq[:, :-1]).flatten(0, 1), seq[:, 1:].flatten())
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(float(loss.detach()))
+    return losses
+
+
+def markov_entropy() -> float:
+    """The chain's entropy rate under its stationary distribution: the best achievable loss."""
+    probs = markov_probs()
+    pi = torch.linalg.matrix_power(probs, 200)[0]  # rows converge to the stationary distribution
+    # The first token is uniform, not stationary: close enough after a few steps of a 16-token sequence.
+    return float(-(pi[:, None] * probs * probs.log()).sum())
+
+
+def steps_to(losses: list[float], target: float) -> int | None:
+    """First step whose 10-step mean loss is below ``target``; None if it never gets there."""
+    for i in range(9, len(losses)):
+        if sum(losses[i - 9: i + 1]) / 10 < target:
+            return i + 1
+    return None
 
 
 @claim(
@@ -886,20 +992,29 @@ def r22() -> Evidence:
     source=f"{SRC} §7.1, §10",
     claim="LayerNorm and residual connections cut the training steps to a given accuracy by 30–50 %.",
     statement=(
-        "Not a fixed number. In the same small experiment, the model without skips and norms reaches a 10-step "
-        "mean loss of {target:.2f} after {plain_steps} steps, the Pre-LN model after {pre_steps} ({saving:.0%} "
-        "fewer), and ends at {plain_final:.3f} against {pre_final:.3f}. The saving depends on depth, width, "
-        "initialization and learning rate; 30–50 % is one outcome among many, not a property of the technique."
+        "Does not hold as a fixed figure. On a Markov-chain language (best possible loss {entropy:.2f}), a "
+        "{depth}-layer Pre-LN model of width 32 reaches a 10-step mean loss of {target:.2f} within {pre_steps_max} "
+        "Adam steps on every one of {seeds} seeds; the same model without skips and norms does not reach "
+        "it within the run's {steps} steps on any seed (it ends at {plain_final:.2f}, against {pre_final:.2f}). "
+        "The saving is therefore more than {saving_bound:.0%}, far outside 30–50 %, and it is set by how hard the "
+        "baseline finds the task (depth, width, initialization, learning rate), not by the technique."
     ),
     verdict="does not hold",
 )
 def r20() -> Evidence:
     target = markov_entropy() + 0.5
-    nums = {"target": target, "plain_steps": steps_to("plain", target), "pre_steps": steps_to("pre", target),
-            "plain_final": final_loss("plain"), "pre_final": final_loss("pre")}
-    nums["saving"] = 1 - nums["pre_steps"] / nums["plain_steps"]
-    return Evidence(nums, {"pre_reaches_target": nums["pre_steps"] <= TRAIN["steps"],
-                           "saving_outside_30_50": not 0.3 <= nums["saving"] <= 0.5})
+    pre = [steps_to(train("pre", s), target) for s in SPEED_SEEDS]
+    plain = [steps_to(train("plain", s), target) for s in SPEED_SEEDS]
+    mean_final = lambda kind: sum(sum(train(kind, s)[-20:]) / 20 for s in SPEED_SEEDS) / len(SPEED_SEEDS)  # noqa: E731
+    reached = [p for p in pre if p is not None]
+    nums = {"entropy": markov_entropy(), "depth": MARKOV["depth"], "target": target, "seeds": len(SPEED_SEEDS),
+            "steps": MARKOV["steps"], "pre_steps_max": max(reached, default=0),
+            "plain_final": mean_final("plain"), "pre_final": mean_final("pre")}
+    # A lower bound: the baseline needs more than the whole run, so the saving exceeds 1 − max(pre)/steps.
+    nums["saving_bound"] = 1 - nums["pre_steps_max"] / MARKOV["steps"]
+    return Evidence(nums, {"pre_reaches_target_every_seed": len(reached) == len(pre),
+                           "plain_never_reaches": all(p is None for p in plain),
+                           "saving_outside_30_50": nums["saving_bound"] > 0.5})
 
 
 # ----------------------------------------------------------------------------- effective depth
