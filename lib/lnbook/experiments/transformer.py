@@ -489,12 +489,12 @@ def matched_test_gains() -> list[float]:
     source=f"{SRC} §effects",
     claim="LayerNorm allows learning rates 2–10× larger.",
     statement=(
-        "Not established: a toy cannot tell 1.4× from 2×. In a ReLU MLP of {depth} layers of width {width} "
-        "trained by full-batch SGD for {steps} steps ({seeds} seeds, learning rates in factors of √2), the "
-        "largest rate at which the network still fits its training set (loss below a tenth of its start) is "
-        "{fit_ratio_gmean:.2f}× larger with LayerNorm (geometric mean; {fit_ratio_min:.2f}× to "
-        "{fit_ratio_max:.2f}× seed by seed), and three standard errors reach from {fit_ratio_low:.2f}× to "
-        "{fit_ratio_high:.2f}×. What LayerNorm widens by far more is the range where the loss merely stays "
+        "Not established: in a toy the gain straddles the claim's 2×. In a ReLU MLP of {depth} layers of width "
+        "{width} trained by full-batch SGD for {steps} steps ({seeds} seeds, learning rates in factors of √2), "
+        "the largest rate at which the network still fits its training set (loss below a tenth of its start) "
+        "is {fit_ratio_gmean:.2f}× larger with LayerNorm (geometric mean; three standard errors reach from "
+        "{fit_ratio_low:.2f}× to {fit_ratio_high:.2f}×), but seed by seed it is {fit_ratio_min:.2f}× to "
+        "{fit_ratio_max:.2f}×: {seeds_at_2x} of {seeds} seeds reach 2×, the others do not. What LayerNorm widens by far more is the range where the loss merely stays "
         "finite: at least {finite_ratio_min:.0f}× on every seed (it never overflows up to {lr_max:g}, while "
         "without it the loss overflows from {first_nan_none:g} on), but there the normalized network learns "
         "nothing (its loss falls by at most {ln_drop_at_max:.1%}): it survives large rates by growing its "
@@ -504,7 +504,10 @@ def matched_test_gains() -> list[float]:
     verdict="not established",
 )
 def t07() -> Evidence:
-    fit = over_seeds(math.log(r) for r in lr_ratios(trains))  # in log space: the ratios are factors
+    ratios = lr_ratios(trains)
+    fit = over_seeds(math.log(r) for r in ratios)  # in log space: the ratios are factors
+    # Ratios are powers of √2 (the grid): half a grid step of slack keeps "reaches 2×" off float rounding.
+    at_2x = [r >= 2 / 2**0.25 for r in ratios]
     finite = lr_ratios(stays_finite)
     nan_lrs = [r["lr"] for s in SWEEP["seeds"] for r in sweep(False, s) if not math.isfinite(r["final"])]
     at_max = [r for s in SWEEP["seeds"] for r in sweep(True, s) if r["lr"] == largest_lr(True, s, stays_finite)]
@@ -512,13 +515,13 @@ def t07() -> Evidence:
             "fit_ratio_gmean": math.exp(fit.mean), "fit_ratio_min": math.exp(min(fit.values)),
             "fit_ratio_max": math.exp(max(fit.values)), "fit_ratio_low": math.exp(fit.mean - 3 * fit.se),
             "fit_ratio_high": math.exp(fit.mean + 3 * fit.se), "finite_ratio_min": min(finite),
-            "lr_max": SWEEP["lrs"][-1], "first_nan_none": min(nan_lrs, default=0.0),
+            "seeds_at_2x": sum(at_2x), "lr_max": SWEEP["lrs"][-1], "first_nan_none": min(nan_lrs, default=0.0),
             "ln_drop_at_max": max(1 - r["final"] / r["initial"] for r in at_max)}
     ln_finite = all(math.isfinite(r["final"]) for s in SWEEP["seeds"] for r in sweep(True, s))
     return Evidence(nums, {
-        # Undecided: the claim's lower end, 2×, is within three standard errors of the mean log-ratio, and
-        # seeds fall on both sides of it (a decided experiment would change the verdict).
-        "undecided_at_2x": not fit.beyond(math.log(2)),
+        # Undecided: some seeds reach the claim's lower end, 2×, and some do not (every seed at 2× or more
+        # would make it hold here; every seed below would make it fail here).
+        "undecided_at_2x": any(at_2x) and not all(at_2x),
         # The grid brackets the fitting rates on both sides for both networks.
         "grid_brackets": all(0 < largest_lr(k, s, trains) < SWEEP["lrs"][-1] for k in (False, True) for s in SWEEP["seeds"]),
         "ln_never_overflows": ln_finite, "plain_overflows": bool(nan_lrs),
