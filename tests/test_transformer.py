@@ -173,3 +173,25 @@ def test_sgd_runs_are_seeded():
     # The cache would hide nondeterminism: call the uncached function twice.
     run = tx.sgd_run.__wrapped__
     assert run(True, 0.5, 0) == run(True, 0.5, 0)
+
+
+def test_relative_errors_hold_each_algorithm_against_float64():
+    # float64 values: all three algorithms agree with torch's float64 variance to rounding.
+    e64 = variance.relative_errors(0.0, F64, rows=4, d=64, seed=5)
+    assert set(e64) == {"naive", "two_pass", "welford", "fp32_stats"}
+    assert max(e64["naive"], e64["two_pass"], e64["welford"]) < 1e-13
+    # float32 around 1e4: the one-pass form cancels (error of order 1), two passes do not (a few ulps).
+    e32 = variance.relative_errors(1e4, torch.float32, rows=4, d=256, seed=5)
+    assert e32["naive"] > 0.1 and e32["two_pass"] < 1e-5
+
+
+@pytest.mark.parametrize("kwargs, exc, pattern", [
+    ({"mean": "1"}, TypeError, r"variance.relative_errors: mean: expected a real number, got str"),
+    ({"mean": float("inf")}, ValueError, r"variance.relative_errors: mean: expected a finite number, got inf"),
+    ({"mean": 0.0, "rows": 0}, ValueError, r"variance.relative_errors: rows: expected an int >= 1, got 0"),
+    ({"mean": 0.0, "d": 1}, ValueError, r"variance.relative_errors: d: expected an int >= 2 .*got 1"),
+    ({"mean": 0.0, "d": 8.0}, TypeError, r"variance.relative_errors: d: expected an int, got float"),
+])
+def test_relative_errors_reject_bad_arguments(kwargs, exc, pattern):
+    with pytest.raises(exc, match=pattern):
+        variance.relative_errors(**kwargs)

@@ -14,9 +14,8 @@ import torch
 
 from lnbook import norms, variance
 from lnbook.claims import Evidence, claim
-from lnbook.experiments.common import F64, H100, max_abs, one_thread, over_seeds, randn, roofline_seconds
-from lnbook.experiments.foundations import ln, mlp
-from lnbook.models import LayerNorm, RMSNorm, TransformerBlock
+from lnbook.experiments.common import F64, H100, ln, max_abs, one_thread, over_seeds, randn, roofline_seconds
+from lnbook.models import LayerNorm, RMSNorm, TransformerBlock, relu_mlp
 
 SRC = "seed 002"
 CHAPTER = "book/03_transformer"  # the chapter that shows this module's claims
@@ -117,19 +116,19 @@ def one_hot(d: int) -> torch.Tensor:
 
 def one_hot_max(d: int) -> float:
     """Largest entry of LN(e₁) at width d (ε = 0): the extreme case of the bound √(d−1)."""
-    return float(ln(one_hot(d)).max())
+    return float(ln(one_hot(d), eps=0.0).max())
 
 
 def gaussian_xhat(rows: int = 2048, d: int = 512, seed: int = 32) -> torch.Tensor:
     """x̂ of i.i.d. N(0, 1) rows (ε = 0): (rows, d)."""
-    return ln(randn(rows, d, seed=seed))
+    return ln(randn(rows, d, seed=seed), eps=0.0)
 
 
 def outlier_xhat(d: int = 768, outlier: float = 50.0, seed: int = 33) -> float:
     """x̂ of one feature that is ``outlier`` standard deviations out, in an otherwise N(0, 1) row."""
     x = randn(d, seed=seed)
     x[0] = outlier
-    return float(ln(x)[0])
+    return float(ln(x, eps=0.0)[0])
 
 
 @claim(
@@ -265,14 +264,7 @@ def eps_effect(sigmas=(1.0, 1e-2, math.sqrt(1e-5), 1e-3), d: int = 768, seed: in
     return out
 
 
-VARIANCES = {"naive": variance.naive, "two_pass": variance.two_pass, "welford": variance.welford}
-
-
-def variance_errors(mean: float = 1e4, rows: int = 32, d: int = 1024, dtype=torch.float32, seed: int = 38):
-    """Largest relative error of each variance algorithm in ``dtype`` against float64 on the same values."""
-    x = (randn(rows, d, seed=seed) + mean).to(dtype)  # (rows, d), std 1 around ``mean``
-    ref = x.double().var(-1, correction=0)  # (rows,) the exact variance of the stored values, to float64
-    return {name: float(((f(x).double() - ref).abs() / ref).max()) for name, f in VARIANCES.items()}
+T05_ROWS = {"rows": 32, "d": 1024, "seed": 38}  # the float32 rows of T05 and of the chapter's figure
 
 
 @claim(
@@ -291,7 +283,7 @@ def variance_errors(mean: float = 1e4, rows: int = 32, d: int = 1024, dtype=torc
 )
 def t05() -> Evidence:
     eff = {round(e["sigma"] ** 2, 12): e for e in eps_effect()}
-    err = variance_errors()
+    err = variance.relative_errors(1e4, torch.float32, **T05_ROWS)
     nums = {"diff_sigma1": eff[1.0]["diff"], "std_at_eps": eff[1e-5]["std_1e5"],
             "std_at_eps_1e6": eff[1e-5]["std_1e6"], "naive_err": err["naive"], "welford_err": err["welford"],
             "two_pass_err": err["two_pass"]}
@@ -425,7 +417,7 @@ def classification_data(n: int = 512, d_in: int = 32, classes: int = 4, seed: in
 def sgd_run(use_ln: bool, lr: float, seed: int) -> dict[str, float]:
     """Full-batch SGD on the teacher problem: initial and final training loss, train and test accuracy."""
     (xtr, ytr), (xte, yte) = classification_data()
-    model = mlp(SWEEP["depth"], SWEEP["width"], use_ln, seed=seed)
+    model = relu_mlp(SWEEP["depth"], SWEEP["width"], "layer" if use_ln else "none", seed=seed)
     opt = torch.optim.SGD(model.parameters(), lr=lr)
     loss_fn = torch.nn.functional.cross_entropy
     with one_thread():
