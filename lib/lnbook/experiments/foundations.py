@@ -39,6 +39,7 @@ CHAPTER = "book/01_foundations"  # the chapter that shows this module's claims
     verdict="holds",
 )
 def f01() -> Evidence:
+    """The evidence for F01. See book/01_foundations.ipynb, section "The formula"."""
     x = randn(64, 32, seed=1, dtype=torch.float32)  # (B, H)
     alone = ln(x[:1], eps=1e-5)
     ln_diff = max(max_abs(ln(x[:b], eps=1e-5)[:1], alone) for b in (1, 8, 64))
@@ -63,6 +64,7 @@ def f01() -> Evidence:
     verdict="holds",
 )
 def f02() -> Evidence:
+    """The evidence for F02. See book/01_foundations.ipynb, section "The formula"."""
     n = 8
     const = torch.full((1, n), 3.0, dtype=F64)
     nan_count = int(torch.isnan(ln(const, eps=0.0)).sum())
@@ -114,6 +116,7 @@ def samples_with_stats(mean: torch.Tensor, std: torch.Tensor, h: int, seed: int)
     verdict="holds under conditions",
 )
 def f03() -> Evidence:
+    """The evidence for F03. See book/01_foundations.ipynb, section "The formula"."""
     b, h = 256, 16
     gen = torch.Generator().manual_seed(3)
     varied = samples_with_stats(torch.randn(b, generator=gen, dtype=F64),
@@ -142,6 +145,7 @@ def f03() -> Evidence:
     verdict="holds",
 )
 def f04() -> Evidence:
+    """The evidence for F04. See book/01_foundations.ipynb, section "LayerNorm against BatchNorm"."""
     x = randn(16, 8, seed=6, dtype=torch.float32) * 3 + 1
     bn, lnm = torch.nn.BatchNorm1d(8), torch.nn.LayerNorm(8)
     try:
@@ -179,6 +183,7 @@ def batch_stat_spread(batch_sizes=(2, 4, 8, 16, 32, 64, 128, 256), draws: int = 
     verdict="holds",
 )
 def f05() -> Evidence:
+    """The evidence for F05. See book/01_foundations.ipynb, section "LayerNorm against BatchNorm"."""
     sizes, mean_sd, var_sd = batch_stat_spread()
     closed_var = [math.sqrt(2 * (b - 1)) / b for b in sizes]  # Gaussian data, biased variance
     # 4000 draws: the relative standard error of a standard deviation estimate is about 1/√8000 ≈ 1.1 %,
@@ -208,6 +213,7 @@ def f05() -> Evidence:
     verdict="holds",
 )
 def f06() -> Evidence:
+    """The evidence for F06. See book/01_foundations.ipynb, section "Why language models prefer LayerNorm"."""
     x, mask = padded_batch()
     real = x[mask]  # (tokens, H)
     flat = x.reshape(-1, x.shape[-1])  # padded positions included, as a naive BN sees them
@@ -255,6 +261,7 @@ def rms_vs_ln_cost(M: int = 4096, N: int = 4096, element_size: int = 2) -> dict[
     verdict="holds under conditions",
 )
 def f07() -> Evidence:
+    """The evidence for F07. See book/01_foundations.ipynb, section "RMSNorm"."""
     x = randn(32, 64, seed=10)
     centered = x - x.mean(-1, keepdim=True)
     rms = lambda v: norms.rms_norm(v, v.shape[-1:], eps=1e-6)  # noqa: E731
@@ -360,6 +367,7 @@ def invariance_table(seed: int = 18) -> dict[str, dict[str, float]]:
     verdict="holds",
 )
 def f16() -> Evidence:
+    """The evidence for F16. See book/01_foundations.ipynb, section "The invariance table"."""
     table = invariance_table()
     cells = [(table[k][t], PUBLISHED[k][i]) for k in NORMALIZERS for i, t in enumerate(TRANSFORMS)]
     max_inv = max(v for v, inv in cells if inv)

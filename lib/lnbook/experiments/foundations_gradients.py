@@ -60,6 +60,7 @@ def activation_norms(depth: int = STACK["depth"], width: int = STACK["width"], g
     verdict="holds",
 )
 def f08() -> Evidence:
+    """The evidence for F08. See book/01_foundations.ipynb, section "Forward: activations without and with LayerNorm"."""
     none, with_ln = activation_norms(use_ln=False), activation_norms(use_ln=True)
     logs = torch.tensor([math.log(v) for v in none], dtype=F64)
     growth = math.exp(float((logs[-1] - logs[0]) / (len(none) - 1)))  # geometric mean of per-layer ratios
@@ -114,6 +115,7 @@ def eps_scale_deviation(lam: float, eps: float) -> float:
     verdict="holds under conditions",
 )
 def f09() -> Evidence:
+    """The evidence for F09. See book/01_foundations.ipynb, section "Scale invariance and the brake on large weights"."""
     exact = scaled_weight_outputs(eps=0.0)
     with_eps = scaled_weight_outputs(eps=1e-5)
     small, large = eps_scale_deviation(0.01, 1e-5), eps_scale_deviation(100.0, 1e-5)
@@ -156,6 +158,7 @@ def gradient_norm_vs_weight_norm(lams, eps: float = 0.0):
     verdict="holds under conditions",
 )
 def f10() -> Evidence:
+    """The evidence for F10. See book/01_foundations.ipynb, section "Scale invariance and the brake on large weights"."""
     w, x, c = _ln_problem()
     base = ln_loss_grad(w, x, c)
 
@@ -229,6 +232,7 @@ def ln_gradient_norm_identity(n: int = 64, seed: int = 21):
     verdict="holds under conditions",
 )
 def f11() -> Evidence:
+    """The evidence for F11. See book/01_foundations.ipynb, section "Does LayerNorm smooth the landscape?"."""
     measured, closed, bound = ln_gradient_norm_identity()
     runs = [landscape_ratios(seed) for seed in LANDSCAPE_SEEDS]
     nums = {
@@ -277,6 +281,7 @@ def cosine_w_grad(eps: float = 0.0, lam: float = 1.0, with_bias: bool = False) -
     verdict="holds under conditions",
 )
 def f12() -> Evidence:
+    """The evidence for F12. See book/01_foundations.ipynb, section "The gradient is orthogonal to the weights"."""
     cos0, cos_eps, cos_bias = cosine_w_grad(), cosine_w_grad(1e-5, 1e-3), cosine_w_grad(with_bias=True)
     return Evidence(
         {"cos_eps0": cos0, "cos_eps_small": cos_eps, "cos_bias": cos_bias},
@@ -312,6 +317,7 @@ def sgd_weight_norms(steps: int = 50, lr: float = 2.0):
     verdict="does not hold",
 )
 def f13() -> Evidence:
+    """The evidence for F13. See book/01_foundations.ipynb, section "The gradient is orthogonal to the weights"."""
     steps, lr = 50, 2.0
     norms_w, norms_g = sgd_weight_norms(steps, lr)
     predicted = [math.sqrt(a * a + (lr * g) ** 2) for a, g in zip(norms_w[:-1], norms_g)]
@@ -347,6 +353,7 @@ def z_over_sigma_jacobian(z: torch.Tensor) -> torch.Tensor:
     verdict="holds",
 )
 def f14() -> Evidence:
+    """The evidence for F14. See book/01_foundations.ipynb, section "The Jacobian, derived"."""
     z = randn(6, seed=15) + 0.5
     jac = lambda f, v: torch.autograd.functional.jacobian(f, v)  # noqa: E731
     auto = jac(lambda v: v / v.std(correction=0), z)
@@ -376,6 +383,7 @@ def f14() -> Evidence:
     verdict="holds",
 )
 def f15() -> Evidence:
+    """The evidence for F15. See book/01_foundations.ipynb, section "Post-LN and Pre-LN"."""
     torch.manual_seed(16)
     d = 32
     post, pre = Block(d, "post").double(), Block(d, "pre").double()

@@ -49,6 +49,7 @@ STACK = {"d": 32, "heads": 4, "batch": 4, "tokens": 8}
     verdict="does not hold",
 )
 def r02() -> Evidence:
+    """The evidence for R02. See book/05_residual.ipynb, section "The formula, the shapes and the labels"."""
     eps = 1e-5
     x = randn(8, 64, seed=2)
     x = (x - x.mean(-1, keepdim=True)) / x.std(-1, correction=0, keepdim=True)  # σ = 1 exactly per row
@@ -110,6 +111,7 @@ def classify_placement(expr) -> str:
     verdict="does not hold",
 )
 def r03() -> Evidence:
+    """The evidence for R03. See book/05_residual.ipynb, section "The formula, the shapes and the labels"."""
     rows = snippet_placements()
     wrong = sum(label != real for _, label, real in rows)
     return Evidence({"wrong": wrong, "total": len(rows)},
@@ -130,6 +132,7 @@ def r03() -> Evidence:
     verdict="holds",
 )
 def r04() -> Evidence:
+    """The evidence for R04. See book/05_residual.ipynb, section "The formula, the shapes and the labels"."""
     with torch.device("meta"):
         layer = TransformerBlock(768, heads=12)
         x = torch.empty(16, 512, 768)
@@ -166,6 +169,7 @@ def block_jacobians(d: int = 12, seed: int = 0) -> dict[str, torch.Tensor]:
     verdict="holds",
 )
 def r01() -> Evidence:
+    """The evidence for R01. See book/05_residual.ipynb, section "The residual Jacobian"."""
     j = block_jacobians()
     d = j["block"].shape[0]
     err = max_abs(j["block"], torch.eye(d, dtype=F64) + j["branch"])
@@ -204,6 +208,7 @@ def sigma_min_cases(d: int = 64, seed: int = 1) -> dict[str, float]:
     verdict="does not hold",
 )
 def r09() -> Evidence:
+    """The evidence for R09. See book/05_residual.ipynb, section "The residual Jacobian"."""
     c = sigma_min_cases()
     nums = {"small": c["small"], "adversarial": c["adversarial"], "depth": c["depth"], "stacked": c["stacked"],
             "circle": c["circle"], "blocks_min": c["blocks"]}
@@ -257,6 +262,7 @@ EFFECTIVE_DEPTHS = (6, 12, 24, 48)
     verdict="holds under conditions",
 )
 def r19() -> Evidence:
+    """The evidence for R19. See book/05_residual.ipynb, section "The residual Jacobian"."""
     g = {k: [first_layer_gradient(k, L) for L in EFFECTIVE_DEPTHS] for k in ("plain", "plain-he", "residual")}
     i24, i48 = EFFECTIVE_DEPTHS.index(24), EFFECTIVE_DEPTHS.index(48)
     nums = {"default_24": g["plain"][i24], "default_48": g["plain"][i48], "he_24": g["plain-he"][i24],
@@ -323,6 +329,7 @@ def last_w2_gradients() -> dict[str, list[float]]:
     verdict="holds",
 )
 def r23() -> Evidence:
+    """The evidence for R23. See book/05_residual.ipynb, section "Pre-LN and Post-LN at initialization"."""
     g = last_w2_gradients()
     nums = {"depths": ", ".join(map(str, DEPTHS)), "seeds": len(SEEDS), "post_slope": loglog_slope(DEPTHS, g["post"]),
             "pre_slope": loglog_slope(DEPTHS, g["pre"]), "deepest": DEPTHS[-1], "ratio": g["pre"][-1] / g["post"][-1]}
@@ -368,6 +375,7 @@ def decay_rate(placement: str, depth: int, seed: int) -> float:
     verdict="holds under conditions",
 )
 def r05() -> Evidence:
+    """The evidence for R05. See book/05_residual.ipynb, section "Pre-LN and Post-LN at initialization"."""
     L = DEPTHS[-1]
     rates = {p: over_seeds(decay_rate(p, L, s) for s in SEEDS) for p in ("post", "pre")}
     first = {p: depth_profile(p, L)[0] for p in ("post", "pre")}
@@ -427,6 +435,7 @@ GPT2_DEPTHS = (12, 48)
     verdict="holds",
 )
 def r07() -> Evidence:
+    """The evidence for R07. See book/05_residual.ipynb, section "The residual stream"."""
     growth = lambda init, L: (lambda v: v[-1] / v[0])(stream_variance("pre", L, init))  # noqa: E731
     nums = {f"{k}_{L}": growth(init, L) for k, init in (("unscaled", "gpt2-unscaled"), ("scaled", "gpt2"))
             for L in GPT2_DEPTHS}
@@ -453,6 +462,7 @@ def r07() -> Evidence:
     verdict="holds under conditions",
 )
 def r08() -> Evidence:
+    """The evidence for R08. See book/05_residual.ipynb, section "The residual stream"."""
     depth = 48
     post, pre = stream_variance("post", depth), stream_variance("pre", depth)
     nums = {"depth": depth, "post_dev": max(abs(v - 1) for v in post[1:]), "pre_growth": pre[-1] / pre[0]}
@@ -502,6 +512,7 @@ def _identity_cases(placement: str, x: torch.Tensor, seed: int) -> dict[str, flo
     verdict="holds under conditions",
 )
 def r06() -> Evidence:
+    """The evidence for R06. See book/05_residual.ipynb, section "The residual stream"."""
     m = identity_at_init()
     return Evidence({k: m[k] for k in ("zero_pre", "zero_post", "x_max")},
                     {"pre_identity": m["zero_pre"] == 0.0, "post_not_identity": m["zero_post"] > 0.1})
@@ -520,6 +531,7 @@ def r06() -> Evidence:
     verdict="holds under conditions",
 )
 def r17() -> Evidence:
+    """The evidence for R17. See book/05_residual.ipynb, section "The residual stream"."""
     m = identity_at_init()
     nums = {k: m[k] for k in ("gamma0_pre_nobias", "gamma0_pre_bias", "gamma0_post_bias", "x_max")}
     return Evidence(nums, {"pre_nobias_identity": m["gamma0_pre_nobias"] == 0.0,
@@ -564,6 +576,7 @@ def deepnorm_update(depth: int = 48, seed: int = 5) -> dict[str, float]:
     verdict="does not hold",
 )
 def r24() -> Evidence:
+    """The evidence for R24. See book/05_residual.ipynb, section "Pre-LN and Post-LN at initialization"."""
     depth = 48
     m = deepnorm_update(depth)
     nums = {"depth": depth, **m}

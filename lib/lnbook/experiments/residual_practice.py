@@ -52,6 +52,7 @@ def grad_vs_scale(scales=(1e-4, 1e-2, 1.0, 1e2), d: int = 64, seed: int = 6) -> 
     verdict="holds",
 )
 def r10() -> Evidence:
+    """The evidence for R10. See book/05_residual.ipynb, section "LayerNorm's backward, ε and precision"."""
     g = grad_vs_scale()
     nums = {"prod_1e2": 100 * g[1e2], "prod_1": g[1.0], "prod_1e_2": 0.01 * g[1e-2], "g_1e_4": g[1e-4],
             "uncapped": g[1.0] / 1e-4}
@@ -75,6 +76,7 @@ def r10() -> Evidence:
     verdict="does not hold",
 )
 def r16() -> Evidence:
+    """The evidence for R16. See book/05_residual.ipynb, section "LayerNorm's backward, ε and precision"."""
     value = 3000.1
     row = torch.full((1, 1024), value, dtype=torch.float32)
     row[0, ::2] = torch.nextafter(torch.tensor(value), torch.tensor(1e9))  # two neighbouring floats
@@ -110,6 +112,7 @@ R13_ROWS = {"rows": 8, "d": 1024, "seed": 7}  # the rows of R13: std 1 around th
     verdict="holds under conditions",
 )
 def r13() -> Evidence:
+    """The evidence for R13. See book/05_residual.ipynb, section "LayerNorm's backward, ε and precision"."""
     e32 = variance.relative_errors(1e4, torch.float32, **R13_ROWS)
     e16 = variance.relative_errors(100.0, torch.float16, **R13_ROWS)
     nums = {"naive32": e32["naive"], "two32": e32["two_pass"], "wel32": e32["welford"],
@@ -152,6 +155,7 @@ def autocast_dtypes() -> dict[str, str]:
     verdict="holds under conditions",
 )
 def r18() -> Evidence:
+    """The evidence for R18. See book/05_residual.ipynb, section "LayerNorm's backward, ε and precision"."""
     a = autocast_dtypes()
     return Evidence({**a, "version": torch.__version__.split("+")[0]},
                     {"linear_autocasts": a["linear"] == "bfloat16", "cpu_ln_follows_input": a["ln_bf16_in"] == "bfloat16",
@@ -200,6 +204,7 @@ def saved_bytes(checkpoint: bool, d: int = 64, seed: int = 10) -> int:
     verdict="holds under conditions",
 )
 def r12() -> Evidence:
+    """The evidence for R12. See book/05_residual.ipynb, section "What the pair costs"."""
     plain, ckpt = saved_bytes(False), saved_bytes(True)
     nums = {"plain_kb": plain / 1024, "ckpt_kb": ckpt / 1024, "saving": 1 - ckpt / plain}
     input_bytes = 4 * 32 * 64 * 4
@@ -248,6 +253,7 @@ def gpt2_small_module_params() -> int:
     verdict="holds",
 )
 def r21() -> Evidence:
+    """The evidence for R21. See book/05_residual.ipynb, section "What the pair costs"."""
     c = gpt2_small_counts()
     nums = {k: c[k] for k in ("ln_params", "params", "ln_param_share", "ln_add_share")}
     return Evidence(nums, {"params_match_modules": c["params"] == gpt2_small_module_params(),
@@ -290,6 +296,7 @@ R14_TOKENS = (512, 8192)
     verdict="holds under conditions",
 )
 def r14() -> Evidence:
+    """The evidence for R14. See book/05_residual.ipynb, section "What the pair costs"."""
     short, long = (add_vs_matmul_cost(t) for t in R14_TOKENS)
     d = 768
     closed = 3 * H100["flops"] / (4 * H100["bandwidth"] * d)  # add bytes 6·T·d over matmul FLOPs 8·T·d² at peak
@@ -334,6 +341,7 @@ def sharded_errors(processes: int) -> list[dict[str, float]]:
     verdict="holds",
 )
 def r15() -> Evidence:
+    """The evidence for R15. See book/05_residual.ipynb, section "LayerNorm across devices"."""
     e2, e4 = sharded_errors(2), sharded_errors(4)
     worst = lambda e: max(e[k] for k in ("y", "dx", "dw", "db"))  # noqa: E731
     b = distributed.bytes_per_token(4)

@@ -110,6 +110,7 @@ def needs_warmup(gain) -> bool:
     verdict="holds under conditions",
 )
 def r22() -> Evidence:
+    """The evidence for R22. See book/05_residual.ipynb, section "Training: warm-up and speed"."""
     R = REVERSAL
     cells = {(p, r): warmup_gain(p, r) for p, r in WARMUP_SEEDS}
     deciding = WARMUP_SEEDS["post", "high"]
@@ -178,6 +179,7 @@ def steps_to(losses: list[float], target: float) -> int | None:
     verdict="does not hold",
 )
 def r20() -> Evidence:
+    """The evidence for R20. See book/05_residual.ipynb, section "Training: warm-up and speed"."""
     target = markov_entropy() + 0.5
     pre = [steps_to(train("pre", s), target) for s in SPEED_SEEDS]
     plain = [steps_to(train("plain", s), target) for s in SPEED_SEEDS]

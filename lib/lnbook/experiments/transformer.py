@@ -1,4 +1,9 @@
-"""Chapter 3 (seed 002): LayerNorm inside the Transformer, the computations behind claims T01–T10.
+"""Chapter 3 (seed 002), book/03_transformer: LayerNorm inside the Transformer, claims T01–T10.
+
+Sections of the chapter: "The formula on a batch of sequences" (T01, T02), "What range do normalized
+values take?" (T03), "Where the norm sits" (T04), "Numerical care: ε and the variance" (T05), "What it
+costs" (T06), "What it does for training" (T07, T08), "Inference" (T09), "A pitfall the source does
+not mention: the unbiased standard deviation" (T10), and the exercises.
 
 Shapes are the Transformer's: x is (B, L, d), batch × sequence positions × model width, and
 LayerNorm's statistics are taken over d for every (batch, position) pair. Everything is seeded and
@@ -52,6 +57,7 @@ def per_position_loop(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     verdict="holds",
 )
 def t01() -> Evidence:
+    """The evidence for T01. See book/03_transformer.ipynb, section "The formula on a batch of sequences"."""
     x = randn(*SHAPE, seed=30) * 2 + 0.5
     d = x.shape[-1]
     ours = norms.layer_norm(x, (d,))
@@ -86,6 +92,7 @@ def t01() -> Evidence:
     verdict="holds",
 )
 def t02() -> Evidence:
+    """The evidence for T02. See book/03_transformer.ipynb, section "The formula on a batch of sequences"."""
     d = SHAPE[-1]
     mods = [torch.nn.LayerNorm(d), LayerNorm(d), RMSNorm(d)]
     weights = [m.weight for m in mods]
@@ -144,6 +151,7 @@ def outlier_xhat(d: int = 768, outlier: float = 50.0, seed: int = 33) -> float:
     verdict="holds under conditions",
 )
 def t03() -> Evidence:
+    """The evidence for T03. See book/03_transformer.ipynb, section "What range do normalized values take?"."""
     xhat = gaussian_xhat()
     inside = float((xhat.abs() <= 2).double().mean())
     closed = math.erf(2 / math.sqrt(2))
@@ -200,6 +208,7 @@ def block_by_hand(block: TransformerBlock, x: torch.Tensor) -> torch.Tensor:
     verdict="holds",
 )
 def t04() -> Evidence:
+    """The evidence for T04. See book/03_transformer.ipynb, section "Where the norm sits: Post-LN and Pre-LN"."""
     torch.manual_seed(34)
     blocks = {p: TransformerBlock(32, heads=4, placement=p).double() for p in ("post", "pre")}
     x = randn(3, 10, 32, seed=35) * 2 + 1
@@ -282,6 +291,7 @@ T05_ROWS = {"rows": 32, "d": 1024, "seed": 38}  # the float32 rows of T05 and of
     verdict="holds",
 )
 def t05() -> Evidence:
+    r"""The evidence for T05. See book/03_transformer.ipynb, section "Numerical care: $\epsilon$ and the variance"."""
     eff = {round(e["sigma"] ** 2, 12): e for e in eps_effect()}
     err = variance.relative_errors(1e4, torch.float32, **T05_ROWS)
     nums = {"diff_sigma1": eff[1.0]["diff"], "std_at_eps": eff[1e-5]["std_1e5"],
@@ -375,6 +385,7 @@ T06_SHAPE = {"d": 768, "seq": 1024, "batch": 8}  # GPT-2 small's width and conte
     verdict="holds under conditions",
 )
 def t06() -> Evidence:
+    """The evidence for T06. See book/03_transformer.ipynb, section "What it costs"."""
     def share(d, seq):
         f = flops_per_token(d, seq)
         return f["layernorm"] / sum(f.values())
@@ -496,6 +507,7 @@ def matched_test_gains() -> list[float]:
     verdict="not established",
 )
 def t07() -> Evidence:
+    """The evidence for T07. See book/03_transformer.ipynb, section "What it does for training"."""
     fit = over_seeds(math.log(r) for r in lr_ratios(trains))  # in log space: the ratios are factors
     finite = lr_ratios(stays_finite)
     nan_lrs = [r["lr"] for s in SWEEP["seeds"] for r in sweep(False, s) if not math.isfinite(r["final"])]
@@ -538,6 +550,7 @@ def t07() -> Evidence:
     verdict="not established",
 )
 def t08() -> Evidence:
+    """The evidence for T08. See book/03_transformer.ipynb, section "What it does for training"."""
     matched = over_seeds(matched_test_gains())
     best = over_seeds(best_run(True, s)["test_acc"] - best_run(False, s)["test_acc"] for s in SWEEP["seeds"])
     nums = {"seeds": len(SWEEP["seeds"]), "matched_mean": matched.mean, "matched_se": matched.se,
@@ -566,6 +579,7 @@ def t08() -> Evidence:
     verdict="holds",
 )
 def t09() -> Evidence:
+    """The evidence for T09. See book/03_transformer.ipynb, section "Inference"."""
     torch.manual_seed(41)
     block = TransformerBlock(32).double()
     x = randn(8, 12, 32, seed=42)
@@ -620,6 +634,7 @@ def unbiased_gap(widths=(2, 4, 8, 16, 64, 256, 768, 4096), seed: int = 43) -> li
     verdict="holds",
 )
 def t10() -> Evidence:
+    """The evidence for T10. See book/03_transformer.ipynb, section "A pitfall the source does not mention: the unbiased standard deviation"."""
     x = torch.tensor([1.0, 0.0, 0.0, 0.0], dtype=F64)
     gaps = unbiased_gap()
     ratio_err = max(max(g["max"] - g["closed"], g["closed"] - g["min"]) for g in gaps)

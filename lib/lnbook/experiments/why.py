@@ -164,6 +164,7 @@ def paired(kind: str, other: str, key: str = "final_loss"):
     verdict="holds under conditions",
 )
 def w01() -> Evidence:
+    """The evidence for W01. See book/04_why.ipynb, section "Is it internal covariate shift?"."""
     s = ics_summary()
     bn_gap, none_gap = paired("noisy", "bn"), paired("noisy", "none")
     nums = {"depth": ICS_RUN["depth"], "seeds": len(ICS_SEEDS), "shift_ratio": s["noisy"]["shift"] / s["bn"]["shift"],
@@ -220,6 +221,7 @@ def smoothness(seed: int) -> dict[str, dict[str, float]]:
     verdict="holds under conditions",
 )
 def w02() -> Evidence:
+    """The evidence for W02. See book/04_why.ipynb, section "Is it internal covariate shift?"."""
     runs = [smoothness(s) for s in SMOOTH_SEEDS]
     with one_thread():  # chapter 1's figure shows this very run, so it is cached when both are built
         fast = landscape(**LANDSCAPE_RUN, use_ln=False, seed=0)
@@ -281,6 +283,7 @@ def padding_dilution(feature_mean: float) -> dict[str, float]:
     verdict="holds under conditions",
 )
 def w03() -> Evidence:
+    """The evidence for W03. See book/04_why.ipynb, section "Why BatchNorm does not fit Transformers"."""
     centered, shifted = padding_dilution(0.0), padding_dilution(2.0)
     nums = {"share_real": shifted["share_real"], "mean_ratio": shifted["mean_ratio"],
             "var_ratio_centered": centered["var_ratio"], "var_ratio_shifted": shifted["var_ratio"],
@@ -351,6 +354,7 @@ def batch_one_effects(t: int = 32, h: int = 16, seed: int = 40) -> dict[str, flo
     verdict="holds under conditions",
 )
 def w04() -> Evidence:
+    """The evidence for W04. See book/04_why.ipynb, section "Why BatchNorm does not fit Transformers"."""
     e = batch_one_effects()
     return Evidence(
         e,
@@ -395,6 +399,7 @@ def token_magnitudes(seed: int = 90) -> dict[str, float]:
     verdict="does not hold",
 )
 def w12() -> Evidence:
+    """The evidence for W12. See book/04_why.ipynb, section "Why BatchNorm does not fit Transformers"."""
     m = token_magnitudes()
     return Evidence(m, {"ln_erases_size": m["ln_gap"] < 1e-12, "bn_keeps_gap": m["bn_gap"] > 0.1,
                         # float64 differences of O(1) values: rounding only.
@@ -478,6 +483,7 @@ def direction_kept(mean_over_std: float = 1.0, d: int = 64, seed: int = 52) -> d
     verdict="holds under conditions",
 )
 def w05() -> Evidence:
+    """The evidence for W05. See book/04_why.ipynb, section "What LayerNorm does instead: gain control"."""
     sweep, direction = gain_sweep(), direction_kept()
     none, ln = sweep["none"][-1], sweep["ln"][-1]
     ln_entropies = [s["entropy"] for s in sweep["ln"]]

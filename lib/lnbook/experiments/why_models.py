@@ -85,6 +85,7 @@ def configs_markdown() -> str:
     verdict="does not hold",
 )
 def w06() -> Evidence:
+    """The evidence for W06. See book/04_why.ipynb, section "The models the source quotes"."""
     model, width = SOURCE_SAYS["hidden"]
     with_width = [name for name, c in PUBLISHED_CONFIGS.items() if c["hidden"] == width]
     nums = {"source_hidden": width, "published_hidden": PUBLISHED_CONFIGS[model]["hidden"],
@@ -105,6 +106,7 @@ def w06() -> Evidence:
     verdict="holds under conditions",
 )
 def w10() -> Evidence:
+    """The evidence for W10. See book/04_why.ipynb, section "The models the source quotes"."""
     c = PUBLISHED_CONFIGS
     nums = {"layers_70b": c["Llama 2 70B"]["layers"], "layers_gpt3": c["GPT-3 175B"]["layers"],
             "layers_7b": c["Llama 2 7B"]["layers"], "layers_small": c["BERT-base"]["layers"]}
@@ -128,6 +130,7 @@ def w10() -> Evidence:
     verdict="holds",
 )
 def w11() -> Evidence:
+    """The evidence for W11. See book/04_why.ipynb, section "The models the source quotes"."""
     c, s = PUBLISHED_CONFIGS, SOURCE_SAYS
     eps = [m["eps"] for m in c.values() if m["eps"] is not None]
     nums = {"rows": len(c), "eps_min": min(eps), "eps_max": max(eps)}
@@ -176,6 +179,7 @@ def rms_ln_relation(mean_over_std: float, d: int = 64, seed: int = 60) -> dict[s
     verdict="holds under conditions",
 )
 def w07() -> Evidence:
+    """The evidence for W07. See book/04_why.ipynb, section "RMSNorm: what removing the mean changes"."""
     small, large = rms_ln_relation(0.1), rms_ln_relation(1.0)
     nums = {"identity_err": max(small["identity_err"], large["identity_err"]),
             "gap_small": small["rms_gap"], "gap_large": large["rms_gap"],
@@ -253,6 +257,7 @@ def stream_max(placement: str, depth: int = STREAM["depth"], d: int = STREAM["d"
     verdict="does not hold",
 )
 def w08() -> Evidence:
+    """The evidence for W08. See book/04_why.ipynb, section "Pre-Norm, Post-Norm and FP16"."""
     sums = fp16_sum_of_squares(4.0)
     post, pre = stream_max("post"), stream_max("pre")
     d = STREAM["d"]
@@ -311,6 +316,7 @@ def stream_gradients(placement: str, depth: int = 24, d: int = 32, zero_branches
     verdict="holds under conditions",
 )
 def w09() -> Evidence:
+    """The evidence for W09. See book/04_why.ipynb, section "Pre-Norm, Post-Norm and FP16"."""
     change = lambda g: abs(g[0] / g[-1] - 1)  # noqa: E731
     pre, post = stream_gradients("pre"), stream_gradients("post")
     nums = {"depth": len(pre) - 1, "pre_ratio": pre[0] / pre[-1], "post_ratio": post[0] / post[-1],
