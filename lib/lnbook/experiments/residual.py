@@ -88,7 +88,7 @@ def classify_placement(expr) -> str:
     lin = nn.Linear(16, 16).double()
     seen = []
     f = lambda v: seen.append(v) or 2 + lin(v)  # noqa: E731  records what the sublayer sees
-    out = expr(ln, f, x)
+    out = expr(lambda v: ln(v, eps=0.0), f, x)  # ε = 0: the output is exactly normalized
     normalized = lambda v: bool(v.mean(-1).abs().max() < 1e-9 and (v.var(-1, correction=0) - 1).abs().max() < 1e-9)  # noqa: E731
     if normalized(out):
         return "post"
