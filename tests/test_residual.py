@@ -45,6 +45,17 @@ def test_gpt2_init_scales_only_the_branch_outputs():
     assert float(mlp.fc.bias.detach().abs().max()) == 0.0
 
 
+def test_gpt2_init_unscaled_leaves_out_only_the_depth_factor():
+    # Same seed, same draws: the scaled projections are the unscaled ones times 1/√(2·n_layer), exactly.
+    make = lambda: torch.nn.Sequential(*[models.TransformerBlock(16, 4) for _ in range(3)])  # noqa: E731
+    scaled, unscaled = models.gpt2_init_(make(), 3), models.gpt2_init_(make(), 3, scaled=False)
+    for s, u in zip(scaled.modules(), unscaled.modules()):
+        if isinstance(s, (models.MLP, models.CausalSelfAttention)):
+            assert torch.equal(s.proj.weight, u.proj.weight * (1 / 6 ** 0.5))
+            first = s.fc if isinstance(s, models.MLP) else s.qkv
+            assert torch.equal(first.weight, (u.fc if isinstance(u, models.MLP) else u.qkv).weight)
+
+
 def test_deepnorm_block_and_constants():
     alpha, beta = models.deepnorm_constants(6)
     assert math.isclose(alpha, 12 ** 0.25) and math.isclose(beta, 48 ** -0.25)

@@ -303,7 +303,7 @@ def layer_norm_forward(x, normalized_shape, weight=None, bias=None, eps=1e-5) ->
     rstd = torch.rsqrt(var + eps)  # (..., 1)
     xhat = (xs - mean) * rstd  # (..., N)
     y = _affine(xhat, weight, bias, shape)  # (..., N) xhat * w + b, either optional
-    xhat, mean, rstd, w = _detached(xhat, mean, rstd, weight)
+    xhat, mean, rstd, w = _detached(xhat, mean, rstd, weight)  # the cache: data, not part of the graph
     b_dtype = None if bias is None else bias.dtype
     return y.to(x.dtype), NormCache(xhat, mean, rstd, w, b_dtype, x.dtype, shape)
 
@@ -344,7 +344,7 @@ def rms_norm_forward(x, normalized_shape, weight=None, eps=None) -> tuple[Tensor
     rstd = torch.rsqrt(xs.square().mean(dim=dims, keepdim=True) + eps)  # (..., 1) no mean subtracted
     xhat = xs * rstd  # (..., N)
     y = _affine(xhat, weight, None, shape)  # (..., N) xhat * w, w optional
-    xhat, rstd, w = _detached(xhat, rstd, weight)
+    xhat, rstd, w = _detached(xhat, rstd, weight)  # the cache: data, not part of the graph
     return y.to(x.dtype), NormCache(xhat, None, rstd, w, None, x.dtype, shape)
 
 
