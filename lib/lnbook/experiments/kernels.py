@@ -110,8 +110,9 @@ def variance_errors(n_short: int = 4096, n_wide: int = 40000, mean: float = 1e4,
         exact = x.to(F64).var(dim=-1, unbiased=False).item()
         _, _, _, rstd = rownorm.forward(x, None, None, None, 0.0, True)
         errors[f"kernel_{'one_block' if name == 'short' else 'chunked'}"] = abs(rstd.item() ** -2 - exact) / exact
-        if name == "short":
-            errors |= {f.__name__: abs(f(x).item() - exact) / exact for f in (variance.naive, variance.two_pass)}
+        if name == "short":  # the same row through the shared helper (rows=1: the same draw)
+            shared = variance.relative_errors(mean, torch.float32, rows=1, d=n, seed=seed)
+            errors |= {k: shared[k] for k in ("naive", "two_pass")}
     return errors
 
 
