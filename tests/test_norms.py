@@ -594,3 +594,25 @@ def test_the_models_layer_norm_module_matches_the_reference():
     for got, want in ((x.grad, x2.grad), (module.weight.grad, w.grad), (module.bias.grad, b.grad)):
         assert torch.allclose(got, want, rtol=0, atol=1e-13)
     assert torch.allclose(module(x), norms.layer_norm(x2, (16,), w, b), rtol=0, atol=1e-13)
+
+
+@pytest.mark.parametrize("value, integral, exc, message", [
+    (3, True, None, None),
+    (0.5, False, None, None),
+    (0, True, ValueError, "op: n: expected an int > 0, got 0"),
+    (True, True, TypeError, "op: n: expected an int, got bool"),
+    (2.0, True, TypeError, "op: n: expected an int, got float"),
+    ("1", False, TypeError, "op: n: expected a real number, got str"),
+    (float("nan"), False, ValueError, "op: n: expected an int > 0, got nan"),  # NaN fails every comparison
+])
+def test_check_number(value, integral, exc, message):
+    check = lambda: norms.check_number("op", "n", value, lambda v: v > 0, "an int > 0", integral=integral)  # noqa: E731
+    if exc is None:
+        check()
+    else:
+        with pytest.raises(exc, match=re.escape(message)):
+            check()
+
+
+def test_stats_dtype_is_float32_except_for_float64():
+    assert [norms.stats_dtype(d) for d in norms.FLOAT_DTYPES] == [torch.float32] * 3 + [torch.float64]

@@ -45,7 +45,7 @@ def test_k_of_n_sparse_vector_closed_form():
     for d, k, a in [(8, 2, 5.0), (12, 5, 0.3), (7, 1, 1e3)]:
         x = torch.zeros(d, dtype=torch.float64)
         x[:k] = a
-        y = px.ln(x)
+        y = px.ln(x, eps=0.0)
         assert math.isclose(float(y[0]), math.sqrt((d - k) / k), rel_tol=1e-12)
         assert math.isclose(float(y[-1]), -math.sqrt(k / (d - k)), rel_tol=1e-12)
 
@@ -65,8 +65,8 @@ def test_coupling_groups_rejects_overlapping_couplings():
 
 
 @pytest.mark.parametrize("bad, exc, pattern", [
-    ([1.0, 2.0], TypeError, r"coupling_groups: x: expected a floating-point torch.Tensor, got list"),
-    (torch.arange(4), TypeError, r"coupling_groups: x: expected a floating-point torch.Tensor, got torch.int64"),
+    ([1.0, 2.0], TypeError, r"coupling_groups: x: expected a torch.Tensor, got list"),
+    (torch.arange(4), TypeError, r"coupling_groups: x: expected a floating dtype .*, got torch.int64"),
 ])
 def test_coupling_groups_argument_errors(bad, exc, pattern):
     with pytest.raises(exc, match=pattern):
@@ -74,12 +74,12 @@ def test_coupling_groups_argument_errors(bad, exc, pattern):
 
 
 @pytest.mark.parametrize("kwargs, exc, pattern", [
-    ({"x": [[1.0]]}, TypeError, r"running_standardize: x: expected a floating-point torch.Tensor, got list"),
+    ({"x": [[1.0]]}, TypeError, r"running_standardize: x: expected a torch.Tensor, got list"),
     ({"x": torch.ones(3, 4, dtype=torch.int32)}, TypeError, r"running_standardize: x: expected .* got torch.int32"),
     ({"x": torch.ones(4)}, ValueError, r"running_standardize: x: expected shape \(T, d\), got \(4,\)"),
     ({"x": torch.ones(3, 4), "momentum": 0.0}, ValueError, r"running_standardize: momentum: expected a number in \(0, 1\], got 0.0"),
     ({"x": torch.ones(3, 4), "momentum": 1.5}, ValueError, r"momentum: expected a number in \(0, 1\], got 1.5"),
-    ({"x": torch.ones(3, 4), "momentum": True}, ValueError, r"momentum: expected a number in \(0, 1\], got True"),
+    ({"x": torch.ones(3, 4), "momentum": True}, TypeError, r"momentum: expected a real number, got bool"),
     ({"x": torch.ones(3, 4), "eps": -1e-5}, ValueError, r"running_standardize: eps: expected a number >= 0, got -1e-05"),
     ({"x": torch.ones(3, 4), "eps": float("nan")}, ValueError, r"eps: expected a number >= 0, got nan"),
 ])

@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from lnbook import models
-from lnbook.experiments import residual
+from lnbook.experiments import residual, residual_practice, residual_training, toys
 
 
 def test_chapter5_exercise_answers():
-    a = residual.exercise_answers()
+    a = residual_practice.exercise_answers()
     # I − a·uuᵀ with |u| = 1 has singular values 1 (d − 1 times) and |1 − a|: σ_min = min(1, |1 − a|).
     assert math.isclose(a["smin_099"], 0.01, rel_tol=1e-10)
     assert math.isclose(a["smin_150"], 0.5, rel_tol=1e-12)
@@ -45,6 +45,17 @@ def test_gpt2_init_scales_only_the_branch_outputs():
     assert float(mlp.fc.bias.detach().abs().max()) == 0.0
 
 
+def test_gpt2_init_unscaled_leaves_out_only_the_depth_factor():
+    # Same seed, same draws: the scaled projections are the unscaled ones times 1/√(2·n_layer), exactly.
+    make = lambda: torch.nn.Sequential(*[models.TransformerBlock(16, 4) for _ in range(3)])  # noqa: E731
+    scaled, unscaled = models.gpt2_init_(make(), 3), models.gpt2_init_(make(), 3, scaled=False)
+    for s, u in zip(scaled.modules(), unscaled.modules()):
+        if isinstance(s, (models.MLP, models.CausalSelfAttention)):
+            assert torch.equal(s.proj.weight, u.proj.weight * (1 / 6 ** 0.5))
+            first = s.fc if isinstance(s, models.MLP) else s.qkv
+            assert torch.equal(first.weight, (u.fc if isinstance(u, models.MLP) else u.qkv).weight)
+
+
 def test_deepnorm_block_and_constants():
     alpha, beta = models.deepnorm_constants(6)
     assert math.isclose(alpha, 12 ** 0.25) and math.isclose(beta, 48 ** -0.25)
@@ -65,15 +76,19 @@ def test_plain_block_has_no_skip():
     assert torch.equal(block(x), block.sublayer(x))
 
 
-@pytest.mark.parametrize("bad", [0, -3, 2.5, True, "4"])
-def test_deepnorm_constants_rejects_bad_layers(bad):
-    with pytest.raises(ValueError, match=r"deepnorm_constants: layers: expected an int > 0, got"):
+@pytest.mark.parametrize("bad, exc, pattern", [
+    (0, ValueError, "an int > 0, got 0"), (-3, ValueError, "an int > 0, got -3"),
+    (2.5, TypeError, "an int, got float"), (True, TypeError, "an int, got bool"), ("4", TypeError, "an int, got str")])
+def test_deepnorm_constants_rejects_bad_layers(bad, exc, pattern):
+    with pytest.raises(exc, match=rf"deepnorm_constants: layers: expected {pattern}"):
         models.deepnorm_constants(bad)
 
 
-@pytest.mark.parametrize("bad", [0, -1.0, float("nan"), "2"])
-def test_deepnorm_block_rejects_bad_alpha(bad):
-    with pytest.raises(ValueError, match=r"DeepNormBlock: alpha: expected a number > 0, got"):
+@pytest.mark.parametrize("bad, exc, pattern", [
+    (0, ValueError, "a number > 0, got 0"), (-1.0, ValueError, "a number > 0, got -1.0"),
+    (float("nan"), ValueError, "a number > 0, got nan"), ("2", TypeError, "a real number, got str")])
+def test_deepnorm_block_rejects_bad_alpha(bad, exc, pattern):
+    with pytest.raises(exc, match=rf"DeepNormBlock: alpha: expected {pattern}"):
         models.DeepNormBlock(8, alpha=bad)
 
 
@@ -84,33 +99,33 @@ def test_gpt2_init_rejects_bad_n_layer():
 
 def test_train_rejects_unknown_kind():
     with pytest.raises(ValueError, match=r"train: kind: expected 'pre' or 'plain', got 'sandwich'"):
-        residual.train("sandwich")
+        residual_training.train("sandwich")
 
 
 def test_reversal_batch_is_a_sequence_then_its_reverse():
-    seq = residual.reversal_batch(torch.Generator().manual_seed(0), 5)
-    L = residual.REVERSAL["length"]
+    seq = residual_training.reversal_batch(torch.Generator().manual_seed(0), 5)
+    L = residual_training.REVERSAL["length"]
     assert seq.shape == (5, 2 * L + 1) and (seq[:, L] == 0).all()
     assert torch.equal(seq[:, L + 1:], seq[:, :L].flip(1))
-    assert seq[:, :L].min() >= 1 and seq[:, :L].max() <= residual.REVERSAL["symbols"]
+    assert seq[:, :L].min() >= 1 and seq[:, :L].max() <= residual_training.REVERSAL["symbols"]
 
 
 def test_linear_warmup_factor():
-    f = residual.linear_warmup(4)
+    f = residual_training.linear_warmup(4)
     assert [f(s) for s in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
-    assert residual.linear_warmup(0)(0) == 1.0
+    assert residual_training.linear_warmup(0)(0) == 1.0
 
 
 def test_steps_to_says_never_instead_of_a_sentinel():
-    assert residual.steps_to([3.0] * 20, 1.0) is None
+    assert residual_training.steps_to([3.0] * 20, 1.0) is None
     # Step 14 (index 13) is the first whose window holds four zeros and six threes: mean 1.8 < 2.
-    assert residual.steps_to([3.0] * 10 + [0.0] * 10, 2.0) == 14
+    assert residual_training.steps_to([3.0] * 10 + [0.0] * 10, 2.0) == 14
 
 
 def test_markov_chain_rows_are_distributions_and_entropy_is_below_uniform():
-    p = residual.markov_probs()
+    p = toys.markov_probs()
     assert torch.allclose(p.sum(1), torch.ones(len(p), dtype=p.dtype), atol=1e-12)
-    assert 0 < residual.markov_entropy() < math.log(len(p))
+    assert 0 < toys.markov_entropy() < math.log(len(p))
 
 
 def test_placement_classifier_on_the_three_forms():
@@ -123,4 +138,4 @@ def test_placement_classifier_on_the_three_forms():
 def test_gpt2_small_count_matches_hand_formula():
     # 12·(12d² + 13d) + (V + T)·d + 2d with d = 768: the per-layer weights and biases, embeddings, ln_f.
     d = 768
-    assert residual.gpt2_small_counts()["params"] == 12 * (12 * d * d + 13 * d) + (50257 + 1024) * d + 2 * d
+    assert residual_practice.gpt2_small_counts()["params"] == 12 * (12 * d * d + 13 * d) + (50257 + 1024) * d + 2 * d

@@ -157,9 +157,13 @@ def test_display_matches_closed_form() -> None:
     assert all(sp.simplify(e) == 0 for e in diff)
 
 
-@pytest.mark.parametrize("n, eps", [(1, 0), (3, -1), (2.0, 0)])
-def test_bad_arguments(n, eps) -> None:
-    with pytest.raises(ValueError, match="n must|eps must"):
+@pytest.mark.parametrize("n, eps, exc, pattern", [
+    (1, 0, ValueError, r"symbolic: n: expected an int >= 2, got 1"),
+    (3, -1, ValueError, r"symbolic: eps: expected a nonnegative value \(EPS or 0\), got -1"),
+    (2.0, 0, TypeError, r"symbolic: n: expected an int, got float"),
+])
+def test_bad_arguments(n, eps, exc, pattern) -> None:
+    with pytest.raises(exc, match=pattern):
         S.layer_norm_forward(n, eps)
 
 
@@ -173,7 +177,7 @@ def test_spot_check_values_are_seeded() -> None:
 def test_agrees_and_markdown():
     idents = S.ln_identities(2, 0)
     assert S.agrees(idents, "ln.jacobian", "ln.jacobian_without_xhat_term")
-    with pytest.raises(ValueError, match=r"names: expected identities among .* got \['ln.nope'\]"):
+    with pytest.raises(ValueError, match=r"agrees: names: expected identities among .* got \['ln.nope'\]"):
         S.agrees(idents, "ln.nope")
     text = S.markdown(idents[:1])
     assert "$$" in text and "simplify(lhs − rhs) = 0" in text

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from lnbook import variance
+from lnbook import models, variance
 from lnbook.experiments import transformer as tx
 from lnbook.models import Block, CausalSelfAttention, TransformerBlock
 
@@ -173,3 +173,53 @@ def test_sgd_runs_are_seeded():
     # The cache would hide nondeterminism: call the uncached function twice.
     run = tx.sgd_run.__wrapped__
     assert run(True, 0.5, 0) == run(True, 0.5, 0)
+
+
+def test_relative_errors_hold_each_algorithm_against_float64():
+    # float64 values: all three algorithms agree with torch's float64 variance to rounding.
+    e64 = variance.relative_errors(0.0, F64, rows=4, d=64, seed=5)
+    assert set(e64) == {"naive", "two_pass", "welford", "fp32_stats"}
+    assert max(e64["naive"], e64["two_pass"], e64["welford"]) < 1e-13
+    # float32 around 1e4: the one-pass form cancels (error of order 1), two passes do not (a few ulps).
+    e32 = variance.relative_errors(1e4, torch.float32, rows=4, d=256, seed=5)
+    assert e32["naive"] > 0.1 and e32["two_pass"] < 1e-5
+
+
+@pytest.mark.parametrize("kwargs, exc, pattern", [
+    ({"mean": "1"}, TypeError, r"variance.relative_errors: mean: expected a real number, got str"),
+    ({"mean": float("inf")}, ValueError, r"variance.relative_errors: mean: expected a finite number, got inf"),
+    ({"mean": 0.0, "rows": 0}, ValueError, r"variance.relative_errors: rows: expected an int >= 1, got 0"),
+    ({"mean": 0.0, "d": 1}, ValueError, r"variance.relative_errors: d: expected an int >= 2 .*got 1"),
+    ({"mean": 0.0, "d": 8.0}, TypeError, r"variance.relative_errors: d: expected an int, got float"),
+])
+def test_relative_errors_reject_bad_arguments(kwargs, exc, pattern):
+    with pytest.raises(exc, match=pattern):
+        variance.relative_errors(**kwargs)
+
+
+def test_relu_mlp_layers_and_weights_do_not_depend_on_the_norm():
+    plain, normed = models.relu_mlp(3, 8, "none", seed=1), models.relu_mlp(3, 8, "layer", seed=1)
+    kinds = lambda m: [type(layer).__name__ for layer in m]  # noqa: E731
+    assert kinds(plain) == ["Linear", "ReLU"] * 3 + ["Linear"]
+    assert kinds(normed) == ["Linear", "LayerNorm", "ReLU"] * 3 + ["Linear"]
+    lin = lambda m: [layer.weight for layer in m if isinstance(layer, torch.nn.Linear)]  # noqa: E731
+    assert all(torch.equal(a, b) for a, b in zip(lin(plain), lin(normed)))
+    assert all(p.dtype == torch.float64 for p in normed.parameters())
+    # He initialization: weight variance 2/fan_in; 8 × 32 = 256 draws give the std to within about 10 %.
+    assert float(lin(plain)[0].detach().std()) == pytest.approx(math.sqrt(2 / 32), rel=0.15)
+
+
+def test_relu_mlp_calls_a_norm_factory_once_per_hidden_layer():
+    widths = []
+    model = models.relu_mlp(2, 5, lambda w: widths.append(w) or torch.nn.Identity(), d_in=3, d_out=2)
+    assert widths == [5, 5] and model(torch.ones(4, 3, dtype=torch.float64)).shape == (4, 2)
+
+
+@pytest.mark.parametrize("kwargs, exc, pattern", [
+    ({"depth": 0, "width": 4}, ValueError, r"relu_mlp: depth: expected an int >= 1, got 0"),
+    ({"depth": 2, "width": 2.5}, TypeError, r"relu_mlp: width: expected an int, got float"),
+    ({"depth": 2, "width": 4, "norm": "batch"}, ValueError, r"relu_mlp: norm: expected one of .* or a callable, got 'batch'"),
+])
+def test_relu_mlp_rejects_bad_arguments(kwargs, exc, pattern):
+    with pytest.raises(exc, match=pattern):
+        models.relu_mlp(**kwargs)

@@ -6,11 +6,11 @@ import math
 import pytest
 import torch
 
-from lnbook.experiments import why
+from lnbook.experiments import common, why, why_models
 
 
 def test_chapter4_exercise_answers():
-    a = why.exercise_answers()
+    a = why_models.exercise_answers()
     # Padding: p = 105/200, m = 2, v = 1; mean p·m, variance p·v + p(1 − p)·m² (worked by hand).
     p = 105 / 200
     assert math.isclose(a["padded_mean"], 1.05, rel_tol=1e-12)
@@ -27,7 +27,7 @@ def test_chapter4_exercise_answers():
 
 def test_fp16_square_limit_is_256():
     # 255.875 = 256 − 2⁻³ is the float16 below 256; its square 65472 fits under 65504, 256² does not.
-    assert why.smallest_fp16_square_overflow() == 256.0
+    assert why_models.smallest_fp16_square_overflow() == 256.0
     below = torch.tensor(255.875, dtype=torch.float16)
     assert torch.isfinite(below * below) and float(below * below) == 65472.0
 
@@ -77,13 +77,13 @@ def test_noisy_batch_norm_noise_has_moving_mean_and_spread():
 
 def test_one_thread_restores_the_thread_count():
     before = torch.get_num_threads()
-    with why.one_thread():
+    with common.one_thread():
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
 
 
 def test_published_configs_cite_a_source_for_every_row():
-    for name, row in why.PUBLISHED_CONFIGS.items():
+    for name, row in why_models.PUBLISHED_CONFIGS.items():
         assert row["source"] and row["placement"] in ("pre", "post") and row["norm"] in ("LayerNorm", "RMSNorm"), name
 
 

@@ -1,12 +1,18 @@
 """lnbook: the library behind *LayerNorm, Derived*.
 
-Modules
+Modules (CONTRIBUTING.md at the repository root is the map: layers, conventions, how to add things)
 -------
-norms        reference LayerNorm, RMSNorm, BatchNorm, InstanceNorm, GroupNorm from primitives
+norms        reference LayerNorm, RMSNorm, BatchNorm, InstanceNorm, GroupNorm from primitives, their
+             analytic backward passes, and the argument checks every module uses
 symbolic     SymPy derivations (Jacobians, invariances, the backward formula)
-models       tiny Transformer blocks (Post-LN, Pre-LN)
+variance     naive, two-pass and Welford variance; a GPU-style tree sum; their errors against float64
+models       tiny Transformer pieces (Post-LN, Pre-LN, DeepNorm blocks, a ReLU MLP, initializations)
+kernels      Triton kernels: layer_norm, rms_norm, add_layer_norm (forward, backward, autograd)
+bench        ``python -m lnbook.bench``: GB/s of the kernels against torch eager, torch.compile, Liger
+distributed  LayerNorm with the feature dimension sharded over processes (torch.distributed)
 claims       the claims registry and the ledger (``python -m lnbook.claims``)
-experiments  one module per chapter: the computations behind its claims
+experiments  one module per chapter section group (the computations behind its claims), plus the
+             modules the chapters share: ``common`` (helpers) and ``toys`` (toy data and models)
 plots        one figure style for the whole book
 """
 

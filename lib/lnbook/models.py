@@ -14,6 +14,8 @@ A residual block places its norm in one of two ways (T04, F15):
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import nn
 
@@ -51,8 +53,36 @@ class RMSNorm(nn.Module):
 
 def make_norm(kind: str, d: int) -> nn.Module:
     if kind not in NORMS:
-        raise ValueError(f"norm: expected one of {NORMS}, got {kind!r}")
+        raise norms.arg_error(ValueError, "make_norm", "norm", f"one of {NORMS}", repr(kind))
     return {"layer": LayerNorm, "rms": RMSNorm}.get(kind, lambda d: nn.Identity())(d)
+
+
+def relu_mlp(depth: int, width: int, norm: str | Callable[[int], nn.Module] = "none", d_in: int = 32,
+             d_out: int = 4, seed: int = 0) -> nn.Sequential:
+    """A float64 ReLU MLP, d_in -> width (``depth`` hidden layers) -> d_out, with He initialization (so
+    that the un-normalized network trains too) and a norm before each ReLU.
+
+    ``norm`` is one of :data:`NORMS` ("none": no norm) or a factory called with the width once per
+    hidden layer, in order. The weights come from ``torch.manual_seed(seed)`` whatever the norm, so
+    networks that differ only in their norm start from the same weights.
+    """
+    op = "relu_mlp"
+    norms.check_number(op, "depth", depth, lambda v: v >= 1, "an int >= 1", integral=True)
+    norms.check_number(op, "width", width, lambda v: v >= 1, "an int >= 1", integral=True)
+    if not callable(norm) and norm not in NORMS:
+        raise norms.arg_error(ValueError, op, "norm", f"one of {NORMS} or a callable", repr(norm))
+    make = norm if callable(norm) else (lambda w: make_norm(norm, w))
+    torch.manual_seed(seed)
+    layers, d = [], d_in
+    for _ in range(depth):
+        lin = nn.Linear(d, width)
+        nn.init.kaiming_normal_(lin.weight, nonlinearity="relu")
+        nn.init.zeros_(lin.bias)
+        layers += [lin] if norm == "none" else [lin, make(width)]
+        layers.append(nn.ReLU())
+        d = width
+    layers.append(nn.Linear(d, d_out))
+    return nn.Sequential(*layers).double()
 
 
 class MLP(nn.Module):
@@ -73,7 +103,7 @@ class Block(nn.Module):
     def __init__(self, d: int, placement: str = "pre", norm: str = "layer", sublayer: nn.Module | None = None):
         super().__init__()
         if placement not in PLACEMENTS:
-            raise ValueError(f"placement: expected one of {PLACEMENTS}, got {placement!r}")
+            raise norms.arg_error(ValueError, "Block", "placement", f"one of {PLACEMENTS}", repr(placement))
         self.placement = placement
         self.norm = make_norm(norm, d)
         self.sublayer = sublayer if sublayer is not None else MLP(d)
@@ -134,8 +164,7 @@ class DeepNormBlock(Block):
 
     def __init__(self, d: int, alpha: float = 1.0, norm: str = "layer", sublayer: nn.Module | None = None):
         super().__init__(d, "post", norm, sublayer)
-        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha > 0:
-            raise norms.arg_error(ValueError, "DeepNormBlock", "alpha", "a number > 0", repr(alpha))
+        norms.check_number("DeepNormBlock", "alpha", alpha, lambda v: v > 0, "a number > 0")
         self.alpha = float(alpha)
 
     def forward(self, x):
@@ -145,8 +174,7 @@ class DeepNormBlock(Block):
 def deepnorm_constants(layers: int) -> tuple[float, float]:
     """(α, β) of DeepNorm for an encoder-only (or decoder-only) stack of ``layers`` layers:
     α = (2N)^(1/4), β = (8N)^(−1/4) (Wang et al. 2022, their Figure 2)."""
-    if isinstance(layers, bool) or not isinstance(layers, int) or layers <= 0:
-        raise norms.arg_error(ValueError, "deepnorm_constants", "layers", "an int > 0", repr(layers))
+    norms.check_number("deepnorm_constants", "layers", layers, lambda v: v > 0, "an int > 0", integral=True)
     return (2 * layers) ** 0.25, (8 * layers) ** -0.25
 
 
@@ -164,19 +192,18 @@ def zero_branches_(module: nn.Module) -> nn.Module:
     return module
 
 
-def gpt2_init_(module: nn.Module, n_layer: int, std: float = 0.02) -> nn.Module:
+def gpt2_init_(module: nn.Module, n_layer: int, std: float = 0.02, scaled: bool = True) -> nn.Module:
     """GPT-2's initialization, in place: every linear weight N(0, std²), biases zero, and the branch
     output projections N(0, (std/√(2·n_layer))²), two residual branches per layer (GPT-2, as in
-    OpenAI's and nanoGPT's code)."""
-    if isinstance(n_layer, bool) or not isinstance(n_layer, int) or n_layer <= 0:
-        raise norms.arg_error(ValueError, "gpt2_init_", "n_layer", "an int > 0", repr(n_layer))
+    OpenAI's and nanoGPT's code). ``scaled=False`` leaves out the 1/√(2·n_layer) (chapter 5's control)."""
+    norms.check_number("gpt2_init_", "n_layer", n_layer, lambda v: v > 0, "an int > 0", integral=True)
     gen = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for m in module.modules():
             if isinstance(m, nn.Linear):
                 m.weight.copy_(torch.randn(m.weight.shape, generator=gen) * std)
                 m.bias.zero_()
-        for lin in _branch_outputs(module):
+        for lin in _branch_outputs(module) if scaled else ():
             lin.weight.mul_(1 / (2 * n_layer) ** 0.5)
     return module
 

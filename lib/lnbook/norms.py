@@ -7,7 +7,9 @@ can show its source next to the equation it implements, and the tests can hold i
 Speed is not a goal: the Triton kernels in ``lnbook.kernels`` are the fast versions, and they are
 tested against this module.
 
-Every norm is the same recipe with a different set of reduced dimensions::
+Every norm is the same recipe with a different set of reduced dimensions. LayerNorm and RMSNorm
+write it out line by line (``layer_norm_forward``, ``rms_norm_forward``: the arithmetic chapter 1
+prints); BatchNorm, InstanceNorm and GroupNorm share it through three helpers::
 
     mean, var = moments of x over the reduced dims      (_moments)
     xhat      = (x - mean) * rstd,  rstd = 1/sqrt(var + eps)   (_standardize)
@@ -33,10 +35,12 @@ Gradients: everything is differentiable by autograd. LayerNorm and RMSNorm also 
 backward passes in the style of llm.c: ``layer_norm_forward`` returns ``(y, cache)`` and
 ``layer_norm_backward(dy, cache)`` returns ``(dx, dw, db)``.
 
-Validation: :func:`check_norm_args` checks the arguments of ``layer_norm``/``rms_norm`` and is
-shared with the kernels, so that both raise the same errors for the same mistakes. User errors
-raise ``ValueError``/``TypeError`` naming the argument, the expected and the actual value, where
-PyTorch often raises ``RuntimeError`` from C++.
+Validation: one vocabulary for the whole library. :func:`arg_error` builds every message,
+:func:`check_number` and :func:`check_float_tensor` check single arguments, :func:`stats_dtype`
+is the precision rule, and :func:`check_norm_args` checks the arguments of
+``layer_norm``/``rms_norm`` and is shared with the kernels, so that both raise the same errors for
+the same mistakes. User errors raise ``ValueError``/``TypeError`` naming the argument, the expected
+and the actual value, where PyTorch often raises ``RuntimeError`` from C++.
 
 Where this module departs from PyTorch 2.13 on purpose: ``normalized_shape`` may be an int (as in
 ``nn.LayerNorm``; ``F.layer_norm`` wants a sequence); weight and bias may be in any float dtype;
@@ -60,7 +64,9 @@ __all__ = [
     "NormCache",
     "arg_error",
     "batch_norm",
+    "check_float_tensor",
     "check_norm_args",
+    "check_number",
     "default_rms_norm_eps",
     "group_norm",
     "instance_norm",
@@ -70,6 +76,7 @@ __all__ = [
     "rms_norm",
     "rms_norm_backward",
     "rms_norm_forward",
+    "stats_dtype",
 ]
 
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
@@ -84,7 +91,8 @@ def arg_error(exc: type[Exception], op: str, name: str, expected: str, got: obje
     return exc(f"{op}: {name}: expected {expected}, got {got}")
 
 
-def _check_float_tensor(t: object, name: str, op: str) -> None:
+def check_float_tensor(op: str, name: str, t: object) -> None:
+    """Raise TypeError unless ``t`` is a torch.Tensor of a floating dtype (float16 … float64)."""
     if not isinstance(t, Tensor):
         raise arg_error(TypeError, op, name, "a torch.Tensor", type(t).__name__)
     if t.dtype not in FLOAT_DTYPES:
@@ -95,17 +103,24 @@ def _check_param(t: Tensor | None, name: str, shape: tuple[int, ...], why: str, 
     """weight, bias or a running statistic: None, or a float tensor of the given shape."""
     if t is None:
         return
-    _check_float_tensor(t, name, op)
+    check_float_tensor(op, name, t)
     if tuple(t.shape) != shape:
         raise arg_error(ValueError, op, name, f"shape {shape} ({why})", tuple(t.shape))
 
 
+def check_number(op: str, name: str, value: object, ok, expected: str, integral: bool = False) -> None:
+    """Raise TypeError unless ``value`` is a real number (an int if ``integral``; never a bool), and
+    ValueError unless ``ok(value)``; ``expected`` says in words what ``ok`` accepts."""
+    kind = numbers.Integral if integral else numbers.Real
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise arg_error(TypeError, op, name, "an int" if integral else "a real number", type(value).__name__)
+    if not ok(value):  # NaN fails every comparison, so it is rejected too
+        raise arg_error(ValueError, op, name, expected, value)
+
+
 def _check_eps(eps: object, op: str) -> None:
     # eps = 0 is allowed: the book studies the unregularized normalizer.
-    if isinstance(eps, bool) or not isinstance(eps, numbers.Real):
-        raise arg_error(TypeError, op, "eps", "a real number >= 0", type(eps).__name__)
-    if not eps >= 0:  # written this way round so that NaN is rejected too
-        raise arg_error(ValueError, op, "eps", "a number >= 0", eps)
+    check_number(op, "eps", eps, lambda v: v >= 0, "a number >= 0")
 
 
 def _index(n: object) -> int:
@@ -143,7 +158,7 @@ def check_norm_args(
     the expected and the actual value. ``eps=None`` is accepted only for ``op="rms_norm"``, where
     it means :func:`default_rms_norm_eps`.
     """
-    _check_float_tensor(x, "x", op)
+    check_float_tensor(op, "x", x)
     shape = _as_shape(normalized_shape, op)
     if not shape:
         raise arg_error(ValueError, op, "normalized_shape", "at least one dimension", shape)
@@ -161,7 +176,7 @@ def check_norm_args(
 
 def _check_channel_args(x: Tensor, eps: float, op: str, **params: Tensor | None) -> int:
     """x is (N, C, *spatial); each of params is None or of shape (C,). Returns C."""
-    _check_float_tensor(x, "x", op)
+    check_float_tensor(op, "x", x)
     if x.dim() < 2:
         raise arg_error(ValueError, op, "x", "shape (N, C, *) with at least 2 dimensions", tuple(x.shape))
     C = x.shape[1]
@@ -192,7 +207,8 @@ def _check_more_than_one_value(x: Tensor, count: int, what: str, op: str) -> Non
 # ------------------------------------------------------------------------- the shared recipe
 
 
-def _stats_dtype(dtype: torch.dtype) -> torch.dtype:
+def stats_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype statistics are computed in for input of ``dtype``: float64 for float64, else float32."""
     # A mean rounded to float16/bfloat16 (11/8 significant bits) moves every xhat by up to half
     # its ulp / std: many output ulps when |mean| >> std. float64 input keeps float64.
     return torch.float64 if dtype == torch.float64 else torch.float32
@@ -204,7 +220,7 @@ def default_rms_norm_eps(dtype: torch.dtype) -> float:
     PyTorch's docs say ``torch.finfo(x.dtype).eps``, but the op takes the eps of the type it
     computes in: float32's (1.19e-7) for float16 and bfloat16 input, not 9.8e-4 or 7.8e-3.
     """
-    return torch.finfo(_stats_dtype(dtype)).eps
+    return torch.finfo(stats_dtype(dtype)).eps
 
 
 def _moments(xs: Tensor, dims: tuple[int, ...], center: bool = True) -> tuple[Tensor | None, Tensor]:
@@ -259,19 +275,9 @@ def _row_dims(x: Tensor, shape: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(range(x.dim() - len(shape), x.dim()))  # the normalized (trailing) dims
 
 
-def _row_norm_forward(x, shape, weight, bias, eps, center) -> tuple[Tensor, NormCache]:
-    xs = x.to(_stats_dtype(x.dtype))
-    mean, var = _moments(xs, _row_dims(x, shape), center)
-    xhat, rstd = _standardize(xs, mean, var, eps)
-    y = _affine(xhat, weight, bias, shape).to(x.dtype)
-    bias_dtype = None if bias is None else bias.dtype
-    xhat, mean, rstd, w = (_detached(t) for t in (xhat, mean, rstd, weight))
-    return y, NormCache(xhat, mean, rstd, w, bias_dtype, x.dtype, shape)
-
-
-def _detached(t: Tensor | None) -> Tensor | None:
+def _detached(*ts: Tensor | None) -> list[Tensor | None]:
     # The cache is data for the analytic backward, not part of the autograd graph.
-    return None if t is None else t.detach()
+    return [None if t is None else t.detach() for t in ts]
 
 
 def _sum_rows(t: Tensor, shape: tuple[int, ...]) -> Tensor:
@@ -280,21 +286,8 @@ def _sum_rows(t: Tensor, shape: tuple[int, ...]) -> Tensor:
     return t.reshape(-1, *shape).sum(dim=0)  # (M, *normalized_shape) -> normalized_shape
 
 
-def _row_norm_backward(dy: Tensor, cache: NormCache) -> tuple[Tensor, Tensor | None, Tensor | None]:
-    xhat, shape, weight = cache.xhat, cache.normalized_shape, cache.weight
-    dims = _row_dims(xhat, shape)
-    dy = dy.to(xhat.dtype)
-    dyw = dy if weight is None else dy * weight.to(xhat.dtype)  # dy' = w * dy, the gradient at xhat
-    # The Jacobian of xhat projects out what normalization removed: the mean direction (LayerNorm
-    # only) and the direction of xhat itself (the scale).
-    if cache.mean is not None:
-        dyw_centered = dyw - dyw.mean(dim=dims, keepdim=True)  # (*, 1, ..., 1) broadcast
-    else:
-        dyw_centered = dyw
-    dx = cache.rstd * (dyw_centered - xhat * (dyw * xhat).mean(dim=dims, keepdim=True))
-    dw = None if weight is None else _sum_rows(dy * xhat, shape).to(weight.dtype)
-    db = None if cache.bias_dtype is None else _sum_rows(dy, shape).to(cache.bias_dtype)
-    return dx.to(cache.x_dtype), dw, db
+# Shapes below: x is (..., N) with M rows, where N stands for the normalized_shape dims (one or more)
+# and "..., 1" for the leading dims with the normalized ones kept as size 1.
 
 
 def layer_norm_forward(x, normalized_shape, weight=None, bias=None, eps=1e-5) -> tuple[Tensor, NormCache]:
@@ -303,16 +296,34 @@ def layer_norm_forward(x, normalized_shape, weight=None, bias=None, eps=1e-5) ->
     y = (x - mean) * rstd * w + b, mean and rstd = 1/sqrt(var + eps) (biased var) per row.
     """
     shape = check_norm_args(x, normalized_shape, weight, bias, eps, op="layer_norm")
-    return _row_norm_forward(x, shape, weight, bias, eps, center=True)
+    dims = _row_dims(x, shape)
+    xs = x.to(stats_dtype(x.dtype))  # (..., N) in float32 (float64 for float64 x)
+    mean = xs.mean(dim=dims, keepdim=True)  # (..., 1)
+    var = (xs - mean).square().mean(dim=dims, keepdim=True)  # (..., 1) biased: divided by N
+    rstd = torch.rsqrt(var + eps)  # (..., 1)
+    xhat = (xs - mean) * rstd  # (..., N)
+    y = _affine(xhat, weight, bias, shape)  # (..., N) xhat * w + b, either optional
+    xhat, mean, rstd, w = _detached(xhat, mean, rstd, weight)  # the cache: data, not part of the graph
+    b_dtype = None if bias is None else bias.dtype
+    return y.to(x.dtype), NormCache(xhat, mean, rstd, w, b_dtype, x.dtype, shape)
 
 
 def layer_norm_backward(dy: Tensor, cache: NormCache) -> tuple[Tensor, Tensor | None, Tensor | None]:
     """Gradients ``(dx, dw, db)`` of layer_norm from the upstream gradient dy (dw/db None if unused).
 
-    dx = rstd * (dy' - mean(dy') - xhat * mean(dy' * xhat)) with dy' = w * dy, means over the row;
+    dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)) with dxhat = w * dy, means over the
+    row: the Jacobian of xhat removes the mean direction and the direction of xhat itself (the scale).
     dw = sum over rows of dy * xhat; db = sum over rows of dy.
     """
-    return _row_norm_backward(dy, cache)
+    xhat, rstd, w, shape = cache.xhat, cache.rstd, cache.weight, cache.normalized_shape
+    dims = _row_dims(xhat, shape)
+    dy = dy.to(xhat.dtype)  # (..., N)
+    dxhat = dy if w is None else dy * w.to(xhat.dtype)  # (..., N) the gradient at xhat
+    dx = rstd * (dxhat - dxhat.mean(dim=dims, keepdim=True)  # (..., N)
+                 - xhat * (dxhat * xhat).mean(dim=dims, keepdim=True))
+    dw = None if w is None else _sum_rows(dy * xhat, shape).to(w.dtype)  # (N,) summed over the M rows
+    db = None if cache.bias_dtype is None else _sum_rows(dy, shape).to(cache.bias_dtype)  # (N,)
+    return dx.to(cache.x_dtype), dw, db
 
 
 def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5) -> Tensor:
@@ -328,16 +339,28 @@ def rms_norm_forward(x, normalized_shape, weight=None, eps=None) -> tuple[Tensor
     """
     shape = check_norm_args(x, normalized_shape, weight, None, eps, op="rms_norm")
     eps = default_rms_norm_eps(x.dtype) if eps is None else eps
-    return _row_norm_forward(x, shape, weight, None, eps, center=False)
+    dims = _row_dims(x, shape)
+    xs = x.to(stats_dtype(x.dtype))  # (..., N) in float32 (float64 for float64 x)
+    rstd = torch.rsqrt(xs.square().mean(dim=dims, keepdim=True) + eps)  # (..., 1) no mean subtracted
+    xhat = xs * rstd  # (..., N)
+    y = _affine(xhat, weight, None, shape)  # (..., N) xhat * w, w optional
+    xhat, rstd, w = _detached(xhat, rstd, weight)  # the cache: data, not part of the graph
+    return y.to(x.dtype), NormCache(xhat, None, rstd, w, None, x.dtype, shape)
 
 
 def rms_norm_backward(dy: Tensor, cache: NormCache) -> tuple[Tensor, Tensor | None]:
     """Gradients ``(dx, dw)`` of rms_norm (dw None without weight).
 
-    dx = rstd * (dy' - xhat * mean(dy' * xhat)) with dy' = w * dy: LayerNorm's without the mean term.
+    dx = rstd * (dxhat - xhat * mean(dxhat * xhat)) with dxhat = w * dy: LayerNorm's without the
+    mean term, because RMSNorm does not centre.
     """
-    dx, dw, _ = _row_norm_backward(dy, cache)
-    return dx, dw
+    xhat, rstd, w, shape = cache.xhat, cache.rstd, cache.weight, cache.normalized_shape
+    dims = _row_dims(xhat, shape)
+    dy = dy.to(xhat.dtype)  # (..., N)
+    dxhat = dy if w is None else dy * w.to(xhat.dtype)  # (..., N) the gradient at xhat
+    dx = rstd * (dxhat - xhat * (dxhat * xhat).mean(dim=dims, keepdim=True))  # (..., N)
+    dw = None if w is None else _sum_rows(dy * xhat, shape).to(w.dtype)  # (N,) summed over the M rows
+    return dx.to(cache.x_dtype), dw
 
 
 def rms_norm(x, normalized_shape, weight=None, eps=None) -> Tensor:
@@ -358,7 +381,7 @@ def _update_running(buf: Tensor, stat: Tensor, momentum: float) -> None:
 def _channel_norm(x, dims, running_mean, running_var, weight, bias, use_input_stats, momentum, eps):
     """batch_norm and instance_norm: normalize over dims with x's statistics (updating the running
     ones if given), or with the running statistics."""
-    xs = x.to(_stats_dtype(x.dtype))
+    xs = x.to(stats_dtype(x.dtype))
     if use_input_stats:
         mean, var = _moments(xs, dims)  # (1, C, 1, ...) for batch_norm, (N, C, 1, ...) for instance_norm
         # An empty batch has no statistics; PyTorch leaves the buffers alone in batch_norm too.
@@ -429,13 +452,11 @@ def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5) -> Tensor:
     """
     op = "group_norm"
     C = _check_channel_args(x, eps, op, weight=weight, bias=bias)
-    if isinstance(num_groups, bool) or not isinstance(num_groups, numbers.Integral):
-        raise arg_error(TypeError, op, "num_groups", "an int", type(num_groups).__name__)
-    if num_groups <= 0 or C % num_groups:
-        raise arg_error(ValueError, op, "num_groups", f"a positive divisor of C = x.shape[1] = {C}", num_groups)
+    check_number(op, "num_groups", num_groups, lambda g: g > 0 and C % g == 0,
+                 f"a positive divisor of C = x.shape[1] = {C}", integral=True)
     # Explicit group size instead of reshape(N, G, -1), which is ambiguous when N = 0.
     group_size = C // num_groups * math.prod(x.shape[2:])
-    xs = x.to(_stats_dtype(x.dtype)).reshape(x.shape[0], num_groups, group_size)  # (N, G, group_size)
+    xs = x.to(stats_dtype(x.dtype)).reshape(x.shape[0], num_groups, group_size)  # (N, G, group_size)
     mean, var = _moments(xs, (2,))  # (N, G, 1)
     xhat, _ = _standardize(xs, mean, var, eps)
     return _affine(xhat.reshape(x.shape), weight, bias, _channel_shape(x)).to(x.dtype)

@@ -15,7 +15,9 @@ bfloat16 on CPU), but every intermediate that this module keeps is rounded to ``
   element (Welford 1962); as accurate as two passes, and the form a streaming or blocked kernel
   uses. Written as a Python loop over the row (vectorized over rows): slow, for reading.
 
-Chapter 3 (T05) measures their errors; the kernels chapter reuses them.
+:func:`relative_errors` measures all three against float64 (chapter 3's T05, chapter 5's R13);
+:func:`tree_sum` adds the way a GPU reduction tree does, every partial sum rounded to the vector's
+dtype (chapter 4's W08, the kernels chapter's float16 overflow table).
 """
 
 from __future__ import annotations
@@ -25,14 +27,13 @@ from torch import Tensor
 
 from lnbook import norms
 
-__all__ = ["naive", "two_pass", "welford"]
+__all__ = ["FP16_MAX", "naive", "relative_errors", "tree_sum", "two_pass", "welford"]
+
+FP16_MAX = torch.finfo(torch.float16).max  # 65504: the largest finite float16
 
 
 def _check(x: object, op: str) -> None:
-    if not isinstance(x, Tensor):
-        raise norms.arg_error(TypeError, op, "x", "a torch.Tensor", type(x).__name__)
-    if x.dtype not in norms.FLOAT_DTYPES:
-        raise norms.arg_error(TypeError, op, "x", "a floating dtype (float16, bfloat16, float32, float64)", x.dtype)
+    norms.check_float_tensor(op, "x", x)
     if x.dim() == 0 or x.shape[-1] == 0:
         raise norms.arg_error(ValueError, op, "x", "at least one element in the last dimension", f"shape {tuple(x.shape)}")
 
@@ -61,3 +62,29 @@ def welford(x: Tensor) -> Tensor:
         mean = mean + delta / (k + 1)
         m2 = m2 + delta * (x[..., k] - mean)  # old and new deviations: no cancellation
     return m2 / x.shape[-1]
+
+
+def tree_sum(v: Tensor) -> Tensor:
+    """Sum of a vector the way a GPU reduction tree adds: pairwise, every add rounded to v's dtype."""
+    while v.numel() > 1:
+        if v.numel() % 2:
+            v = torch.cat([v, v.new_zeros(1)])
+        v = v[0::2] + v[1::2]  # (n/2,) elementwise, rounded to v's dtype
+    return v[0]
+
+
+def relative_errors(mean: float, dtype: torch.dtype = torch.float32, rows: int = 32, d: int = 1024,
+                    seed: int = 0) -> dict[str, float]:
+    """Largest relative error, over ``rows`` rows of ``d`` values of std 1 around ``mean`` stored in
+    ``dtype``, of :func:`naive`, :func:`two_pass` and :func:`welford` computed in ``dtype``, and of two
+    passes in float32 (``fp32_stats``), against the float64 variance of the same stored values."""
+    op = "variance.relative_errors"
+    norms.check_number(op, "mean", mean, lambda v: abs(v) < float("inf"), "a finite number")
+    norms.check_number(op, "rows", rows, lambda v: v >= 1, "an int >= 1", integral=True)
+    norms.check_number(op, "d", d, lambda v: v >= 2, "an int >= 2 (one value has no spread)", integral=True)
+    gen = torch.Generator().manual_seed(seed)
+    x = (torch.randn(rows, d, generator=gen, dtype=torch.float64) + mean).to(dtype)  # (rows, d)
+    ref = x.double().var(-1, correction=0)  # (rows,) exact to float64 for the stored values
+    rel = lambda v: float(((v.double() - ref).abs() / ref).max())  # noqa: E731
+    out = {f.__name__: rel(f(x)) for f in (naive, two_pass, welford)}
+    return out | {"fp32_stats": rel(two_pass(x.float()))}

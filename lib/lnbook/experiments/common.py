@@ -1,5 +1,6 @@
-"""Small helpers shared by the chapter experiments: seeded tensors, a log-log slope, statistics over seeds,
-and a roofline model of time from counted FLOPs and bytes (no experiment reads a clock)."""
+"""Small helpers shared by the chapter experiments: the bare LayerNorm ``ln``, seeded tensors, a log-log
+slope, statistics over seeds, and a roofline model of time from counted FLOPs and bytes (no experiment
+reads a clock)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,15 @@ import statistics
 
 import torch
 
+from lnbook import norms
+
 F64 = torch.float64
+
+
+def ln(x: torch.Tensor, eps: float) -> torch.Tensor:
+    """LayerNorm over the last dimension without affine. ``eps`` has no default: the book's exact
+    case is ε = 0 and PyTorch's is 1e-5, and every experiment says which one it studies."""
+    return norms.layer_norm(x, x.shape[-1:], eps=eps)
 
 
 def randn(*shape: int, seed: int, dtype: torch.dtype = F64) -> torch.Tensor:
@@ -79,7 +88,7 @@ class SeedSpread:
 def over_seeds(values) -> SeedSpread:
     values = tuple(float(v) for v in values)
     if len(values) < 3:
-        raise ValueError(f"over_seeds: values: expected at least 3 seeds, got {len(values)}")
+        raise norms.arg_error(ValueError, "over_seeds", "values", "at least 3 seeds", len(values))
     return SeedSpread(values)
 
 

@@ -22,9 +22,9 @@ from lnbook import kernels as triton_kernels
 from lnbook.claims import Evidence, claim
 from lnbook.experiments.common import F64, randn
 from lnbook.kernels import rownorm
+from lnbook.variance import FP16_MAX, tree_sum
 
 CHAPTER = "book/06_kernels"  # the chapter that shows this module's claims
-FP16_MAX = torch.finfo(torch.float16).max  # 65504
 
 
 # ------------------------------------------------------------------ from the Jacobian to dx
@@ -40,15 +40,6 @@ def backward_vs_jacobian(n: int = 6, seed: int = 0) -> float:
 
 
 # --------------------------------------------------------------------- float16 statistics
-
-
-def tree_sum(v: torch.Tensor) -> torch.Tensor:
-    """Sum of a vector the way a GPU reduction tree adds: pairwise, every add rounded to v's dtype."""
-    while v.numel() > 1:
-        if v.numel() % 2:
-            v = torch.cat([v, v.new_zeros(1)])
-        v = v[0::2] + v[1::2]  # (n/2,) elementwise, rounded to v's dtype
-    return v[0]
 
 
 def sum_of_squares_overflows(n: int, rms: float, seed: int = 0) -> bool:
@@ -119,8 +110,9 @@ def variance_errors(n_short: int = 4096, n_wide: int = 40000, mean: float = 1e4,
         exact = x.to(F64).var(dim=-1, unbiased=False).item()
         _, _, _, rstd = rownorm.forward(x, None, None, None, 0.0, True)
         errors[f"kernel_{'one_block' if name == 'short' else 'chunked'}"] = abs(rstd.item() ** -2 - exact) / exact
-        if name == "short":
-            errors |= {f.__name__: abs(f(x).item() - exact) / exact for f in (variance.naive, variance.two_pass)}
+        if name == "short":  # the same row through the shared helper (rows=1: the same draw)
+            shared = variance.relative_errors(mean, torch.float32, rows=1, d=n, seed=seed)
+            errors |= {k: shared[k] for k in ("naive", "two_pass")}
     return errors
 
 

@@ -1,4 +1,8 @@
-"""Chapter 2 (seed 001): the computations behind claims M01–M10.
+"""Chapter 2 (seed 001), book/02_principles: the computations behind claims M01–M10.
+
+Sections of the chapter: "One sample under a magnifying glass" (M01), "The normalization zoo" (M02),
+"Going it alone" (M03), "When the volume is turned up" (M04, M05), "γ and β" (M06–M08), "A symphony
+of features" (M09) and "Shift invariance, exactly and in floating point" (M10), and the exercises.
 
 Principles and mechanisms: one sparse sample normalized by hand, the normalization zoo on
 (N, C, H, W) read off each reference's Jacobian, batch independence, a stream whose volume jumps,
@@ -10,7 +14,6 @@ floating point. Everything is seeded and small (all ten checks run in a few seco
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Callable
 
 import sympy as sp
@@ -18,8 +21,7 @@ import torch
 
 from lnbook import norms, symbolic
 from lnbook.claims import Evidence, claim
-from lnbook.experiments.common import F64, loglog_slope, max_abs, randn
-from lnbook.experiments.foundations import ln
+from lnbook.experiments.common import F64, ln, loglog_slope, max_abs, randn
 
 SRC = "seed 001"
 CHAPTER = "book/02_principles"  # the chapter that shows this module's claims
@@ -47,6 +49,7 @@ def sparse_example(scale: float = 1.0) -> torch.Tensor:
     verdict="holds",
 )
 def m01() -> Evidence:
+    """The evidence for M01. See book/02_principles.ipynb, section "One sample under a magnifying glass"."""
     x = sparse_example()
     y, cache = norms.layer_norm_forward(x, x.shape, eps=0.0)
     mu, sigma = float(cache.mean), float(1 / cache.rstd)
@@ -102,9 +105,7 @@ def coupling_groups(norm: Callable[[torch.Tensor], torch.Tensor], x: torch.Tenso
     numbered 0, 1, … in order of first appearance (x flattened). Raises ``ValueError`` when the
     dependencies do not split x into disjoint groups (then "normalized together" has no meaning).
     """
-    if not isinstance(x, torch.Tensor) or x.dtype not in norms.FLOAT_DTYPES:
-        got = type(x).__name__ if not isinstance(x, torch.Tensor) else x.dtype
-        raise norms.arg_error(TypeError, "coupling_groups", "x", "a floating-point torch.Tensor", got)
+    norms.check_float_tensor("coupling_groups", "x", x)
     n = x.numel()
     jac = torch.autograd.functional.jacobian(norm, x.to(F64)).reshape(n, n)
     # Within a group entries are O(1/σ); an entry is exactly 0 only for x̂_i x̂_j = −1 (M09), which
@@ -159,6 +160,7 @@ def draw_groups(ax, labels: torch.Tensor, title: str) -> None:
     verdict="holds",
 )
 def m02() -> Evidence:
+    """The evidence for M02. See book/02_principles.ipynb, section "The normalization zoo: it is all about the grouping"."""
     x = zoo_input()
     n, c, h, w = x.shape
     refs, mods = zoo_references(), zoo_torch_modules()
@@ -224,6 +226,7 @@ def bn_output_jitter(batch_sizes=(2, 4, 8, 16, 32, 64, 128), draws: int = JITTER
     verdict="holds",
 )
 def m03() -> Evidence:
+    """The evidence for M03. See book/02_principles.ipynb, section "Going it alone"."""
     x = randn(32, 16, seed=33)
     alone = torch.cat([ln(row[None], eps=1e-5) for row in x])
     jitter = bn_output_jitter()
@@ -266,15 +269,11 @@ def running_standardize(x: torch.Tensor, momentum: float = STREAM["momentum"], e
     each row, as BatchNorm's buffers are; this is the "running statistics" normalizer of the source.
     """
     op = "running_standardize"
-    if not isinstance(x, torch.Tensor) or x.dtype not in norms.FLOAT_DTYPES:
-        got = type(x).__name__ if not isinstance(x, torch.Tensor) else x.dtype
-        raise norms.arg_error(TypeError, op, "x", "a floating-point torch.Tensor", got)
+    norms.check_float_tensor(op, "x", x)
     if x.dim() != 2:
         raise norms.arg_error(ValueError, op, "x", "shape (T, d)", tuple(x.shape))
-    if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real) or not 0 < momentum <= 1:
-        raise norms.arg_error(ValueError, op, "momentum", "a number in (0, 1]", momentum)
-    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not eps >= 0:  # NaN fails too
-        raise norms.arg_error(ValueError, op, "eps", "a number >= 0", eps)
+    norms.check_number(op, "momentum", momentum, lambda v: 0 < v <= 1, "a number in (0, 1]")
+    norms.check_number(op, "eps", eps, lambda v: v >= 0, "a number >= 0")
     mean, var = torch.zeros(x.shape[1], dtype=x.dtype), torch.ones(x.shape[1], dtype=x.dtype)  # (d,)
     out = []
     for row in x:
@@ -304,6 +303,7 @@ def output_rms(y: torch.Tensor) -> torch.Tensor:
     verdict="holds",
 )
 def m04() -> Evidence:
+    """The evidence for M04. See book/02_principles.ipynb, section "When the volume is turned up"."""
     quiet, stream = volume_stream()
     j, f, m = STREAM["jump_at"], STREAM["factor"], STREAM["momentum"]
     run_rms = output_rms(running_standardize(stream, m))
@@ -351,6 +351,7 @@ def xhat_norm_ratio(x: torch.Tensor, eps: float) -> torch.Tensor:
     verdict="holds under conditions",
 )
 def m05() -> Evidence:
+    """The evidence for M05. See book/02_principles.ipynb, section "When the volume is turned up"."""
     d = 512
     sparse = sparse_example()
     scales = torch.logspace(-4, 2, 64, dtype=F64)[:, None]  # (64, 1)
@@ -394,6 +395,7 @@ def m05() -> Evidence:
     verdict="holds",
 )
 def m06() -> Evidence:
+    r"""The evidence for M06. See book/02_principles.ipynb, section "$\gamma$ and $\beta$"."""
     z = randn(64, 16, seed=38)
     shifts, diffs = (-3.0, 0.7, 100.0), []
     for c in shifts:
@@ -439,6 +441,7 @@ def per_feature_fit_r2(source: torch.Tensor, target: torch.Tensor, with_gamma: b
     verdict="does not hold",
 )
 def m07() -> Evidence:
+    r"""The evidence for M07. See book/02_principles.ipynb, section "$\gamma$ and $\beta$"."""
     w, x = randn(16, 16, seed=39) / 4, randn(256, 16, seed=40)
     z = x @ w.T  # (256, 16): pre-activations of a linear layer
     b = randn(16, seed=41) + 0.7  # a general bias with a nonzero mean
@@ -504,6 +507,7 @@ def batch_dgamma_ratio(batch: int, offsets: bool, seed: int, d: int = 16, c: flo
     verdict="does not hold",
 )
 def m08() -> Evidence:
+    r"""The evidence for M08. See book/02_principles.ipynb, section "$\gamma$ and $\beta$"."""
     c, d, eps = 0.3, 16, 1e-5
     x = randn(8, d, seed=42) * 2 + 1
     one = x[:1]
@@ -583,6 +587,7 @@ def sympy_offdiag_identity(n: int = 3) -> bool:
     verdict="holds under conditions",
 )
 def m09() -> Evidence:
+    r"""The evidence for M09. See book/02_principles.ipynb, section "A symphony of features: coupling through $\mu$ and $\sigma$"."""
     n = 16
     z = randn(n, seed=44) * 2 + 1
     off = ~torch.eye(n, dtype=torch.bool)
@@ -641,6 +646,7 @@ def shift_errors(dtype: torch.dtype, shifts=SHIFTS, seed: int = 45) -> list[floa
     verdict="holds",
 )
 def m10() -> Evidence:
+    """The evidence for M10. See book/02_principles.ipynb, section "Shift invariance, exactly and in floating point"."""
     f32, f64 = shift_errors(torch.float32), shift_errors(F64)
     z = randn(64, 64, seed=45)
     i4 = SHIFTS.index(1e4)
@@ -671,11 +677,11 @@ def exercise_answers() -> dict[str, float | int]:
     """The chapter's exercise answers, computed (the suite checks them against closed forms)."""
     onehot = torch.zeros(10, dtype=F64)
     onehot[0] = 7.0
-    y = ln(onehot)
+    y = ln(onehot, eps=0.0)
     three_of_ten = torch.tensor([2.0] * 3 + [0.0] * 7, dtype=F64)
     jac = ln_jacobian(three_of_ten, 0.0)
     x = randn(1, 12, seed=47) * 3 - 1
-    xhat = ln(x)
+    xhat = ln(x, eps=0.0)
     dx, dg, db = ln_grads(x, 2.0 * xhat, eps=0.0)
     sizes = {k: group_sizes(coupling_groups(f, zoo_input((2, 4, 3, 3), seed=48)))
              for k, f in zoo_references(groups=2).items()}

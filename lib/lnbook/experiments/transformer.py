@@ -1,4 +1,9 @@
-"""Chapter 3 (seed 002): LayerNorm inside the Transformer, the computations behind claims T01–T10.
+"""Chapter 3 (seed 002), book/03_transformer: LayerNorm inside the Transformer, claims T01–T10.
+
+Sections of the chapter: "The formula on a batch of sequences" (T01, T02), "What range do normalized
+values take?" (T03), "Where the norm sits" (T04), "Numerical care: ε and the variance" (T05), "What it
+costs" (T06), "What it does for training" (T07, T08), "Inference" (T09), "A pitfall the source does
+not mention: the unbiased standard deviation" (T10), and the exercises.
 
 Shapes are the Transformer's: x is (B, L, d), batch × sequence positions × model width, and
 LayerNorm's statistics are taken over d for every (batch, position) pair. Everything is seeded and
@@ -14,9 +19,8 @@ import torch
 
 from lnbook import norms, variance
 from lnbook.claims import Evidence, claim
-from lnbook.experiments.common import F64, H100, max_abs, one_thread, over_seeds, randn, roofline_seconds
-from lnbook.experiments.foundations import ln, mlp
-from lnbook.models import LayerNorm, RMSNorm, TransformerBlock
+from lnbook.experiments.common import F64, H100, ln, max_abs, one_thread, over_seeds, randn, roofline_seconds
+from lnbook.models import LayerNorm, RMSNorm, TransformerBlock, relu_mlp
 
 SRC = "seed 002"
 CHAPTER = "book/03_transformer"  # the chapter that shows this module's claims
@@ -53,6 +57,7 @@ def per_position_loop(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     verdict="holds",
 )
 def t01() -> Evidence:
+    """The evidence for T01. See book/03_transformer.ipynb, section "The formula on a batch of sequences"."""
     x = randn(*SHAPE, seed=30) * 2 + 0.5
     d = x.shape[-1]
     ours = norms.layer_norm(x, (d,))
@@ -87,6 +92,7 @@ def t01() -> Evidence:
     verdict="holds",
 )
 def t02() -> Evidence:
+    """The evidence for T02. See book/03_transformer.ipynb, section "The formula on a batch of sequences"."""
     d = SHAPE[-1]
     mods = [torch.nn.LayerNorm(d), LayerNorm(d), RMSNorm(d)]
     weights = [m.weight for m in mods]
@@ -117,19 +123,19 @@ def one_hot(d: int) -> torch.Tensor:
 
 def one_hot_max(d: int) -> float:
     """Largest entry of LN(e₁) at width d (ε = 0): the extreme case of the bound √(d−1)."""
-    return float(ln(one_hot(d)).max())
+    return float(ln(one_hot(d), eps=0.0).max())
 
 
 def gaussian_xhat(rows: int = 2048, d: int = 512, seed: int = 32) -> torch.Tensor:
     """x̂ of i.i.d. N(0, 1) rows (ε = 0): (rows, d)."""
-    return ln(randn(rows, d, seed=seed))
+    return ln(randn(rows, d, seed=seed), eps=0.0)
 
 
 def outlier_xhat(d: int = 768, outlier: float = 50.0, seed: int = 33) -> float:
     """x̂ of one feature that is ``outlier`` standard deviations out, in an otherwise N(0, 1) row."""
     x = randn(d, seed=seed)
     x[0] = outlier
-    return float(ln(x)[0])
+    return float(ln(x, eps=0.0)[0])
 
 
 @claim(
@@ -145,6 +151,7 @@ def outlier_xhat(d: int = 768, outlier: float = 50.0, seed: int = 33) -> float:
     verdict="holds under conditions",
 )
 def t03() -> Evidence:
+    """The evidence for T03. See book/03_transformer.ipynb, section "What range do normalized values take?"."""
     xhat = gaussian_xhat()
     inside = float((xhat.abs() <= 2).double().mean())
     closed = math.erf(2 / math.sqrt(2))
@@ -201,6 +208,7 @@ def block_by_hand(block: TransformerBlock, x: torch.Tensor) -> torch.Tensor:
     verdict="holds",
 )
 def t04() -> Evidence:
+    """The evidence for T04. See book/03_transformer.ipynb, section "Where the norm sits: Post-LN and Pre-LN"."""
     torch.manual_seed(34)
     blocks = {p: TransformerBlock(32, heads=4, placement=p).double() for p in ("post", "pre")}
     x = randn(3, 10, 32, seed=35) * 2 + 1
@@ -265,14 +273,7 @@ def eps_effect(sigmas=(1.0, 1e-2, math.sqrt(1e-5), 1e-3), d: int = 768, seed: in
     return out
 
 
-VARIANCES = {"naive": variance.naive, "two_pass": variance.two_pass, "welford": variance.welford}
-
-
-def variance_errors(mean: float = 1e4, rows: int = 32, d: int = 1024, dtype=torch.float32, seed: int = 38):
-    """Largest relative error of each variance algorithm in ``dtype`` against float64 on the same values."""
-    x = (randn(rows, d, seed=seed) + mean).to(dtype)  # (rows, d), std 1 around ``mean``
-    ref = x.double().var(-1, correction=0)  # (rows,) the exact variance of the stored values, to float64
-    return {name: float(((f(x).double() - ref).abs() / ref).max()) for name, f in VARIANCES.items()}
+T05_ROWS = {"rows": 32, "d": 1024, "seed": 38}  # the float32 rows of T05 and of the chapter's figure
 
 
 @claim(
@@ -290,8 +291,9 @@ def variance_errors(mean: float = 1e4, rows: int = 32, d: int = 1024, dtype=torc
     verdict="holds",
 )
 def t05() -> Evidence:
+    r"""The evidence for T05. See book/03_transformer.ipynb, section "Numerical care: $\epsilon$ and the variance"."""
     eff = {round(e["sigma"] ** 2, 12): e for e in eps_effect()}
-    err = variance_errors()
+    err = variance.relative_errors(1e4, torch.float32, **T05_ROWS)
     nums = {"diff_sigma1": eff[1.0]["diff"], "std_at_eps": eff[1e-5]["std_1e5"],
             "std_at_eps_1e6": eff[1e-5]["std_1e6"], "naive_err": err["naive"], "welford_err": err["welford"],
             "two_pass_err": err["two_pass"]}
@@ -383,6 +385,7 @@ T06_SHAPE = {"d": 768, "seq": 1024, "batch": 8}  # GPT-2 small's width and conte
     verdict="holds under conditions",
 )
 def t06() -> Evidence:
+    """The evidence for T06. See book/03_transformer.ipynb, section "What it costs"."""
     def share(d, seq):
         f = flops_per_token(d, seq)
         return f["layernorm"] / sum(f.values())
@@ -425,7 +428,7 @@ def classification_data(n: int = 512, d_in: int = 32, classes: int = 4, seed: in
 def sgd_run(use_ln: bool, lr: float, seed: int) -> dict[str, float]:
     """Full-batch SGD on the teacher problem: initial and final training loss, train and test accuracy."""
     (xtr, ytr), (xte, yte) = classification_data()
-    model = mlp(SWEEP["depth"], SWEEP["width"], use_ln, seed=seed)
+    model = relu_mlp(SWEEP["depth"], SWEEP["width"], "layer" if use_ln else "none", seed=seed)
     opt = torch.optim.SGD(model.parameters(), lr=lr)
     loss_fn = torch.nn.functional.cross_entropy
     with one_thread():
@@ -504,6 +507,7 @@ def matched_test_gains() -> list[float]:
     verdict="not established",
 )
 def t07() -> Evidence:
+    """The evidence for T07. See book/03_transformer.ipynb, section "What it does for training"."""
     ratios = lr_ratios(trains)
     fit = over_seeds(math.log(r) for r in ratios)  # in log space: the ratios are factors
     # Ratios are powers of √2 (the grid): half a grid step of slack keeps "reaches 2×" off float rounding.
@@ -549,6 +553,7 @@ def t07() -> Evidence:
     verdict="not established",
 )
 def t08() -> Evidence:
+    """The evidence for T08. See book/03_transformer.ipynb, section "What it does for training"."""
     matched = over_seeds(matched_test_gains())
     best = over_seeds(best_run(True, s)["test_acc"] - best_run(False, s)["test_acc"] for s in SWEEP["seeds"])
     nums = {"seeds": len(SWEEP["seeds"]), "matched_mean": matched.mean, "matched_se": matched.se,
@@ -577,6 +582,7 @@ def t08() -> Evidence:
     verdict="holds",
 )
 def t09() -> Evidence:
+    """The evidence for T09. See book/03_transformer.ipynb, section "Inference"."""
     torch.manual_seed(41)
     block = TransformerBlock(32).double()
     x = randn(8, 12, 32, seed=42)
@@ -631,6 +637,7 @@ def unbiased_gap(widths=(2, 4, 8, 16, 64, 256, 768, 4096), seed: int = 43) -> li
     verdict="holds",
 )
 def t10() -> Evidence:
+    """The evidence for T10. See book/03_transformer.ipynb, section "A pitfall the source does not mention: the unbiased standard deviation"."""
     x = torch.tensor([1.0, 0.0, 0.0, 0.0], dtype=F64)
     gaps = unbiased_gap()
     ratio_err = max(max(g["max"] - g["closed"], g["closed"] - g["min"]) for g in gaps)

@@ -1,0 +1,129 @@
+"""The shape of the library: chapters own their computations, the library owns what they share.
+
+Read with ``ast`` (no imports needed): which experiments module belongs to which chapter, what it
+imports, how long each file is, and whether the maps (``lnbook/__init__.py``, ``CONTRIBUTING.md``)
+name every module.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import pathlib
+import re
+
+import pytest
+
+from lnbook import claims
+
+from conftest import claim_params
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+LIB = ROOT / "lib" / "lnbook"
+EXPERIMENTS = LIB / "experiments"
+MAX_LINES = 750  # a file one can hold in one's head (issue 14)
+
+
+def _chapter(path: pathlib.Path) -> str | None:
+    """The module's ``CHAPTER`` (a chapter module), or None (a module the chapters share)."""
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "CHAPTER" for t in node.targets):
+            return ast.literal_eval(node.value)
+    return None
+
+
+def _experiments_imports(path: pathlib.Path) -> set[str]:
+    """The lnbook.experiments modules that ``path`` imports, by module name."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module == "lnbook.experiments":
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("lnbook.experiments."):
+            found.add(node.module.split(".")[2])
+        elif isinstance(node, ast.Import):
+            found |= {a.name.split(".")[2] for a in node.names if a.name.startswith("lnbook.experiments.")}
+    return found
+
+
+MODULES = sorted(p for p in EXPERIMENTS.glob("*.py") if p.name != "__init__.py")
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: p.stem)
+def test_no_chapter_module_imports_another_chapters(path):
+    mine = _chapter(path)
+    for name in _experiments_imports(path):
+        theirs = _chapter(EXPERIMENTS / f"{name}.py")
+        if mine is None:  # a shared module: it may import only other shared modules
+            assert theirs is None, f"shared module {path.stem} imports {name}, a module of {theirs}"
+        else:
+            assert theirs in (None, mine), f"{path.stem} ({mine}) imports {name}, a module of {theirs}"
+
+
+def test_the_import_walk_sees_imports():
+    # The walk above would pass vacuously if it found nothing: it must see known imports.
+    assert {"common", "toys"} <= _experiments_imports(EXPERIMENTS / "why.py")
+    assert _chapter(EXPERIMENTS / "why.py") == "book/04_why" and _chapter(EXPERIMENTS / "toys.py") is None
+
+
+@pytest.mark.parametrize("path", sorted(LIB.rglob("*.py")), ids=lambda p: str(p.relative_to(LIB)))
+def test_no_library_file_is_too_long_to_hold(path):
+    n = len(path.read_text().splitlines())
+    assert n <= MAX_LINES, f"{path.relative_to(LIB)} has {n} lines"
+
+
+# The kernels chapter's module is outside the next two conventions until the kernels work (issue 14's
+# kernels bullet, done separately) lands.
+KERNELS_CHAPTER = "book/06_kernels"
+
+
+@pytest.mark.parametrize("path", [p for p in MODULES if _chapter(p) not in (None, KERNELS_CHAPTER)], ids=lambda p: p.stem)
+def test_chapter_module_docstring_names_its_chapter_and_sections(path):
+    doc = ast.get_docstring(ast.parse(path.read_text())) or ""
+    assert _chapter(path) in doc, f"{path.stem}: the docstring does not name {_chapter(path)}"
+    assert "Section" in doc, f"{path.stem}: the docstring does not name the chapter's sections"
+
+
+def _sections(notebook: pathlib.Path) -> dict[str, str]:
+    """Claim ID -> the ## section of ``notebook`` whose cells show its card."""
+    out, section = {}, None
+    for cell in json.loads(notebook.read_text())["cells"]:
+        text = "".join(cell["source"])
+        if cell["cell_type"] == "markdown":
+            section = next((h[3:].strip() for h in reversed(text.splitlines()) if h.startswith("## ")), section)
+        else:
+            out |= {cid: section for cid in re.findall(r"show\(['\"]([A-Z]\d\d)['\"]\)", text)}
+    return out
+
+
+@pytest.mark.parametrize("claim_id", claim_params())
+def test_check_docstring_ends_with_a_link_to_the_section_that_shows_it(claim_id):
+    c = claims.registry()[claim_id]
+    chapter = claims.chapter_of(c)
+    if chapter == KERNELS_CHAPTER:
+        pytest.skip("the kernels chapter's module follows this convention once the kernels work lands")
+    section = _sections(ROOT / f"{chapter}.ipynb").get(claim_id)
+    link = f'See {chapter}.ipynb, section "{section}".'
+    assert (c.check.__doc__ or "").rstrip().endswith(link), f"{claim_id}: expected the docstring to end with {link!r}"
+
+
+def _library_modules() -> list[str]:
+    """Every module of the package as a dotted name below lnbook (``kernels.rownorm``, ``claims``, …)."""
+    names = []
+    for p in sorted(LIB.rglob("*.py")):
+        parts = p.relative_to(LIB).with_suffix("").parts
+        if parts[-1] not in ("__init__", "__main__"):
+            names.append(".".join(parts))
+    return names
+
+
+def test_contributing_names_every_library_module():
+    text = (ROOT / "CONTRIBUTING.md").read_text()
+    missing = [m for m in _library_modules() if not re.search(rf"`([\w/]+/)?{re.escape(m.split('.')[-1])}(\.py)?`", text)]
+    assert not missing, f"CONTRIBUTING.md does not name {missing}"
+
+
+def test_package_docstring_lists_every_top_level_module():
+    doc = ast.get_docstring(ast.parse((LIB / "__init__.py").read_text()))
+    listed = set(re.findall(r"^(\w+)\s{2,}", doc, re.M))
+    top = {m.split(".")[0] for m in _library_modules()}
+    assert listed == top, f"lnbook/__init__.py lists {sorted(listed - top)} extra, {sorted(top - listed)} missing"
