@@ -436,6 +436,23 @@ def glue_numbers(result: Result) -> None:
         glue(f"{result.claim.id}_{name}", value)
 
 
+class Listing:
+    """The source of functions or classes, shown as a highlighted Python listing (Markdown for the book
+    and for Jupyter, plain text elsewhere) rather than as printed, unhighlighted output."""
+
+    def __init__(self, *objects):
+        import inspect
+
+        self.source = "\n".join(inspect.getsource(o) for o in objects)
+
+    def _repr_markdown_(self) -> str:
+        fence = "````" if "```" in self.source else "```"
+        return f"{fence}python\n{self.source.rstrip()}\n{fence}"
+
+    def __repr__(self) -> str:
+        return self.source
+
+
 def show(id: str) -> Result:
     """Run claim ``id`` in a chapter: glue its numbers and display its card."""
     from IPython.display import display
