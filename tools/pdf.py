@@ -35,28 +35,19 @@ def _serve(site: pathlib.Path):
     return httpd
 
 
-def print_pages(site: pathlib.Path, chromium: str) -> list[tuple[str, str, bytes]]:
-    """(path, title, PDF bytes) for every page of the table of contents."""
-    from playwright.sync_api import sync_playwright
-
-    httpd = _serve(site)
-    base = f"http://127.0.0.1:{httpd.server_address[1]}"
+def print_pages(base: str, browser) -> list[tuple[str, str, bytes]]:
+    """(path, title, PDF bytes) for every page of the table of contents, printed by ``browser`` (a
+    Playwright Chromium) from the site served at ``base``."""
     out = []
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-            for path in (f"{f}.html" for f in notebooks.toc_files()):
-                page = browser.new_page()
-                page.goto(f"{base}/{path}", wait_until="load")
-                page.evaluate("() => window.MathJax && MathJax.startup ? MathJax.startup.promise : null")
-                # Folded code (hide-input) stays folded; open solutions so the PDF has them.
-                page.evaluate("() => document.querySelectorAll('details').forEach(d => d.open = true)")
-                title = page.evaluate("() => (document.querySelector('main h1') || {}).innerText || document.title")
-                out.append((path, title.replace("#", "").strip(), page.pdf(format="A4", margin=MARGIN, print_background=True)))
-                page.close()
-            browser.close()
-    finally:
-        httpd.shutdown()
+    for path in (f"{f}.html" for f in notebooks.toc_files()):
+        page = browser.new_page()
+        page.goto(f"{base}/{path}", wait_until="load")
+        page.evaluate("() => window.MathJax && MathJax.startup ? MathJax.startup.promise : null")
+        # Folded code (hide-input) stays folded; solutions are opened so that the PDF has them.
+        page.evaluate("() => document.querySelectorAll('details').forEach(d => d.open = true)")
+        title = page.evaluate("() => (document.querySelector('main h1') || {}).innerText || document.title")
+        out.append((path, title.replace("#", "").strip(), page.pdf(format="A4", margin=MARGIN, print_background=True)))
+        page.close()
     return out
 
 
@@ -83,9 +74,18 @@ def main() -> int:
     if chromium is None:
         print("no Chromium on this machine (Debian: apt-get install chromium)", file=sys.stderr)
         return 1
+    from playwright.sync_api import sync_playwright
+
+    httpd = _serve(SITE)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+            printed = print_pages(f"http://127.0.0.1:{httpd.server_address[1]}", browser)
+            browser.close()
+    finally:
+        httpd.shutdown()
     target = SITE / "book" / PDF_NAME
-    n = join(print_pages(SITE, chromium), target)
-    print(f"{target}: {n} pages")
+    print(f"{target}: {join(printed, target)} pages")
     return 0
 
 
