@@ -5,9 +5,9 @@ the colours that mean the same thing everywhere (``COLORS["ln"]`` is always "wit
 
 Figures are sized for the page column, phone included: one panel is :data:`COLUMN_IN` inches wide
 and every text is at least :data:`SMALLEST_PT` points at :data:`DPI`. On a 390 px phone the column
-is about 350 CSS px, so the image is shown at roughly 350 / (``COLUMN_IN`` × ``DPI``) of its size and
-:data:`SMALLEST_PT` comes out at about 12 px, the 9 pt a page's small print needs (the browser test
-measures it). Panels are therefore stacked, one above the other, never side by side: a row of panels
+is 342 CSS px, so the image is shown at about 342 / (``COLUMN_IN`` × ``DPI``) of its size and
+:data:`SMALLEST_PT` comes out at about 12.5 px, above the 12 px (9 pt) a page's small print needs (the
+browser test measures it). Panels are therefore stacked, one above the other, never side by side: a row of panels
 would be shrunk by its number of columns.
 """
 
@@ -33,9 +33,9 @@ LABELS = {
     "theory": "closed form",
 }
 
-COLUMN_IN = 4.2  # width of every figure, in inches
-PANEL_HEIGHT_IN = 2.9  # height of one panel
-DPI = 150  # 4.2 in × 150 = 630 px: sharp in a 560-px desktop column, and not much larger than a phone's
+COLUMN_IN = 4.0  # width of every figure, in inches
+PANEL_HEIGHT_IN = 2.8  # height of one panel
+DPI = 150  # 4 in × 150 = 600 px: sharp in a 560-px desktop column, and not much larger than a phone's
 SMALLEST_PT = 11  # every text of a figure: ticks, labels, legends, titles
 
 _STYLE = {
