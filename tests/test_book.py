@@ -160,6 +160,11 @@ def test_notebooks_do_not_use_site_only_macros():
 # ------------------------------------------------------------------------------------- figures
 
 
+# Figures drawn only where their data exists (a GPU benchmark record): a reference to their number would
+# be unresolved, and fail the build, wherever they are absent.
+CONDITIONAL_FIGURES = {"fig-bandwidth"}
+
+
 def figure_cells(nb: pathlib.Path) -> list[dict]:
     """The code cells that draw a figure (through lnbook.plots, directly or in an experiments module)."""
     cells = json.loads(nb.read_text())["cells"]
@@ -167,10 +172,9 @@ def figure_cells(nb: pathlib.Path) -> list[dict]:
             and re.search(r"plots\.figure\(|\.block_diagram\(", "".join(c["source"]))]
 
 
-FIGURE_NOTEBOOKS = [nb for nb in CHAPTERS if nb.stem != "06_kernels"]  # 06's figure: a GPU record per cell
 
 
-@pytest.mark.parametrize("nb", FIGURE_NOTEBOOKS, ids=lambda p: p.name)
+@pytest.mark.parametrize("nb", CHAPTERS, ids=lambda p: p.name)
 def test_every_figure_has_a_name_and_caption_and_is_referred_to(nb):
     cells = figure_cells(nb)
     assert cells, f"{nb.name}: no figure cell found"
@@ -180,7 +184,8 @@ def test_every_figure_has_a_name_and_caption_and_is_referred_to(nb):
         fig = cell["metadata"].get("mystnb", {}).get("figure", {})
         assert fig.get("name", "").startswith("fig-") and fig.get("caption"), f"{nb.name}: {cell['id']} has no name or caption"
         names.append(fig["name"])
-        assert f"{{numref}}`{fig['name']}`" in prose, f"{nb.name}: {fig['name']} is never referred to by number"
+        if fig["name"] not in CONDITIONAL_FIGURES:
+            assert f"{{numref}}`{fig['name']}`" in prose, f"{nb.name}: {fig['name']} is never referred to by number"
     assert len(set(names)) == len(names), f"{nb.name}: figure names repeat: {names}"
 
 
