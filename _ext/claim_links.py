@@ -154,14 +154,15 @@ def _resolve(app, doctree, docname) -> None:
 
 
 def style_sheet() -> str:
-    """Ledger rows and verdict labels in the colours of ``claims.STYLES``."""
+    """Ledger rows and verdict labels in the colours of ``claims.STYLES`` (over the theme's striped rows)."""
     rules = []
     for verdict, style in claims.STYLES.items():
-        cls = verdict_class(verdict)
-        rules.append(f"tr.{cls} {{ background: {style.background}; }}\n"
-                     f"tr.{cls} td:nth-child(3) {{ color: {style.colour}; font-weight: bold; }}\n"
-                     f"html[data-theme=dark] tr.{cls} {{ background: transparent; }}\n"
-                     f"html[data-theme=dark] tr.{cls} td:first-child {{ border-left: 6px solid {style.colour}; }}")
+        row = f".bd-article tr.{verdict_class(verdict)}"
+        rules.append(f"{row}, {row} > td {{ background-color: {style.background} !important; }}\n"
+                     f"{row} > td:first-child {{ border-left: 6px solid {style.colour}; }}\n"
+                     f"{row} > td:nth-child(3) {{ color: {style.colour}; font-weight: bold; }}\n"
+                     f"html[data-theme=dark] {row}, html[data-theme=dark] {row} > td "
+                     f"{{ background-color: transparent !important; }}")
     return "\n".join(rules) + "\n"
 
 

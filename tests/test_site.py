@@ -230,7 +230,7 @@ def test_screenshots(browser, server, path, name, width):
 
 # ------------------------------------------------------------------------- what a reader navigates by
 
-FIGURES = """() => [...document.querySelectorAll('main img')].map(i => {
+FIGURES = """() => [...document.querySelectorAll('.bd-article img')].map(i => {
     const fig = i.closest('figure');
     const cap = fig && fig.querySelector('figcaption');
     return {src: i.src.split('/').pop(), inFigure: !!fig, id: fig ? fig.id : null,
