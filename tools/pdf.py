@@ -59,7 +59,7 @@ def join(pages: list[tuple[str, str, bytes]], target: pathlib.Path) -> int:
     for _, title, data in pages:
         start = len(writer.pages)
         writer.append(PdfReader(io.BytesIO(data)))
-        writer.add_outline_item(title, start)
+        writer.add_outline_item(title=title, page_number=start)
     writer.add_metadata({"/Title": "LayerNorm, Derived"})
     with target.open("wb") as f:
         writer.write(f)
