@@ -67,8 +67,7 @@ def figure(ncols: int = 1, nrows: int = 1, width: float | None = None, height: f
     panels = ncols * nrows
     size = (min(width or COLUMN_IN, COLUMN_IN), (height or PANEL_HEIGHT_IN) * panels)
     kwargs.setdefault("layout", "constrained")  # labels of neighbouring axes never overlap
-    kwargs.setdefault("squeeze", True)
-    squeeze = kwargs.pop("squeeze")
+    squeeze = kwargs.pop("squeeze", True)
     fig, axes = plt.subplots(panels, 1, figsize=size, squeeze=False, **kwargs)
     axes = axes.reshape(nrows, ncols)
     if squeeze:
