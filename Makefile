@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: book test bootstrap clean
+.PHONY: book test bootstrap clean pdf
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,12 @@ test: $(STAMP)
 # and a failing cell fails the build (execute.allow_errors is false in _config.yml).
 book: $(STAMP)
 	$(BIN)/jupyter-book build . --warningiserror --nitpick --keep-going
+
+# The whole book as one PDF (_build/html/book/layernorm-derived.pdf, linked from the intro), printed
+# from the built site by Debian's Chromium; builds the site first if there is none.
+pdf: $(STAMP)
+	test -f _build/html/index.html || $(MAKE) book
+	$(BIN)/python tools/pdf.py
 
 # Write the repository URL and branch of _config.yml into every notebook's first cell.
 bootstrap: $(STAMP)

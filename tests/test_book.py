@@ -155,3 +155,63 @@ def test_notebooks_do_not_use_site_only_macros():
         text = "".join("".join(c["source"]) for c in json.loads(nb.read_text())["cells"] if c["cell_type"] == "markdown")
         used = [m for m in macros if re.search(rf"\\{m}(?![A-Za-z])", text)]
         assert not used, f"{nb.name} uses site-only macros {used}"
+
+
+# ------------------------------------------------------------------------------------- figures
+
+
+# Figures drawn only where their data exists (a GPU benchmark record): a reference to their number would
+# be unresolved, and fail the build, wherever they are absent.
+CONDITIONAL_FIGURES = {"fig-bandwidth"}
+
+
+def figure_cells(nb: pathlib.Path) -> list[dict]:
+    """The code cells that draw a figure (through lnbook.plots, directly or in an experiments module)."""
+    cells = json.loads(nb.read_text())["cells"]
+    return [c for c in cells if c["cell_type"] == "code"
+            and re.search(r"plots\.figure\(|\.block_diagram\(", "".join(c["source"]))]
+
+
+
+
+@pytest.mark.parametrize("nb", CHAPTERS, ids=lambda p: p.name)
+def test_every_figure_has_a_name_and_caption_and_is_referred_to(nb):
+    cells = figure_cells(nb)
+    assert cells, f"{nb.name}: no figure cell found"
+    prose = "".join("".join(c["source"]) for c in json.loads(nb.read_text())["cells"] if c["cell_type"] == "markdown")
+    names = []
+    for cell in cells:
+        fig = cell["metadata"].get("mystnb", {}).get("figure", {})
+        assert fig.get("name", "").startswith("fig-") and fig.get("caption"), f"{nb.name}: {cell['id']} has no name or caption"
+        names.append(fig["name"])
+        if fig["name"] not in CONDITIONAL_FIGURES:
+            assert f"{{numref}}`{fig['name']}`" in prose, f"{nb.name}: {fig['name']} is never referred to by number"
+    assert len(set(names)) == len(names), f"{nb.name}: figure names repeat: {names}"
+
+
+@pytest.mark.parametrize("nb", CHAPTERS, ids=lambda p: p.name)
+def test_figure_cells_keep_the_book_text_size(nb):
+    """A font size set in a cell would undercut lnbook.plots.SMALLEST_PT."""
+    for cell in figure_cells(nb):
+        assert not re.search(r"fontsize\s*=", "".join(cell["source"])), f"{nb.name}: {cell['id']} sets a font size"
+
+
+def test_plots_stack_panels_in_one_column_of_legible_text():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from lnbook import plots
+
+    fig, axes = plots.figure(ncols=2, nrows=2)
+    assert axes.shape == (2, 2)
+    assert fig.get_size_inches()[0] == plots.COLUMN_IN  # four panels, one column wide
+    assert fig.get_size_inches()[1] == 4 * plots.PANEL_HEIGHT_IN
+    lefts = {round(ax.get_position().x0, 3) for ax in axes.flat}
+    assert len(lefts) == 1, "panels side by side"
+    axes[0, 0].set(xlabel="x", title="t")
+    axes[0, 0].plot([1, 2], label="a")
+    axes[0, 0].legend()
+    assert plots.smallest_text_pt(fig) >= plots.SMALLEST_PT
+    one, ax = plots.figure(width=99)
+    assert one.get_size_inches()[0] == plots.COLUMN_IN and not hasattr(ax, "shape")
+    matplotlib.pyplot.close("all")

@@ -156,3 +156,52 @@ def test_html_card_escapes_markup():
     bad = claims.Claim("F96", "s", "a < b & c", "Holds: <script>.", "holds", lambda: claims.Evidence({"x": 1.0}, {"ok": True}))
     html = claims.html_card(claims.Result(bad, bad.check()))
     assert "<script>" not in html and "&lt;script&gt;" in html and "a &lt; b &amp; c" in html
+
+
+def test_card_is_anchored_and_shows_its_evidence_as_a_table():
+    result = result_of("F02")
+    card = claims.markdown_card(result)
+    assert ":name: claim-f02" in card.splitlines()[2]
+    assert "| quantity | value |" in card
+    for name, value in result.evidence.numbers.items():
+        assert f"| {claims.number_label(name)} | {claims.format_number(value)} |" in card
+    assert "_" not in claims.number_label("ln_batch_diff")
+    assert 'id="claim-f02"' in claims.html_card(result)
+    assert claims.card_anchor("F02") == "claim-f02" and claims.ledger_anchor("F02") == "ledger-f02"
+
+
+def test_ledger_table_has_no_symbols_and_one_row_per_claim():
+    table = claims.markdown_table([result_of("F02"), result_of("M01")])
+    assert [line.split("|")[1].strip() for line in table.splitlines()[2:]] == ["F02", "M01"]
+    assert "✓" not in table and "3/3 passed" in table
+
+
+def test_chapters_partition_the_registry():
+    chapters = claims.chapters()
+    assert chapters == sorted(chapters) and len(chapters) == 6  # book/01_… to book/06_…
+    results = [result_of("F02"), result_of("M01")]
+    assert [r.claim.id for r in claims.in_chapter(results, "book/02_principles")] == ["M01"]
+    assert sum(sum(1 for c in REGISTRY.values() if claims.chapter_of(c) == ch) for ch in chapters) == len(REGISTRY)
+
+
+@pytest.mark.parametrize("chapter", claims.chapters())
+def test_verdict_summary_counts_and_names_every_claim_of_its_chapter(chapter):
+    summary = claims.verdict_summary(chapter)
+    mine = [c for c in REGISTRY.values() if claims.chapter_of(c) == chapter]
+    assert f"{len(mine)} in all" in summary
+    assert sorted(re.findall(r"\b[FMTWR]\d\d\b", summary)) == sorted(c.id for c in mine)
+    counts = {v: sum(c.verdict == v for c in mine) for v in claims.VERDICTS}
+    found = {int(n) for n in re.findall(r"\*\*(\d+) ", summary)}
+    assert found == {n for n in counts.values() if n}
+
+
+def test_verdict_summary_rejects_an_unknown_chapter():
+    with pytest.raises(ValueError, match=r"chapter: expected one of .* got 'book/99_none'"):
+        claims.verdict_summary("book/99_none")
+
+
+def test_listing_is_a_highlighted_python_block():
+    listing = claims.Listing(claims.card_anchor, claims.ledger_anchor)
+    text = listing._repr_markdown_()
+    assert text.startswith("```python\ndef card_anchor(") and text.endswith("\n```")
+    assert "def ledger_anchor(" in text and repr(listing).startswith("def card_anchor(")

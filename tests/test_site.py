@@ -1,14 +1,18 @@
 """The built site as a reader meets it: every page in headless Chromium, and every link.
 
 These tests need the site (`make book`); CI builds it before running the tests. Without it they
-skip and say so, except under CI, where a missing site or browser is a failure. Screenshots of the
-intro and of one chapter are written to _build/screenshots/.
+skip and say so, except under CI, where a missing site or browser is a failure. They check what a
+reader navigates by (numbered and captioned figures whose text is legible, numbered sections,
+equations and exercises, claim IDs linked to cards and cards to the ledger, nothing sticking out
+of the column at 1280 or 390 px, no emoji) and the PDF, which they print once if `make pdf` has not.
+Screenshots of the intro, chapters 1, 4 and 6 and the ledger are written to _build/screenshots/.
 """
 
 from __future__ import annotations
 
 import functools
 import html.parser
+import re
 import http.server
 import os
 import pathlib
@@ -18,9 +22,11 @@ import urllib.parse
 
 import pytest
 
-from lnbook import claims
+from lnbook import claims, plots
 
 import notebooks as notebooks_tool  # tools/notebooks.py (tests/conftest.py puts tools/ on the path)
+import pdf as pdf_tool  # tools/pdf.py
+from test_book import CONDITIONAL_FIGURES
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SITE = ROOT / "_build" / "html"
@@ -40,6 +46,14 @@ def pages() -> list[str]:
 
 def notebook_pages() -> list[str]:
     return [p for p in pages() if (ROOT / p).with_suffix(".ipynb").is_file()]
+
+
+def chapter_pages() -> list[str]:
+    """The numbered chapters (book/01_foundations.html, …), in order."""
+    return [p for p in pages() if re.match(r"book/\d\d_", p)]
+
+
+WIDTHS = {"desktop": 1280, "phone": 390}
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +98,8 @@ def test_internal_links_and_anchors_resolve(site):
     for page in _html_files(site):
         for link in _parse(page).links:
             parts = urllib.parse.urlsplit(link)
+            if parts.path.endswith(pdf_tool.PDF_NAME):  # printed by `make pdf`, see test_pdf_of_the_whole_book
+                continue
             if parts.scheme or link.startswith("//"):  # external (or mailto:, data:, javascript:)
                 if parts.scheme in ("http", "https", ""):
                     external.add(link)
@@ -136,9 +152,9 @@ def browser(server):
         browser.close()
 
 
-def _open(browser, url: str):
+def _open(browser, url: str, width: int = 1280):
     """Load a page, wait for MathJax; returns (page, console errors, failed requests)."""
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page = browser.new_page(viewport={"width": width, "height": 900})
     errors, failed = [], []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(str(e)))
@@ -197,11 +213,205 @@ def test_ledger_lists_every_registered_claim(browser, server):
     assert not missing, f"ledger page lacks {missing}"
 
 
-@pytest.mark.parametrize("path,name", [("book/intro.html", "intro"), ("book/06_kernels.html", "kernels")])
-def test_screenshots(browser, server, path, name):
-    page, _, _ = _open(browser, f"{server}/{path}")
+SHOTS = [("book/intro.html", "intro"), ("book/01_foundations.html", "chapter1"), ("book/04_why.html", "chapter4"),
+         ("book/06_kernels.html", "kernels"), ("book/ledger.html", "ledger")]
+
+
+@pytest.mark.parametrize("width", WIDTHS.values(), ids=WIDTHS.keys())
+@pytest.mark.parametrize("path,name", SHOTS)
+def test_screenshots(browser, server, path, name, width):
+    page, _, _ = _open(browser, f"{server}/{path}", width)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    out = SCREENSHOTS / f"{name}.png"
+    out = SCREENSHOTS / f"{name}-{width}.png"
     page.screenshot(path=str(out), full_page=False)
     page.close()
     assert out.stat().st_size > 10_000  # a blank page compresses to a few hundred bytes
+
+
+# ------------------------------------------------------------------------- what a reader navigates by
+
+FIGURES = """() => [...document.querySelectorAll('.bd-article img')].map(i => {
+    const fig = i.closest('figure');
+    const cap = fig && fig.querySelector('figcaption');
+    return {src: i.src.split('/').pop(), inFigure: !!fig, id: fig ? fig.id : null,
+            number: cap ? (cap.querySelector('.caption-number') || {}).innerText || '' : '',
+            caption: cap ? cap.innerText : '', shown: i.getBoundingClientRect().width, natural: i.naturalWidth};
+})"""
+
+# 9 pt in CSS pixels (96 px to the inch, 72 pt).
+MIN_TEXT_PX = 9 * 96 / 72
+
+
+@pytest.mark.parametrize("width", WIDTHS.values(), ids=WIDTHS.keys())
+@pytest.mark.parametrize("path", chapter_pages())
+def test_figures_are_numbered_captioned_and_legible(browser, server, path, width):
+    """Every image is a figure with a caption numbered within its chapter, and the figure's smallest
+    text (lnbook.plots.SMALLEST_PT at plots.DPI) is at least 9 pt as the page shows it."""
+    chapter = int(path.split("/")[1][:2])
+    page, _, _ = _open(browser, f"{server}/{path}", width)
+    figures = page.evaluate(FIGURES)
+    referenced = page.evaluate("() => [...document.querySelectorAll('main a[href^=\"#fig-\"]')].map(a => a.getAttribute('href').slice(1))")
+    page.close()
+    for fig in figures:
+        assert fig["inFigure"] and fig["caption"].strip(), f"{path}: image {fig['src']} has no figure caption"
+        assert re.fullmatch(rf"Figure {chapter}\.\d+\s*", fig["number"]), f"{path}: {fig['src']} numbered {fig['number']!r}"
+        text_px = plots.SMALLEST_PT / 72 * plots.DPI * fig["shown"] / fig["natural"]
+        assert text_px >= MIN_TEXT_PX, f"{path} at {width} px: {fig['id']} text at {text_px:.1f} px ({fig['shown']:.0f} of {fig['natural']} px)"
+        if fig["id"] not in CONDITIONAL_FIGURES:
+            assert fig["id"] in referenced, f"{path}: {fig['id']} is never referred to by number"
+    if path != "book/06_kernels.html":  # its figure is a GPU record, absent from a CPU build
+        assert figures, f"{path}: no figure found: is the page the chapter?"
+
+
+@pytest.mark.parametrize("path", chapter_pages())
+def test_sections_equations_and_exercises_are_numbered_within_the_chapter(browser, server, path):
+    chapter = int(path.split("/")[1][:2])
+    page, _, _ = _open(browser, f"{server}/{path}")
+    state = page.evaluate("""() => ({
+        h1: (document.querySelector('main h1 .section-number') || {}).innerText || '',
+        h2: [...document.querySelectorAll('main h2')].filter(h => h.closest('section'))
+              .map(h => (h.querySelector('.section-number') || {}).innerText || h.innerText),
+        displays: document.querySelectorAll('main div.math').length,
+        numbers: [...document.querySelectorAll('main span.eqno')].map(e => e.innerText.replace('#', '').trim()),
+        exercises: [...document.querySelectorAll('main .exercise .caption-number, main .exercise .admonition-title')]
+              .map(e => e.innerText.trim()).filter(t => t.startsWith('Exercise')),
+    })""")
+    page.close()
+    assert state["h1"].strip() == f"{chapter}.", f"{path}: chapter number {state['h1']!r}"
+    assert state["h2"] and all(re.match(rf"{chapter}\.\d+\.", h) for h in state["h2"]), f"{path}: sections {state['h2']}"
+    assert state["displays"] and len(state["numbers"]) == state["displays"], f"{path}: {state['displays']} equations, numbers {state['numbers']}"
+    assert all(re.fullmatch(rf"\({chapter}\.\d+\)", n) for n in state["numbers"]), state["numbers"]
+    exercises = sorted({re.match(r"Exercise (\S+)", e).group(1) for e in state["exercises"]},
+                       key=lambda n: [int(k) for k in re.findall(r"\d+", n)])
+    if exercises:
+        assert exercises == [f"{chapter}.{k}" for k in range(1, len(exercises) + 1)], f"{path}: exercises {exercises}"
+
+
+@pytest.mark.parametrize("path", chapter_pages())
+def test_claims_link_to_cards_and_cards_to_the_ledger(browser, server, path):
+    """Each chapter opens with its verdict summary; each card is anchored at its ID and links to its
+    ledger row; a claim ID in the prose is a link to its card (the targets resolve: see
+    test_internal_links_and_anchors_resolve)."""
+    page, _, _ = _open(browser, f"{server}/{path}")
+    state = page.evaluate("""() => ({
+        cards: [...document.querySelectorAll('main .claim-card')].map(c => ({id: c.id,
+            title: c.querySelector('.admonition-title').innerText,
+            back: (c.querySelector('.admonition-title a.ledger-link') || {}).getAttribute?.('href') || null})),
+        summary: [...document.querySelectorAll('main p, main .claim-card')].findIndex(p => p.innerText.startsWith('The claims of this chapter')),
+        firstCard: [...document.querySelectorAll('main p, main .claim-card')].findIndex(e => e.classList.contains('claim-card')),
+        summaryLinks: [...document.querySelectorAll('main p')].filter(p => p.innerText.startsWith('The claims of this chapter'))
+            .flatMap(p => [...p.querySelectorAll('a.claim-link')].map(a => a.innerText)),
+        prose: [...document.querySelectorAll('main p')].filter(p => !p.closest('.claim-card, pre, code'))
+            .flatMap(p => [...p.childNodes].filter(n => n.nodeType === 3).map(n => n.textContent)).join(' '),
+    })""")
+    page.close()
+    mine = [cid for cid, c in claims.registry().items() if f"{claims.chapter_of(c)}.html" == path]
+    assert [c["id"] for c in state["cards"]] and {c["id"] for c in state["cards"]} == {claims.card_anchor(i) for i in mine}
+    for card in state["cards"]:
+        cid = card["title"][:3]
+        assert card["id"] == claims.card_anchor(cid)
+        assert card["back"] == f"ledger.html#{claims.ledger_anchor(cid)}", card
+    assert 0 <= state["summary"] < state["firstCard"], f"{path}: no verdict summary before the first card"
+    assert sorted(state["summaryLinks"]) == sorted(mine), f"{path}: summary links {state['summaryLinks']}"
+    unlinked = sorted(set(re.findall(r"\b[FMTWR]\d\d\b", state["prose"])) & set(claims.registry()))
+    assert not unlinked, f"{path}: claim IDs in the prose without a link: {unlinked}"
+
+
+def test_ledger_is_grouped_by_chapter_coloured_and_linked(browser, server):
+    page, _, _ = _open(browser, f"{server}/book/ledger.html")
+    state = page.evaluate("""() => ({
+        sections: [...document.querySelectorAll('main section section')].map(s => ({
+            chapter: (s.querySelector('a[href$=".html"]:not(.claim-link)') || {}).getAttribute?.('href'),
+            rows: [...s.querySelectorAll('tr[id]')].map(r => ({id: r.id, cls: r.className,
+                link: (r.querySelector('a.claim-link') || {}).getAttribute?.('href'),
+                background: getComputedStyle(r).backgroundColor}))})),
+    })""")
+    page.close()
+    by_chapter = {}
+    for cid, c in claims.registry().items():
+        by_chapter.setdefault(claims.chapter_of(c).split("/")[1] + ".html", []).append(cid)
+    got = {s["chapter"]: s["rows"] for s in state["sections"] if s["chapter"]}
+    assert list(got) == list(by_chapter), f"ledger sections {list(got)}"
+    colours = set()
+    for chapter, ids in by_chapter.items():
+        rows = got[chapter]
+        assert [r["id"] for r in rows] == [claims.ledger_anchor(i) for i in ids], chapter
+        for cid, row in zip(ids, rows):
+            verdict = claims.registry()[cid].verdict
+            assert f"verdict-{verdict.replace(' ', '-')}" in row["cls"].split(), row
+            assert row["link"] == f"{chapter}#{claims.card_anchor(cid)}", row
+            colours.add((verdict, row["background"]))
+    assert len({v for v, _ in colours}) == len(colours), f"one verdict, several colours: {colours}"
+    assert len({b for _, b in colours}) == len(colours), f"verdicts that share a colour: {colours}"
+
+
+OVERFLOW = """() => {
+    const main = document.querySelector('main article') || document.querySelector('main');
+    const right = main.getBoundingClientRect().right;
+    const scroller = e => {  // the nearest ancestor inside the article that scrolls sideways
+        for (let a = e.parentElement; a && a !== main; a = a.parentElement) {
+            if (['auto', 'scroll'].includes(getComputedStyle(a).overflowX)) return a;
+        }
+        return null;
+    };
+    const wide = [...main.querySelectorAll('table, figure, img, mjx-container[display="true"], pre, .claim-card')]
+        .filter(e => e.getBoundingClientRect().width > 0 && e.getBoundingClientRect().right > right + 1);
+    const label = e => `${e.tagName.toLowerCase()}.${e.className} ${Math.round(e.getBoundingClientRect().right - right)} px`;
+    const inBox = e => { const s = scroller(e); return s && s.getBoundingClientRect().right <= right + 1; };
+    return {page: document.documentElement.scrollWidth - window.innerWidth,
+            out: wide.filter(e => !inBox(e)).map(label),
+            scrolls: wide.filter(e => inBox(e)).map(label)};
+}"""
+
+
+@pytest.mark.parametrize("width", WIDTHS.values(), ids=WIDTHS.keys())
+@pytest.mark.parametrize("path", pages())
+def test_nothing_sticks_out_of_the_column(browser, server, path, width):
+    """No table, figure, equation, listing or card is wider than the text column, and the page never
+    scrolls sideways. On a phone a table with more columns than fit may scroll inside its own box
+    (its content stays reachable; the scrolled tables are listed in _build/scrolled-tables.txt); on a
+    desktop nothing scrolls."""
+    page, _, _ = _open(browser, f"{server}/{path}", width)
+    state = page.evaluate(OVERFLOW)
+    page.close()
+    assert not state["out"], f"{path} at {width} px: {state['out'][:5]}"
+    assert state["page"] <= 0, f"{path} at {width} px: the page scrolls {state['page']} px sideways"
+    if width == WIDTHS["desktop"]:
+        assert not state["scrolls"], f"{path} at {width} px: scrolls sideways: {state['scrolls'][:5]}"
+    assert all(s.startswith("table.") for s in state["scrolls"]), f"{path} at {width} px: {state['scrolls'][:5]}"
+    with (SITE.parent / "scrolled-tables.txt").open("a") as log:
+        log.writelines(f"{path} at {width} px: {s}\n" for s in state["scrolls"])
+
+
+# Pictographs, dingbats and symbols that render as empty boxes without an emoji font.
+EMOJI = re.compile("[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF\uFE0F]")
+
+
+@pytest.mark.parametrize("path", pages())
+def test_no_emoji(browser, server, path):
+    page, _, _ = _open(browser, f"{server}/{path}")
+    text = page.evaluate("() => document.querySelector('main').innerText")
+    page.close()
+    assert not EMOJI.findall(text), f"{path}: {sorted(set(EMOJI.findall(text)))}"
+
+
+@pytest.fixture(scope="module")
+def book_pdf(site, browser, server):
+    """The PDF `make pdf` writes; printed here (once per run) when it is missing."""
+    target = site / "book" / pdf_tool.PDF_NAME
+    if not target.is_file():
+        pdf_tool.join(pdf_tool.print_pages(server, browser), target)
+    return target
+
+
+def test_pdf_of_the_whole_book(site, book_pdf):
+    pypdf = pytest.importorskip("pypdf")
+    reader = pypdf.PdfReader(str(book_pdf))
+    outline = [item.title for item in reader.outline]
+    assert len(outline) == len(pages()), f"one bookmark per page expected: {outline}"
+    assert len(reader.pages) > 5 * len(pages()), f"{len(reader.pages)} pages for {len(pages())} chapters and pages"
+    text = reader.pages[0].extract_text() + reader.pages[1].extract_text()
+    assert "LayerNorm" in text, "the first pages carry no text: printed blank?"
+    intro = (site / "book" / "intro.html").read_text()
+    assert f'href="{pdf_tool.PDF_NAME}"' in intro, "the intro does not link to the PDF"
+    (site.parent / "pdf-pages.txt").write_text(f"{len(reader.pages)}\n")

@@ -249,8 +249,25 @@ def format_number(value) -> str:
     return f"{value:.4g}"
 
 
-def _numbers_line(result: Result) -> str:
-    return ", ".join(f"`{k}` = {format_number(v)}" for k, v in result.evidence.numbers.items())
+def card_anchor(id: str) -> str:
+    """The HTML id of claim ``id``'s card in its chapter (``claim-f01``): what links to a card point at."""
+    return f"claim-{id.lower()}"
+
+
+def ledger_anchor(id: str) -> str:
+    """The HTML id of claim ``id``'s row in the ledger (``ledger-f01``): where a card links back to."""
+    return f"ledger-{id.lower()}"
+
+
+def number_label(name: str) -> str:
+    """A number's name as a reader reads it: ``ln_batch_diff`` becomes "ln batch diff"."""
+    return name.replace("_", " ")
+
+
+def _evidence_table(result: Result) -> str:
+    rows = ["| quantity | value |", "|---|---|"]
+    rows += [f"| {_cell(number_label(k))} | {_cell(format_number(v))} |" for k, v in result.evidence.numbers.items()]
+    return "\n".join(rows)
 
 
 def card_label(result: Result) -> str:
@@ -259,18 +276,23 @@ def card_label(result: Result) -> str:
 
 
 def markdown_card(result: Result) -> str:
-    """A MyST admonition for one claim, as the book shows it (coloured by the verdict's class)."""
+    """A MyST admonition for one claim, as the book shows it (coloured by the verdict's class, named
+    :func:`card_anchor` so that the claim's ID anywhere in the book links here, see _ext/claim_links.py)."""
     c = result.claim
     mark = "passed" if result.passed else "FAILED"
+    checks = f"{sum(result.evidence.checks.values())} of {len(result.evidence.checks)} checks"
     return "\n".join(
         [
             f"```{{admonition}} {card_label(result)}",
             f":class: {STYLES[c.verdict].admonition} claim-card",
+            f":name: {card_anchor(c.id)}",
             f"**Source** ({c.source}): {c.claim}",
             "",
             f"**The book:** {result.statement}",
             "",
-            f"**Evidence** ({mark}): {_numbers_line(result)}",
+            f"**Evidence** ({checks} {mark}):",
+            "",
+            _evidence_table(result),
             "```",
         ]
     )
@@ -280,16 +302,19 @@ def html_card(result: Result) -> str:
     """The same card as self-contained HTML (inline styles): what plain Jupyter and Colab show."""
     c, style = result.claim, STYLES[result.claim.verdict]
     esc = html.escape
-    numbers = ", ".join(f"<code>{esc(k)}</code> = {esc(format_number(v))}" for k, v in result.evidence.numbers.items())
+    cell = '<td style="padding:0.1em 0.8em 0.1em 0">'
+    numbers = "".join(f"<tr>{cell}{esc(number_label(k))}</td>{cell}{esc(format_number(v))}</td></tr>"
+                      for k, v in result.evidence.numbers.items())
     mark = "passed" if result.passed else "FAILED"
+    checks = f"{sum(result.evidence.checks.values())} of {len(result.evidence.checks)} checks"
     para = '<p style="margin:0.4em 0">'
     return (
-        f'<div class="claim-card" style="border-left:6px solid {style.colour};background:{style.background};'
-        f'padding:0.5em 1em;margin:1em 0;border-radius:4px">'
+        f'<div class="claim-card" id="{card_anchor(c.id)}" style="border-left:6px solid {style.colour};'
+        f'background:{style.background};padding:0.5em 1em;margin:1em 0;border-radius:4px">'
         f'<p style="margin:0.2em 0;font-weight:bold;color:{style.colour}">{esc(card_label(result))}</p>'
         f"{para}<b>Source</b> ({esc(c.source)}): {esc(c.claim)}</p>"
         f"{para}<b>The book:</b> {esc(result.statement)}</p>"
-        f"{para}<b>Evidence</b> ({mark}): {numbers}</p></div>"
+        f"{para}<b>Evidence</b> ({checks} {mark}):</p><table>{numbers}</table></div>"
     )
 
 
@@ -315,15 +340,42 @@ def _cell(text: str) -> str:
 
 
 def markdown_table(results: list[Result]) -> str:
-    """The ledger as one Markdown table."""
+    """The ledger (or one chapter's part of it) as a Markdown table; _ext/claim_links.py links each ID to
+    its card, anchors each row at :func:`ledger_anchor` and colours it by its verdict."""
     rows = ["| ID | source | verdict | the book's statement | checks |", "|---|---|---|---|---|"]
     for r in results:
         checks = f"{sum(r.evidence.checks.values())}/{len(r.evidence.checks)}"
-        status = f"{checks} ✓" if r.passed else f"{checks} ✗"
+        status = f"{checks} passed" if r.passed else f"{checks} FAILED"
         rows.append(
             f"| {r.claim.id} | {_cell(r.claim.source)} | {r.claim.verdict} | {_cell(r.statement)} | {status} |"
         )
     return "\n".join(rows)
+
+
+def chapters() -> list[str]:
+    """The chapters that show claims (``book/01_foundations``, …), in book order."""
+    return list(dict.fromkeys(chapter_of(c) for c in registry().values()))
+
+
+def in_chapter(results: list[Result], chapter: str) -> list[Result]:
+    """The results of the claims ``chapter`` shows."""
+    return [r for r in results if chapter_of(r.claim) == chapter]
+
+
+def verdict_summary(chapter: str) -> str:
+    """One line for the top of ``chapter``: how many of its claims have each verdict, with their IDs
+    (which _ext/claim_links.py links to the cards)."""
+    if chapter not in chapters():
+        raise ValueError(f"chapter: expected one of {chapters()}, got {chapter!r}")
+    mine = [c for c in registry().values() if chapter_of(c) == chapter]
+    plural = {"holds": "hold", "holds under conditions": "hold under conditions", "does not hold": "do not hold"}
+    parts = []
+    for verdict in VERDICTS:
+        ids = [c.id for c in mine if c.verdict == verdict]
+        if ids:
+            words = verdict if len(ids) == 1 else plural.get(verdict, verdict)
+            parts.append(f"**{len(ids)} {words}** ({', '.join(ids)})")
+    return f"**The claims of this chapter:** {len(mine)} in all; " + "; ".join(parts) + "."
 
 
 def text_table(results: list[Result], width: int = 110) -> str:
@@ -382,6 +434,23 @@ def glue_numbers(result: Result) -> None:
     """Glue every number of a claim as ``{ID}_{name}`` so the prose can quote it."""
     for name, value in result.evidence.numbers.items():
         glue(f"{result.claim.id}_{name}", value)
+
+
+class Listing:
+    """The source of functions or classes, shown as a highlighted Python listing (Markdown for the book
+    and for Jupyter, plain text elsewhere) rather than as printed, unhighlighted output."""
+
+    def __init__(self, *objects):
+        import inspect
+
+        self.source = "\n".join(inspect.getsource(o) for o in objects)
+
+    def _repr_markdown_(self) -> str:
+        fence = "````" if "```" in self.source else "```"
+        return f"{fence}python\n{self.source.rstrip()}\n{fence}"
+
+    def __repr__(self) -> str:
+        return self.source
 
 
 def show(id: str) -> Result:
