@@ -118,11 +118,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--widths", nargs="+", type=int, default=WIDTHS, help="values of N")
     parser.add_argument("--ops", nargs="+", choices=tuple(OPS), default=tuple(OPS))
     parser.add_argument("--json", action="store_true", help="print a JSON list instead of one line per kernel")
+    parser.add_argument("--one-block", action="store_true", help="hold every row as one block (to see where it spills)")
     args = parser.parse_args(argv)
+    max_fused_n = {"forward": 1 << 20, "backward": 1 << 20} if args.one_block else None
     rows = []
     for capability in args.arch:
         dtypes = [d for d in args.dtypes if d != "bf16" or capability >= 80]  # no bfloat16 before sm_80
-        rows += report(capability, dtypes, args.widths, args.ops)
+        rows += report(capability, dtypes, args.widths, args.ops, max_fused_n)
     if args.json:
         print(json.dumps(rows))
     else:
