@@ -98,15 +98,15 @@ def widest_load(ptx: str) -> int:
 
 def report(capability: int = 90, dtypes=tuple(DTYPES), widths=WIDTHS, ops=tuple(OPS), max_fused_n=None) -> list[dict]:
     """One row per compiled kernel: op, pass (forward, backward, or sum for the dw/db sum), dtype,
-    N, arch, the launch plan (warps, blocks) and :func:`resources`."""
+    N, arch, the kernel's name, the launch plan (warps, blocks, programs) and :func:`resources`."""
     rows = []
     for op, direction, dtype, N in itertools.product(ops, ("forward", "backward"), dtypes, widths):
         for launch in rownorm.launches_for(op, direction, ROWS, N, DTYPES[dtype], SMS[capability], max_fused_n):
             kernel = compile_launch(launch, capability)
             name = "sum" if launch.kernel is rownorm._sum_partials_kernel else direction
             rows.append({"op": op, "pass": name, "dtype": dtype, "N": N, "arch": f"sm_{capability}",
-                         "num_warps": launch.num_warps, "block_m": launch.args.get("BLOCK_M"),
-                         "block_n": launch.args["BLOCK_N"], "one_block": launch.args.get("ONE_BLOCK"),
+                         "kernel": launch.kernel.__name__, "num_warps": launch.num_warps,
+                         "block_m": launch.args.get("BLOCK_M"), "block_n": launch.args["BLOCK_N"],
                          "programs": launch.grid[0], **resources(kernel)})
     return rows
 
