@@ -81,10 +81,12 @@ def test_widest_row_in_the_spec():
 @pytest.mark.parametrize("N", [3, 127, 1000])
 @pytest.mark.parametrize("op", OPS)
 def test_looped_path_with_tiny_blocks(op, N, monkeypatch):
-    """The chunked path with many ragged chunks and several rows per backward program."""
+    """The split path with many ragged chunks, several groups of rows and a partial last group."""
     monkeypatch.setattr(heuristics, "MAX_FUSED_N", {"forward": 2, "backward": 2})
     monkeypatch.setattr(heuristics, "LOOP_BLOCK_N", 64)
+    monkeypatch.setattr(heuristics, "GROUP_BYTES", 2 * 2 * N * 4)  # groups of 4 rows forward, 2 backward
     assert not heuristics.plan(9, N, "forward").one_block and not heuristics.plan(9, N, "backward").one_block
+    assert heuristics.split_plan(9, N, 4, reread=2).groups == 5  # the last group has one row
     check_against_torch(op, 9, N, torch.float32)
 
 

@@ -36,7 +36,7 @@ ROWS = 4096  # M of the compiled launches; only the alignment facts depend on it
 
 
 def _type_name(dtype: torch.dtype) -> str:
-    return {torch.bfloat16: "bf16", torch.float16: "fp16", torch.float32: "fp32"}[dtype]
+    return {torch.bfloat16: "bf16", torch.float16: "fp16", torch.float32: "fp32", torch.int32: "i32"}[dtype]
 
 
 def specialize(value) -> tuple[str, bool]:

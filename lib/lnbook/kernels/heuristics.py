@@ -24,8 +24,8 @@ def _interpreting() -> bool:
 #: True when the kernels run on the CPU through Triton's interpreter (no CUDA).
 INTERPRETED = _interpreting()
 
-# A row of at most this many values is held in registers as one block; wider rows loop over chunks
-# of LOOP_BLOCK_N values. The limit is on values, not bytes: the kernels compute in float32 whatever
+# A row of at most this many values is held in registers as one block; wider rows are split into
+# chunks of LOOP_BLOCK_N values, one program each (split_plan). The limit is on values, not bytes: the kernels compute in float32 whatever
 # the input dtype. A multiprocessor has 65536 registers, so a thread of a 32-warp (1024-thread)
 # block gets at most 64. Compiled for sm_90 (lnbook.kernels.aot reports this without a GPU), a
 # forward block of 16384 values fits and one of 32768 spills; the backward keeps x, dy, w·dy,
@@ -35,8 +35,10 @@ LOOP_BLOCK_N = 4096
 # Values per program when several short rows share one program: enough to keep a warp group
 # busy on a GPU; far more under the interpreter, whose cost is per program, not per value.
 VALUES_PER_PROGRAM = 16384 if INTERPRETED else 4096
-# Values in one tile of the wide-row backward's column kernel (8 float32 values a thread at 8 warps).
-TILE_VALUES = 16384 if INTERPRETED else 4096
+# Rows wider than a block are split across programs, in groups of rows whose re-read tensors fit
+# in this many bytes: a third of an A100's L2 (40 MiB), a quarter of an H100's (50 MiB), so a
+# group's second read finds it there while the next group is being read.
+GROUP_BYTES = 12 * 2**20
 # Loads of the next tile issued while the current one is reduced (cp.async double buffering on
 # sm_80 and newer); Triton's interpreter runs the loop as a plain range.
 NUM_STAGES = 2
@@ -92,13 +94,22 @@ def backward_programs(M: int, block_m: int, slots: int) -> int:
     return max(1, min(triton.cdiv(max(M, 1), block_m), slots))
 
 
-def column_plan(N: int, slots: int) -> tuple[int, int, int]:
-    """(rows per step, columns per program, warps) of the wide-row backward's column kernel: at
-    least one program per SM where N allows, at most LOOP_BLOCK_N columns, tiles of about
-    TILE_VALUES values (under the interpreter, whose cost is per program, one program per slot)."""
-    block_n = max(16, min(LOOP_BLOCK_N, triton.next_power_of_2(triton.cdiv(N, slots))))
-    block_m = max(1, TILE_VALUES // block_n)
-    return block_m, block_n, max(1, min(8, block_m * block_n // 512))
+@dataclass(frozen=True)
+class SplitPlan:
+    block_n: int  # columns per program (LOOP_BLOCK_N)
+    block_c: int  # a power of two ≥ chunks
+    chunks: int  # programs per row
+    group_rows: int  # rows per group
+    groups: int
+
+
+def split_plan(M: int, N: int, element_size: int, reread: int) -> SplitPlan:
+    """How a wide row is split: chunks of LOOP_BLOCK_N columns, one program each, and groups of
+    rows whose ``reread`` tensors (x, or x and dy) fit in GROUP_BYTES, so that the second read of a
+    group comes from L2."""
+    chunks = triton.cdiv(N, LOOP_BLOCK_N)
+    group_rows = max(1, min(M, GROUP_BYTES // (reread * N * element_size)))
+    return SplitPlan(LOOP_BLOCK_N, triton.next_power_of_2(chunks), chunks, group_rows, triton.cdiv(M, group_rows))
 
 
 def sum_block_n(N: int, slots: int) -> int:

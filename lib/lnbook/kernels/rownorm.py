@@ -1,6 +1,6 @@
 """The Triton kernels behind every row norm, and their host launchers.
 
-One forward and one backward kernel serve LayerNorm, RMSNorm and residual-add + LayerNorm; three
+Forward and backward kernels serve LayerNorm, RMSNorm and residual-add + LayerNorm; three
 compile-time flags pick the op (``CENTER``: subtract the mean; ``HAS_R``: add a residual first and
 store the sum; ``HAS_DS``: add the sum's own gradient in the backward), set from the table in
 :mod:`lnbook.kernels.flags`. The math is chapter 1's:
@@ -10,10 +10,12 @@ store the sum; ``HAS_DS``: add the sum's own gradient in the backward), set from
               dw = sum over rows of dy * xhat,   db = sum over rows of dy
 
 Statistics are float32 for every input dtype. A row that fits in registers is read once (two-pass
-mean and variance on the held values); a wider row is read in chunks whose (count, mean, M2) are
-merged with Chan's formula, then read again to write y. dW and dB are reduced without atomics:
-each backward program sums its own rows in registers and writes them once, as one row of a
-float32 partials buffer; a second kernel adds those rows in a fixed order.
+mean and variance on the held values). A wider row is split across programs, one chunk each:
+their (count, mean, M2) are combined with Chan's formula and each chunk is read again, from L2,
+to write y (the ``_split_*`` kernels; programs wait on counters for the chunks launched before
+them). dW and dB are reduced without atomic float adds: each backward program sums its own rows
+(or, split, its group's rows) in registers and writes them once, as one row of a float32
+partials buffer; a second kernel adds those rows in a fixed order, so the bits never vary.
 
 Host code describes each launch as a :class:`Launch` (kernel, grid, arguments by the kernel's own
 names) before running it, so :mod:`lnbook.kernels.aot` compiles and :mod:`lnbook.kernels.traffic`
@@ -89,15 +91,6 @@ def _chunk_moments(x, mask, count, CENTER: tl.constexpr):
 
 
 @triton.jit
-def _merge(n_a, mean_a, m2_a, n_b, mean_b, m2_b):
-    # Chan, Golub & LeVeque (1979): the pairwise update of (count, mean, M2).
-    n = n_a + n_b
-    delta = mean_b - mean_a
-    frac = n_b / tl.maximum(n, 1.0)
-    return n, mean_a + delta * frac, m2_a + m2_b + delta * delta * n_a * frac
-
-
-@triton.jit
 def _vector(PTR, cols, N, PRESENT: tl.constexpr):
     """A length-N parameter as float32 (0 where absent or beyond N)."""
     if PRESENT:
@@ -121,9 +114,9 @@ def _forward_kernel(
     stride_x, stride_r, stride_s, stride_y,
     M, N, eps,
     CENTER: tl.constexpr, HAS_R: tl.constexpr, HAS_W: tl.constexpr, HAS_B: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, ONE_BLOCK: tl.constexpr, NUM_STAGES: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
-    """Normalize BLOCK_M rows per program.
+    """Normalize BLOCK_M rows per program, each held whole in registers (BLOCK_N ≥ N).
 
     X (M, N) input, float16/bfloat16/float32, rows ``stride_x`` apart, last dim contiguous.
     R (M, N) residual, X's dtype, rows ``stride_r`` apart; read only with HAS_R.
@@ -132,41 +125,101 @@ def _forward_kernel(
     W, B (N,) weight and bias, X's dtype or float32; read only with HAS_W, HAS_B.
     MEAN, RSTD (M,) float32 outputs: row mean (written only with CENTER) and 1/sqrt(var + eps).
     M, N rows and normalized width (int32); eps float32 added to the variance.
-    CENTER, HAS_R, HAS_W, HAS_B the op's flags; BLOCK_M rows and BLOCK_N columns per tile;
-    ONE_BLOCK the whole row is one tile (BLOCK_N ≥ N); NUM_STAGES loads in flight in chunk loops.
+    CENTER, HAS_R, HAS_W, HAS_B the op's flags; BLOCK_M rows and BLOCK_N columns per tile.
     Pointers of absent tensors are never dereferenced (their flags are False).
     """
     rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)  # (BLOCK_M,)
-    rows64 = rows.to(tl.int64)
-    row_mask = rows < M
-    if ONE_BLOCK:  # the row is held in registers: one read, two-pass statistics
-        cols = tl.arange(0, BLOCK_N)
-        w = _vector(W, cols, N, HAS_W)  # parameters first: their loads overlap the reductions
-        b = _vector(B, cols, N, HAS_B)
-        rows64, row_mask, mask = _tile(rows, cols, M, N)
-        x = _load_input(X, R, S, rows64, cols, stride_x, stride_r, stride_s, mask, HAS_R)
-        mean, m2 = _chunk_moments(x, mask, N, CENTER)
-    else:  # chunks of BLOCK_N merged with Chan's formula; a second read writes y
-        count = tl.zeros([BLOCK_M], dtype=tl.float32)
-        mean = tl.zeros([BLOCK_M], dtype=tl.float32)
-        m2 = tl.zeros([BLOCK_M], dtype=tl.float32)
-        for start in tl.range(0, N, BLOCK_N, num_stages=NUM_STAGES):
-            cols = start + tl.arange(0, BLOCK_N)
-            rows64, row_mask, mask = _tile(rows, cols, M, N)
-            x = _load_input(X, R, S, rows64, cols, stride_x, stride_r, stride_s, mask, HAS_R)
-            n_b = tl.minimum(N - start, BLOCK_N).to(tl.float32)
-            mean_b, m2_b = _chunk_moments(x, mask, n_b, CENTER)
-            count, mean, m2 = _merge(count, mean, m2, n_b, mean_b, m2_b)
+    cols = tl.arange(0, BLOCK_N)
+    w = _vector(W, cols, N, HAS_W)  # parameters first: their loads overlap the reductions
+    b = _vector(B, cols, N, HAS_B)
+    rows64, row_mask, mask = _tile(rows, cols, M, N)
+    x = _load_input(X, R, S, rows64, cols, stride_x, stride_r, stride_s, mask, HAS_R)
+    mean, m2 = _chunk_moments(x, mask, N, CENTER)  # two-pass on the held row
     rstd = 1.0 / tl.sqrt(m2 / N + eps)
     if CENTER:
         tl.store(MEAN + rows64, mean, mask=row_mask)
     tl.store(RSTD + rows64, rstd, mask=row_mask)
-    if ONE_BLOCK:
-        _store_y(Y, rows64, cols, stride_y, mask, x, mean, rstd, w, b, HAS_W, HAS_B)
-    else:
-        for start in tl.range(0, N, BLOCK_N, num_stages=NUM_STAGES):
-            cols = start + tl.arange(0, BLOCK_N)
-            rows64, row_mask, mask = _tile(rows, cols, M, N)
+    _store_y(Y, rows64, cols, stride_y, mask, x, mean, rstd, w, b, HAS_W, HAS_B)
+
+
+@triton.jit
+def _split_ids(first, second):
+    """(group, in the second phase?, index within the phase) of this program of a split launch,
+    whose programs come group by group: ``first`` programs of phase one, then ``second`` of two."""
+    pid = tl.program_id(0)
+    k = pid % (first + second)
+    in_second = k >= first
+    return pid // (first + second), in_second, tl.where(in_second, k - first, k)
+
+
+@triton.jit
+def _arrive(COUNTER):
+    tl.debug_barrier()  # every thread's stores of this program happen before the count publishes them
+    tl.atomic_add(COUNTER, 1)
+
+
+@triton.jit
+def _wait(COUNTER, expected):
+    """Spin until ``expected`` programs have counted themselves. Those come earlier in launch order,
+    so they are running or done (under the interpreter, which runs programs in order, done)."""
+    arrived = tl.atomic_add(COUNTER, 0)
+    while arrived < expected:
+        arrived = tl.atomic_add(COUNTER, 0)
+    tl.debug_barrier()
+
+
+@triton.jit
+def _combine(MOMENTS, row64, chunks, N, BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr):
+    """Mean and M2 of a row from its chunks' (mean, M2): mean = Σ n_c mean_c / N and
+    M2 = Σ M2_c + Σ n_c (mean_c − mean)², the chunks combined at once in a fixed order."""
+    c = tl.arange(0, BLOCK_C)
+    present = c < chunks
+    slot = MOMENTS + (row64 * chunks + c) * 2
+    mean_c = tl.load(slot, mask=present, other=0.0, cache_modifier=".cg")  # .cg: from L2, not a stale L1
+    m2_c = tl.load(slot + 1, mask=present, other=0.0, cache_modifier=".cg")
+    n_c = tl.where(present, tl.minimum(N - c * BLOCK_N, BLOCK_N), 0).to(tl.float32)
+    mean = tl.sum(n_c * mean_c, axis=0) / N
+    delta = mean_c - mean
+    return mean, tl.sum(m2_c, axis=0) + tl.sum(n_c * delta * delta, axis=0)
+
+
+@triton.jit
+def _split_forward_kernel(
+    X, R, S, Y, W, B, MEAN, RSTD, MOMENTS, ARRIVED,
+    stride_x, stride_r, stride_s, stride_y,
+    M, N, eps, chunks, group_rows,
+    CENTER: tl.constexpr, HAS_R: tl.constexpr, HAS_W: tl.constexpr, HAS_B: tl.constexpr,
+    BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr,
+):
+    """Rows wider than a block, each split across ``chunks`` programs of BLOCK_N columns.
+
+    Programs come group by group (``group_rows`` rows): first a *statistics* program per (row,
+    chunk), which stores its chunk's (mean, M2) and counts itself in ARRIVED[row]; then a
+    *normalize* program per (row, chunk), which waits for its row's count, combines the moments
+    and reads its chunk again to write y. A group's rows are sized to stay in L2 between the two
+    reads (:func:`lnbook.kernels.heuristics.split_plan`), so x comes from DRAM once.
+
+    X, R, S, Y, W, B, MEAN, RSTD, strides, M, N, eps and flags as in :func:`_forward_kernel`.
+    MOMENTS (M, chunks, 2) float32 scratch; ARRIVED (M,) int32 counters, zero at launch.
+    chunks = ⌈N / BLOCK_N⌉ and group_rows int32; BLOCK_C a power of two ≥ chunks.
+    """
+    per_phase = group_rows * chunks
+    group, normalize, k = _split_ids(per_phase, per_phase)
+    row = group * group_rows + k // chunks
+    chunk = k % chunks
+    if row < M:
+        rows64, row_mask, mask = _tile(row + tl.arange(0, 1), chunk * BLOCK_N + tl.arange(0, BLOCK_N), M, N)
+        cols = chunk * BLOCK_N + tl.arange(0, BLOCK_N)
+        if normalize:
+            _wait(ARRIVED + row, chunks)
+            mean, m2 = _combine(MOMENTS, row.to(tl.int64), chunks, N, BLOCK_N, BLOCK_C)  # mean 0 for RMSNorm
+            rstd = 1.0 / tl.sqrt(m2 / N + eps)
+            mean = tl.zeros([1], dtype=tl.float32) + mean  # (1,), as the helpers expect
+            rstd = tl.zeros([1], dtype=tl.float32) + rstd
+            if chunk == 0:
+                if CENTER:
+                    tl.store(MEAN + rows64, mean, mask=row_mask)
+                tl.store(RSTD + rows64, rstd, mask=row_mask)
             if HAS_R:  # read the stored sum: one tensor instead of two
                 x = _load(S, rows64, cols, stride_s, mask)
             else:
@@ -174,6 +227,14 @@ def _forward_kernel(
             w = _vector(W, cols, N, HAS_W)
             b = _vector(B, cols, N, HAS_B)
             _store_y(Y, rows64, cols, stride_y, mask, x, mean, rstd, w, b, HAS_W, HAS_B)
+        else:
+            x = _load_input(X, R, S, rows64, cols, stride_x, stride_r, stride_s, mask, HAS_R)
+            n_b = tl.minimum(N - chunk * BLOCK_N, BLOCK_N).to(tl.float32)
+            mean_b, m2_b = _chunk_moments(x, mask, n_b, CENTER)
+            slot = MOMENTS + (rows64 * chunks + chunk) * 2
+            tl.store(slot, mean_b, mask=row_mask)
+            tl.store(slot + 1, m2_b, mask=row_mask)
+            _arrive(ARRIVED + row)
 
 
 @triton.jit
@@ -247,65 +308,70 @@ def _backward_kernel(
 
 
 @triton.jit
-def _coefficients_kernel(
-    X, W, DY, MEAN, RSTD, COEF, stride_x, stride_dy, M, N,
-    CENTER: tl.constexpr, HAS_W: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    NUM_STAGES: tl.constexpr,
-):
-    """For rows wider than a block: c1 = mean(w·dy · xhat) and c2 = mean(w·dy) of BLOCK_M rows.
-
-    X, DY (M, N), W (N,), MEAN, RSTD (M,) as in :func:`_backward_kernel`; COEF (M, 2) float32
-    output (c1, c2 of each row); BLOCK_N columns per chunk.
-    """
-    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)  # (BLOCK_M,)
-    row_mask = rows < M
-    c1 = tl.zeros([BLOCK_M], dtype=tl.float32)
-    c2 = tl.zeros([BLOCK_M], dtype=tl.float32)
-    for col_start in tl.range(0, N, BLOCK_N, num_stages=NUM_STAGES):
-        cols = col_start + tl.arange(0, BLOCK_N)
-        rows64, row_mask, mask = _tile(rows, cols, M, N)
-        w = _vector(W, cols, N, HAS_W)
-        xhat, wdy, dy, rstd = _grad_tile(X, DY, MEAN, RSTD, rows64, row_mask, cols, mask,
-                                         stride_x, stride_dy, w, CENTER, HAS_W)
-        c1 += tl.sum(xhat * wdy, axis=1)
-        if CENTER:
-            c2 += tl.sum(wdy, axis=1)
-    coef = COEF + 2 * rows.to(tl.int64)
-    tl.store(coef, c1 / N, mask=row_mask)
-    tl.store(coef + 1, c2 / N, mask=row_mask)
+def _chunk_total(PTR, present):
+    return tl.sum(tl.load(PTR, mask=present, other=0.0, cache_modifier=".cg"), axis=0)  # .cg: L2, not a stale L1
 
 
 @triton.jit
-def _columns_kernel(
-    X, W, DY, DS, DX, MEAN, RSTD, COEF, DW, DB,
-    stride_x, stride_dy, stride_ds, stride_dx, M, N,
+def _split_backward_kernel(
+    X, W, DY, DS, DX, MEAN, RSTD, SUMS, ARRIVED, DW_PART, DB_PART,
+    stride_x, stride_dy, stride_ds, stride_dx,
+    M, N, chunks, group_rows,
     CENTER: tl.constexpr, HAS_W: tl.constexpr, HAS_B: tl.constexpr, HAS_DS: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, NUM_STAGES: tl.constexpr,
+    BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
-    """For rows wider than a block, after :func:`_coefficients_kernel`: program p owns columns
-    [p·BLOCK_N, (p+1)·BLOCK_N) of every row, writes their dx and the finished dw, db there (summed
-    over rows in order in registers: no partials, no second launch).
+    """The backward of :func:`_split_forward_kernel`'s rows, in the same grouped layout.
 
-    Arguments as in :func:`_backward_kernel`; COEF (M, 2) float32 input; DW, DB (N,) outputs in
-    the parameters' dtypes, written only with HAS_W, HAS_B; BLOCK_M rows per step.
+    Per group of ``group_rows`` rows: first a program per (row, chunk) that stores its chunk's
+    sums of w·dy·xhat and w·dy in SUMS and counts itself in ARRIVED[group]; then a program per
+    chunk that waits for the whole group, and for each of the group's rows in order combines the
+    sums into c1, c2 (fixed order), reads its chunk of x and dy again (from L2), writes dx, and
+    adds dy·xhat and dy into dw, db held in registers: row ``group`` of the partials.
+
+    X, W, DY, DS, DX, MEAN, RSTD, strides and flags as in :func:`_backward_kernel`.
+    SUMS (M, chunks, 2) float32 scratch; ARRIVED (groups,) int32 counters, zero at launch;
+    DW_PART, DB_PART (groups, N) float32 outputs; chunks, group_rows int32; BLOCK_C ≥ chunks.
     """
-    cols = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)  # (BLOCK_N,)
-    w = _vector(W, cols, N, HAS_W)
-    dw = tl.zeros([BLOCK_N], dtype=tl.float32)
-    db = tl.zeros([BLOCK_N], dtype=tl.float32)
-    for start in tl.range(0, M, BLOCK_M, num_stages=NUM_STAGES):
-        rows64, row_mask, mask = _tile(start + tl.arange(0, BLOCK_M), cols, M, N)
-        xhat, wdy, dy, rstd = _grad_tile(X, DY, MEAN, RSTD, rows64, row_mask, cols, mask,
-                                         stride_x, stride_dy, w, CENTER, HAS_W)
-        c1 = tl.load(COEF + 2 * rows64, mask=row_mask, other=0.0)
-        c2 = tl.load(COEF + 2 * rows64 + 1, mask=row_mask, other=0.0)
-        _store_dx(DX, DS, rows64, cols, stride_dx, stride_ds, mask, xhat, wdy, rstd, c1, c2, HAS_DS)
-        dw += tl.sum(dy * xhat, axis=0)
-        db += tl.sum(dy, axis=0)
-    if HAS_W:
-        tl.store(DW + cols, _round(dw, DW.dtype.element_ty), mask=cols < N)
-    if HAS_B:
-        tl.store(DB + cols, _round(db, DB.dtype.element_ty), mask=cols < N)
+    per_phase = group_rows * chunks
+    group, columns, k = _split_ids(per_phase, chunks)
+    first_row = group * group_rows
+    if columns:
+        rows_here = tl.minimum(group_rows, M - first_row)
+        cols = k * BLOCK_N + tl.arange(0, BLOCK_N)
+        w = _vector(W, cols, N, HAS_W)
+        dw = tl.zeros([BLOCK_N], dtype=tl.float32)
+        db = tl.zeros([BLOCK_N], dtype=tl.float32)
+        _wait(ARRIVED + group, rows_here * chunks)
+        c = tl.arange(0, BLOCK_C)
+        for row in range(first_row, first_row + rows_here):
+            rows64, row_mask, mask = _tile(row + tl.arange(0, 1), cols, M, N)
+            slot = SUMS + (rows64 * chunks + c) * 2  # (BLOCK_C,)
+            c1 = tl.zeros([1], dtype=tl.float32) + _chunk_total(slot, c < chunks) / N
+            c2 = tl.zeros([1], dtype=tl.float32)
+            if CENTER:
+                c2 += _chunk_total(slot + 1, c < chunks) / N
+            xhat, wdy, dy, rstd = _grad_tile(X, DY, MEAN, RSTD, rows64, row_mask, cols, mask,
+                                             stride_x, stride_dy, w, CENTER, HAS_W)
+            _store_dx(DX, DS, rows64, cols, stride_dx, stride_ds, mask, xhat, wdy, rstd, c1, c2, HAS_DS)
+            dw += tl.sum(dy * xhat, axis=0)
+            db += tl.sum(dy, axis=0)
+        part = group.to(tl.int64) * N
+        if HAS_W:
+            tl.store(DW_PART + part + cols, dw, mask=cols < N)
+        if HAS_B:
+            tl.store(DB_PART + part + cols, db, mask=cols < N)
+    else:
+        row = first_row + k // chunks
+        if row < M:
+            cols = (k % chunks) * BLOCK_N + tl.arange(0, BLOCK_N)
+            rows64, row_mask, mask = _tile(row + tl.arange(0, 1), cols, M, N)
+            w = _vector(W, cols, N, HAS_W)
+            xhat, wdy, dy, rstd = _grad_tile(X, DY, MEAN, RSTD, rows64, row_mask, cols, mask,
+                                             stride_x, stride_dy, w, CENTER, HAS_W)
+            slot = SUMS + (rows64 * chunks + k % chunks) * 2
+            tl.store(slot, tl.sum(xhat * wdy, axis=1), mask=row_mask)
+            tl.store(slot + 1, tl.sum(wdy, axis=1), mask=row_mask)  # read only with CENTER
+            _arrive(ARRIVED + group)
 
 
 @triton.jit
@@ -380,9 +446,15 @@ def forward_launches(x, weight, bias, residual, eps: float, op: str, max_fused_n
         stride_x=x.stride(0), stride_r=r.stride(0), stride_s=y.stride(0), stride_y=y.stride(0),
         M=M, N=N, eps=eps,
         CENTER=flags.center, HAS_R=flags.residual, HAS_W=weight is not None, HAS_B=bias is not None,
-        BLOCK_M=p.block_m, BLOCK_N=p.block_n, ONE_BLOCK=p.one_block, NUM_STAGES=heuristics.NUM_STAGES,
     )
-    return (y, s, mean, rstd), [Launch(_forward_kernel, (triton.cdiv(M, p.block_m),), args, p.num_warps)]
+    if p.one_block:
+        args |= {"BLOCK_M": p.block_m, "BLOCK_N": p.block_n}
+        return (y, s, mean, rstd), [Launch(_forward_kernel, (triton.cdiv(M, p.block_m),), args, p.num_warps)]
+    split = heuristics.split_plan(M, N, x.element_size(), reread=1)
+    args |= {"MOMENTS": rstd.new_empty(M, split.chunks, 2), "ARRIVED": torch.zeros(M, dtype=torch.int32, device=x.device),
+             "chunks": split.chunks, "group_rows": split.group_rows, "BLOCK_N": split.block_n, "BLOCK_C": split.block_c}
+    grid = (split.groups * 2 * split.group_rows * split.chunks,)
+    return (y, s, mean, rstd), [Launch(_split_forward_kernel, grid, args, p.num_warps)]
 
 
 def forward(x, weight, bias, residual, eps: float, op: str):
@@ -412,7 +484,7 @@ def backward_launches(dy, x, weight, bias_dtype, mean, rstd, ds, slots: int, max
         MEAN=_dummy_for(mean, rstd), RSTD=rstd,
         stride_x=x.stride(0), stride_dy=dy.stride(0), stride_ds=_dummy_for(ds, dy).stride(0), stride_dx=dx.stride(0),
         M=M, N=N, CENTER=mean is not None, HAS_W=weight is not None, HAS_B=bias_dtype is not None,
-        HAS_DS=ds is not None, NUM_STAGES=heuristics.NUM_STAGES,
+        HAS_DS=ds is not None,
     )
     make = _row_launches if p.one_block else _wide_row_launches
     return (dx, dw, db), make(args, p, dw, db, slots)
@@ -427,7 +499,8 @@ def _row_launches(args: dict, p, dw, db, slots: int) -> list[Launch]:
     new = lambda wanted: args["RSTD"].new_empty(programs, N) if wanted else None  # noqa: E731
     dw_part, db_part = new(dw is not None), new(db is not None)  # (programs, N) float32, each row written once
     kernel_args = {**args, "DW_PART": _dummy_for(dw_part, args["RSTD"]), "DB_PART": _dummy_for(db_part, args["RSTD"]),
-                   "rows_per_program": blocks_per_program * p.block_m, "BLOCK_M": p.block_m, "BLOCK_N": p.block_n}
+                   "rows_per_program": blocks_per_program * p.block_m, "BLOCK_M": p.block_m, "BLOCK_N": p.block_n,
+                   "NUM_STAGES": heuristics.NUM_STAGES}
     launches = [Launch(_backward_kernel, (programs,), kernel_args, p.num_warps)]
     if dw is not None or db is not None:
         launches.append(_sum_launch(dw_part, db_part, dw, db, slots))
@@ -435,17 +508,21 @@ def _row_launches(args: dict, p, dw, db, slots: int) -> list[Launch]:
 
 
 def _wide_row_launches(args: dict, p, dw, db, slots: int) -> list[Launch]:
-    """Rows wider than a block: each row's c1, c2 first, then columns outside and rows inside."""
+    """Rows wider than a block: the split backward, then the fixed-order sum of its group partials."""
     M, N = args["M"], args["N"]
-    coef = args["RSTD"].new_empty(M, 2)  # (M, 2): c1, c2 of each row
-    coef_args = {name: args[name] for name in ("X", "W", "DY", "MEAN", "RSTD", "stride_x", "stride_dy", "M", "N",
-                                               "CENTER", "HAS_W", "NUM_STAGES")}
-    coef_args |= {"COEF": coef, "BLOCK_M": 1, "BLOCK_N": p.block_n}
-    block_m, block_n, num_warps = heuristics.column_plan(N, slots)
-    column_args = {**args, "COEF": coef, "DW": _dummy_for(dw, db if db is not None else coef),
-                   "DB": _dummy_for(db, dw if dw is not None else coef), "BLOCK_M": block_m, "BLOCK_N": block_n}
-    return [Launch(_coefficients_kernel, (M,), coef_args, p.num_warps),
-            Launch(_columns_kernel, (triton.cdiv(N, block_n),), column_args, num_warps)]
+    split = heuristics.split_plan(M, N, args["X"].element_size(), reread=2)  # x and dy read twice
+    new = lambda wanted: args["RSTD"].new_empty(split.groups, N) if wanted else None  # noqa: E731
+    dw_part, db_part = new(dw is not None), new(db is not None)  # (groups, N) float32, each row written once
+    kernel_args = {**args, "SUMS": args["RSTD"].new_empty(M, split.chunks, 2),
+                   "ARRIVED": torch.zeros(split.groups, dtype=torch.int32, device=args["X"].device),
+                   "DW_PART": _dummy_for(dw_part, args["RSTD"]), "DB_PART": _dummy_for(db_part, args["RSTD"]),
+                   "chunks": split.chunks, "group_rows": split.group_rows, "BLOCK_N": split.block_n,
+                   "BLOCK_C": split.block_c}
+    grid = (split.groups * (split.group_rows + 1) * split.chunks,)
+    launches = [Launch(_split_backward_kernel, grid, kernel_args, p.num_warps)]
+    if dw is not None or db is not None:
+        launches.append(_sum_launch(dw_part, db_part, dw, db, slots))
+    return launches
 
 
 def _sum_launch(dw_part, db_part, dw, db, slots: int) -> Launch:
