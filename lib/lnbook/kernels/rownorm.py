@@ -318,7 +318,7 @@ def _split_backward_kernel(
     stride_x, stride_dy, stride_ds, stride_dx,
     M, N, chunks, group_rows,
     CENTER: tl.constexpr, HAS_W: tl.constexpr, HAS_B: tl.constexpr, HAS_DS: tl.constexpr,
-    BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr,
+    BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr, NUM_STAGES: tl.constexpr,
 ):
     """The backward of :func:`_split_forward_kernel`'s rows, in the same grouped layout.
 
@@ -330,7 +330,8 @@ def _split_backward_kernel(
 
     X, W, DY, DS, DX, MEAN, RSTD, strides and flags as in :func:`_backward_kernel`.
     SUMS (M, chunks, 2) float32 scratch; ARRIVED (groups,) int32 counters, zero at launch;
-    DW_PART, DB_PART (groups, N) float32 outputs; chunks, group_rows int32; BLOCK_C ≥ chunks.
+    DW_PART, DB_PART (groups, N) float32 outputs; chunks, group_rows int32; BLOCK_C ≥ chunks;
+    NUM_STAGES rows in flight in the second phase.
     """
     per_phase = group_rows * chunks
     group, columns, k = _split_ids(per_phase, chunks)
@@ -343,7 +344,7 @@ def _split_backward_kernel(
         db = tl.zeros([BLOCK_N], dtype=tl.float32)
         _wait(ARRIVED + group, rows_here * chunks)
         c = tl.arange(0, BLOCK_C)
-        for row in range(first_row, first_row + rows_here):
+        for row in tl.range(first_row, first_row + rows_here, num_stages=NUM_STAGES):
             rows64, row_mask, mask = _tile(row + tl.arange(0, 1), cols, M, N)
             slot = SUMS + (rows64 * chunks + c) * 2  # (BLOCK_C,)
             c1 = tl.zeros([1], dtype=tl.float32) + _chunk_total(slot, c < chunks) / N
@@ -517,7 +518,7 @@ def _wide_row_launches(args: dict, p, dw, db, slots: int) -> list[Launch]:
                    "ARRIVED": torch.zeros(split.groups, dtype=torch.int32, device=args["X"].device),
                    "DW_PART": _dummy_for(dw_part, args["RSTD"]), "DB_PART": _dummy_for(db_part, args["RSTD"]),
                    "chunks": split.chunks, "group_rows": split.group_rows, "BLOCK_N": split.block_n,
-                   "BLOCK_C": split.block_c}
+                   "BLOCK_C": split.block_c, "NUM_STAGES": heuristics.NUM_STAGES}
     grid = (split.groups * (split.group_rows + 1) * split.chunks,)
     launches = [Launch(_split_backward_kernel, grid, kernel_args, p.num_warps)]
     if dw is not None or db is not None:
