@@ -74,8 +74,11 @@ def test_rows_wider_than_a_block(op, dtype):
     check_against_torch(op, 7, WIDE, dtype)
 
 
-def test_widest_row_in_the_spec():
-    check_against_torch("layer_norm", 2, 262144, torch.float32)
+@pytest.mark.parametrize("op,M,dtype", [("layer_norm", 2, torch.float32), ("rms_norm", 3, torch.bfloat16),
+                                        ("add_layer_norm", 3, torch.bfloat16)], ids=["ln-fp32", "rms-bf16", "add-bf16"])
+def test_widest_row_in_the_spec(op, M, dtype):
+    """N = 262144: each row split across 64 programs, forward and backward."""
+    check_against_torch(op, M, 262144, dtype)
 
 
 @pytest.mark.parametrize("N", [3, 127, 1000])

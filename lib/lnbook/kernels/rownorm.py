@@ -208,8 +208,8 @@ def _split_forward_kernel(
     row = group * group_rows + k // chunks
     chunk = k % chunks
     if row < M:
-        rows64, row_mask, mask = _tile(row + tl.arange(0, 1), chunk * BLOCK_N + tl.arange(0, BLOCK_N), M, N)
         cols = chunk * BLOCK_N + tl.arange(0, BLOCK_N)
+        rows64, row_mask, mask = _tile(row + tl.arange(0, 1), cols, M, N)  # a (1, BLOCK_N) tile
         if normalize:
             _wait(ARRIVED + row, chunks)
             mean, m2 = _combine(MOMENTS, row.to(tl.int64), chunks, N, BLOCK_N, BLOCK_C)  # mean 0 for RMSNorm
