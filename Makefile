@@ -36,8 +36,8 @@ GPU_CHECK_BENCH ?= --dtypes bf16 --modes forward backward
 gpu-check: $(STAMP)
 	$(BIN)/python -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 'gpu-check: expected a CUDA GPU, found none')"
 	-$(BIN)/python -m pip install --quiet --no-deps liger-kernel || echo "gpu-check: Liger-Kernel not installable here; benchmarking without it"
-	TRITON_INTERPRET=0 timeout 180 $(BIN)/python -m pytest -q -x -n 8 -o addopts="" tests/test_kernels.py tests/test_kernel_lessons.py
-	timeout 360 $(BIN)/python -m lnbook.bench --save $(GPU_CHECK_BENCH)
+	TRITON_INTERPRET=0 timeout 150 $(BIN)/python -m pytest -q -x -n 8 -o addopts="" tests/test_kernels.py tests/test_kernel_lessons.py
+	timeout 420 $(BIN)/python -m lnbook.bench --save $(GPU_CHECK_BENCH)
 
 clean:
 	rm -rf _build

@@ -14,6 +14,9 @@ import torch
 
 from lnbook.kernels import aot, rownorm
 
+# The compile table is built once per process (a module fixture); keep its users on one xdist worker.
+AOT_GROUP = pytest.mark.xdist_group("aot-table")
+
 COMPILE = [
     ["--arch", "90", "--widths", "512", "8192", "262144"],  # H100: every op and dtype; short, target, widest
     ["--arch", "80", "--dtypes", "bf16", "--widths", "8192"],  # A100
@@ -34,6 +37,7 @@ def table() -> list[dict]:
     return rows
 
 
+@AOT_GROUP
 def test_every_launched_kernel_compiles_without_spilling(table):
     # sm_90: 3 ops × 3 dtypes × 3 widths forward; backward: 2 kernels each (rows and sum, or
     # coefficients and columns); sm_80 and sm_75: one dtype at one width.
@@ -44,12 +48,14 @@ def test_every_launched_kernel_compiles_without_spilling(table):
         assert row["registers"] <= min(255, 65536 // (32 * row["num_warps"])), row
 
 
+@AOT_GROUP
 def test_loads_are_16_bytes_wide_at_aligned_widths(table):
     # Every N here is a multiple of 8 values and every tensor starts 16-byte aligned, so the
     # runtime's divisibility facts allow 16-byte (8 × bfloat16, 4 × float32) loads everywhere.
     assert all(row["vector_bytes"] == 16 for row in table), [r for r in table if r["vector_bytes"] != 16]
 
 
+@AOT_GROUP
 def test_the_target_backward_is_pipelined(table):
     (row,) = [r for r in table if (r["op"], r["pass"], r["dtype"], r["N"], r["arch"])
               == ("layer_norm", "backward", "bf16", 8192, "sm_90")]

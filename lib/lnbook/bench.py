@@ -181,9 +181,8 @@ def measure(fn, op: str, mode: str, M: int, N: int, dtype, device) -> tuple[floa
     outs = call()
     outs = outs if isinstance(outs, tuple) else (outs,)
     grads = [torch.randn_like(o) for o in outs]
-    if mode == "forward":
-        with torch.no_grad():
-            return time_ms(call, device), graph_ms(call, device)
+    if mode == "forward":  # with autograd recording, as in training
+        return time_ms(call, device), graph_ms(call, device)
     if mode == "backward":
         return time_ms(lambda: torch.autograd.backward(outs, grads, retain_graph=True), device, leaves), None
 
