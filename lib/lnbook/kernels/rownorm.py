@@ -287,8 +287,9 @@ def _backward_kernel(
     part = pid.to(tl.int64) * N
     cols = tl.arange(0, BLOCK_N)
     w = _vector(W, cols, N, HAS_W)  # hoisted: one load for all of the program's rows
-    dw = tl.zeros([BLOCK_N], dtype=tl.float32)
-    db = tl.zeros([BLOCK_N], dtype=tl.float32)
+    # (BLOCK_M, BLOCK_N) tiles of dw, db: summed across rows once, at the end, not every tile.
+    dw = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
+    db = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
     # The next row tile's loads are issued while this one reduces (software pipelining).
     for start in tl.range(row_start, row_end, BLOCK_M, num_stages=NUM_STAGES):
         rows64, row_mask, mask = _tile(start + tl.arange(0, BLOCK_M), cols, row_end, N)
@@ -299,12 +300,12 @@ def _backward_kernel(
         if CENTER:
             c2 = tl.sum(wdy, axis=1) / N
         _store_dx(DX, DS, rows64, cols, stride_dx, stride_ds, mask, xhat, wdy, rstd, c1, c2, HAS_DS)
-        dw += tl.sum(dy * xhat, axis=0)
-        db += tl.sum(dy, axis=0)
+        dw += dy * xhat
+        db += dy
     if HAS_W:
-        tl.store(DW_PART + part + cols, dw, mask=cols < N)
+        tl.store(DW_PART + part + cols, tl.sum(dw, axis=0), mask=cols < N)
     if HAS_B:
-        tl.store(DB_PART + part + cols, db, mask=cols < N)
+        tl.store(DB_PART + part + cols, tl.sum(db, axis=0), mask=cols < N)
 
 
 @triton.jit
