@@ -84,3 +84,24 @@ def test_chapter6_exercise_answers():
     backward = 3 * 4096 * 8192 * 2 + 3 * 8192 * 2 + 2 * 4096 * 4
     assert math.isclose(a["partials_overhead_h100"], 2 * 2 * 132 * 8192 * 4 / backward, rel_tol=1e-12)
     assert backward == bench.bytes_moved("layer_norm", "backward", 4096, 8192, 2)
+
+
+def test_compile_table_subprocess_sees_this_process_path(monkeypatch):
+    """Chapter 6 from a plain clone: lnbook is importable through sys.path only, and the compiler
+    subprocess must get that path (issue 12)."""
+    import os
+    import subprocess
+    import sys
+    from types import SimpleNamespace
+
+    seen = {}
+
+    def fake_run(args, env, **kwargs):
+        seen.update(env=env, args=args)
+        return SimpleNamespace(stdout="[]\n")
+
+    monkeypatch.setattr(sys, "path", [*sys.path, "/somewhere/lib"])
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    assert kx.compile_table("--arch", "90") == []
+    assert "/somewhere/lib" in seen["env"]["PYTHONPATH"].split(os.pathsep) and seen["env"]["TRITON_INTERPRET"] == "0"
+    assert seen["args"][1:4] == ["-m", "lnbook.kernels.aot", "--json"]

@@ -5,16 +5,21 @@ A row norm does almost no arithmetic per byte, so its speed limit is memory band
 what a perfect implementation must read and write once; the same run measures the device's copy
 bandwidth, and every result is also reported as a fraction of it.
 
-Providers: ``lnbook`` (our Triton kernels), ``torch`` (eager), ``torch.compile`` and ``liger``
-(Liger-Kernel, when installed). On a machine without CUDA only ``torch`` eager is timed (our
+Providers: ``lnbook`` (our Triton kernels), ``torch`` (eager), ``torch.compile`` (compiled once
+per shape with ``dynamic=False``, as a peer tuning for one shape would) and ``liger`` (Liger-Kernel,
+when installed, out of place). On a GPU each forward is also replayed from a CUDA graph
+(``graph_ms``): where that is much faster than ``ms``, CPU launch overhead, not bandwidth, is
+what the plain timing measured. On a machine without CUDA only ``torch`` eager is timed (our
 kernels run there in Triton's interpreter, which is for correctness, not speed), on a smaller
-problem; the GPU tables need a GPU.
+problem; the GPU tables need a GPU. Results go to a JSON file only when asked: ``--out FILE``, or
+``--save`` for ``bench-<device>.json`` in :func:`data_dir` (where the book looks for records).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import importlib.metadata
 import json
 import pathlib
@@ -35,9 +40,21 @@ from lnbook.kernels.heuristics import supports_bfloat16
 OPS = ("layer_norm", "rms_norm", "add_layer_norm")
 MODES = ("forward", "backward", "forward+backward")
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
-WIDTHS = (512, 1024, 2048, 4096, 8192, 16384, 32768, 65536)
+WIDTHS = (512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072, 262144)
 NUMEL = {"cuda": 4096 * 8192, "cpu": 2**20}  # M·N, fixed while N varies (M = NUMEL / N)
-DATA = pathlib.Path(__file__).resolve().parents[2] / "book" / "data"
+CPU_COPY_BYTES = 64 * 2**20  # a CPU copy this large measures bandwidth, not call overhead
+
+
+def data_dir() -> pathlib.Path:
+    """Where benchmark records live: ``$LNBOOK_DATA`` if set, else ``book/data`` of the checkout
+    that holds the working directory (a chapter runs in ``book/``), else that of this file's checkout."""
+    if os.environ.get("LNBOOK_DATA"):
+        return pathlib.Path(os.environ["LNBOOK_DATA"])
+    here = pathlib.Path.cwd().resolve()
+    for root in (here, *here.parents, pathlib.Path(__file__).resolve().parents[2]):
+        if (root / "_toc.yml").is_file() and (root / "book").is_dir():  # the book's checkout
+            return root / "book" / "data"
+    return here / "book" / "data"
 
 
 def bytes_moved(op: str, mode: str, M: int, N: int, element_size: int) -> int:
@@ -78,14 +95,30 @@ def _liger() -> dict:
         return {}
     return {
         "layer_norm": lambda x, shape, w, b, eps=1e-5: liger_layer_norm(x, w, b, eps),
-        "rms_norm": lambda x, shape, w, eps=1e-6: liger_rms_norm(x, w, eps),
+        # in_place=False: by default Liger overwrites the upstream gradient, which the timing reuses
+        "rms_norm": lambda x, shape, w, eps=1e-6: liger_rms_norm(x, w, eps, in_place=False),
     }
+
+
+class CompiledPerShape:
+    """``torch.compile(fn, dynamic=False)`` anew for every shape and dtype: a reused compiled
+    function would switch to dynamic shapes after the first width and time slower kernels."""
+
+    def __init__(self, fn):
+        self.fn, self.compiled = fn, {}
+
+    def __call__(self, x, *args):
+        key = (tuple(x.shape), x.dtype)
+        if key not in self.compiled:
+            self.compiled[key] = torch.compile(self.fn, dynamic=False)
+        return self.compiled[key](x, *args)
 
 
 def providers(device: torch.device) -> dict[str, dict]:
     if device.type != "cuda":
         return {"torch": TORCH}
-    found = {"lnbook": OURS, "torch": TORCH, "torch.compile": {op: torch.compile(fn) for op, fn in TORCH.items()}}
+    compiled = {op: CompiledPerShape(fn) for op, fn in TORCH.items()}
+    found = {"lnbook": OURS, "torch": TORCH, "torch.compile": compiled}
     liger = _liger()
     return found | ({"liger": liger} if liger else {})
 
@@ -121,28 +154,50 @@ def _inputs(op: str, M: int, N: int, dtype, device):
     return acts, params
 
 
-def measure(fn, op: str, mode: str, M: int, N: int, dtype, device) -> float:
-    """Milliseconds for one call of ``mode`` of ``fn`` on fresh seeded inputs."""
+def graph_ms(fn, device: torch.device) -> float | None:
+    """Milliseconds per call replayed from a CUDA graph (no CPU launch cost); None off CUDA or
+    where the call cannot be captured."""
+    if device.type != "cuda":
+        return None
+    try:
+        stream = torch.cuda.Stream()
+        with torch.cuda.stream(stream):
+            fn()  # warm-up outside the capture (compilation, allocator)
+        torch.cuda.current_stream().wait_stream(stream)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            fn()
+    except RuntimeError:
+        return None
+    return time_ms(graph.replay, device)
+
+
+def measure(fn, op: str, mode: str, M: int, N: int, dtype, device) -> tuple[float, float | None]:
+    """Milliseconds for one call of ``mode`` of ``fn`` on fresh seeded inputs, and for the
+    forward the same call replayed from a CUDA graph (None otherwise)."""
     acts, params = _inputs(op, M, N, dtype, device)
     leaves = [*acts, *params]
     call = lambda: fn(*acts, (N,), *params)  # noqa: E731
     outs = call()
     outs = outs if isinstance(outs, tuple) else (outs,)
     grads = [torch.randn_like(o) for o in outs]
-    if mode == "forward":
-        return time_ms(call, device)
+    if mode == "forward":  # with autograd recording, as in training
+        return time_ms(call, device), graph_ms(call, device)
     if mode == "backward":
-        return time_ms(lambda: torch.autograd.backward(outs, grads, retain_graph=True), device, leaves)
+        return time_ms(lambda: torch.autograd.backward(outs, grads, retain_graph=True), device, leaves), None
 
     def both():
         result = call()
         torch.autograd.backward(result if isinstance(result, tuple) else (result,), grads)
 
-    return time_ms(both, device, leaves)
+    return time_ms(both, device, leaves), None
 
 
 def copy_gbps(device: torch.device, nbytes: int) -> float:
-    """The device's copy bandwidth: read nbytes and write nbytes."""
+    """The device's copy bandwidth: read nbytes and write nbytes (on a CPU at least
+    CPU_COPY_BYTES, or the figure is the cost of a call, not of the bytes)."""
+    if device.type != "cuda":
+        nbytes = max(nbytes, CPU_COPY_BYTES)
     src = torch.empty(nbytes // 4, dtype=torch.float32, device=device).normal_()
     dst = torch.empty_like(src)
     return 2 * nbytes / time_ms(lambda: dst.copy_(src), device) / 1e6
@@ -200,6 +255,7 @@ class Result:
     ms: float
     gbps: float
     fraction_of_copy: float
+    graph_ms: float | None  # forward replayed from a CUDA graph (see the module docstring)
 
 
 def run(ops=OPS, modes=MODES, dtypes=tuple(DTYPES), widths=WIDTHS, numel=None, device=None) -> dict:
@@ -217,9 +273,9 @@ def run(ops=OPS, modes=MODES, dtypes=tuple(DTYPES), widths=WIDTHS, numel=None, d
                         if op not in fns or numel % N:
                             continue
                         M = numel // N
-                        ms = measure(fns[op], op, mode, M, N, DTYPES[dtype_name], device)
+                        ms, graph = measure(fns[op], op, mode, M, N, DTYPES[dtype_name], device)
                         gbps = bytes_moved(op, mode, M, N, DTYPES[dtype_name].itemsize) / ms / 1e6
-                        results.append(Result(op, mode, dtype_name, name, M, N, ms, gbps, gbps / copy))
+                        results.append(Result(op, mode, dtype_name, name, M, N, ms, gbps, gbps / copy, graph))
     return {"environment": environment(device), "copy_gbps": copy, "numel": numel,
             "bytes_moved": bytes_moved.__doc__.strip(), "results": [asdict(r) for r in results]}
 
@@ -232,7 +288,7 @@ def table(record: dict) -> str:
     names = list(dict.fromkeys(r["provider"] for r in record["results"]))
     first = names[0] if names else "-"
     head = f"{'op':15} {'mode':17} {'dtype':5} {'N':>6} " + " ".join(f"{n:>14}" for n in names) + f"   {first}/copy"
-    lines = [f"{record['environment']['device']}: copy {record['copy_gbps']:.0f} GB/s; GB/s at M·N = {record['numel']}",
+    lines = [f"{record['environment']['device']}: copy {record['copy_gbps']:.1f} GB/s; GB/s at M·N = {record['numel']}",
              head, "-" * len(head)]
     for (op, mode, dtype, N), by in rows.items():
         cells = " ".join(f"{by[n]['gbps']:14.1f}" if n in by else f"{'-':>14}" for n in names)
@@ -243,7 +299,7 @@ def table(record: dict) -> str:
 
 def default_path(record: dict) -> pathlib.Path:
     slug = re.sub(r"[^a-z0-9]+", "-", record["environment"]["device"].lower()).strip("-")
-    return DATA / f"bench-{slug}.json"
+    return data_dir() / f"bench-{slug}.json"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -253,7 +309,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dtypes", nargs="+", choices=tuple(DTYPES), default=tuple(DTYPES))
     parser.add_argument("--widths", nargs="+", type=int, default=WIDTHS, help="values of N")
     parser.add_argument("--numel", type=int, help="M·N (default 4096·8192 on a GPU, 2^20 on a CPU)")
-    parser.add_argument("--out", type=pathlib.Path, help="JSON file (default book/data/bench-<device>.json)")
+    parser.add_argument("--out", type=pathlib.Path, help="write the record to this JSON file")
+    parser.add_argument("--save", action="store_true", help="write it to bench-<device>.json in data_dir() (book/data)")
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
         print("No CUDA GPU: the GPU tables (our kernels, torch.compile, Liger-Kernel) need one. On this CPU,\n"
@@ -261,10 +318,11 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
     record = run(args.ops, args.modes, args.dtypes, args.widths, args.numel)
     print(table(record))
-    out = args.out or default_path(record)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(record, indent=1) + "\n")
-    print(f"\nwrote {out}")
+    out = args.out or (default_path(record) if args.save else None)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(record, indent=1) + "\n")
+        print(f"\nwrote {out}")
     return 0
 
 

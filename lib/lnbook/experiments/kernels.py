@@ -18,10 +18,10 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 from lnbook import bench, norms, variance
-from lnbook import kernels as triton_kernels
 from lnbook.claims import Evidence, claim
 from lnbook.experiments.common import F64, randn
-from lnbook.kernels import rownorm
+from lnbook.kernels import rownorm, traffic
+from lnbook.kernels.layer_norm import layer_norm  # the Triton kernel; the float64 reference is norms.layer_norm
 from lnbook.variance import FP16_MAX, tree_sum
 
 CHAPTER = "book/06_kernels"  # the chapter that shows this module's claims
@@ -35,7 +35,7 @@ def backward_vs_jacobian(n: int = 6, seed: int = 0) -> float:
     x, w, b, dy = (randn(n, seed=seed + i) for i in range(4))
     J = torch.autograd.functional.jacobian(lambda v: norms.layer_norm(v, (n,), w, b), x)  # (n, n)
     leaf = x.float().requires_grad_()
-    triton_kernels.layer_norm(leaf, (n,), w.float(), b.float()).backward(dy.float())
+    layer_norm(leaf, (n,), w.float(), b.float()).backward(dy.float())
     return float((leaf.grad.to(F64) - J.T @ dy).abs().max())
 
 
@@ -67,7 +67,7 @@ def half_statistics_output(n: int = 4096, rms: float = 8.0, seed: int = 1) -> di
     xc = x - x.float().mean().to(torch.float16)
     var_half = tree_sum(xc * xc) / n  # what a kernel with float16 accumulators would get
     y_half = (xc / torch.sqrt(var_half + 1e-5)).float()
-    y_ours = triton_kernels.layer_norm(x.reshape(1, n), (n,))[0].float()
+    y_ours = layer_norm(x.reshape(1, n), (n,))[0].float()
     ref = norms.layer_norm(x.to(F64), (n,))
     return {"var_half": float(var_half), "max_abs_half": float(y_half.abs().max()),
             "err_ours": float((y_ours.to(F64) - ref).abs().max())}
@@ -75,23 +75,30 @@ def half_statistics_output(n: int = 4096, rms: float = 8.0, seed: int = 1) -> di
 
 # ------------------------------------------------------------------- registers, per block size
 
-REGISTERS_CODE = """
-import json
-from lnbook.kernels import aot, heuristics
-heuristics.MAX_FUSED_N = {"forward": 1 << 20, "backward": 1 << 20}  # one block at every width, to see where it spills
-print(json.dumps(aot.report(90, dtypes=("bf16",), widths=(2048, 4096, 8192, 16384, 32768), ops=("layer_norm",))))
-"""
+def compile_table(*options: str) -> list[dict]:
+    """``python -m lnbook.kernels.aot --json`` with ``options``, in a subprocess: compiled kernels
+    cannot share a process with interpreted ones. It gets this process's ``sys.path``, so it finds
+    ``lnbook`` wherever the chapter found it (a plain clone, Colab, an install); no GPU needed."""
+    env = {**os.environ, "TRITON_INTERPRET": "0", "TRITON_DEFAULT_FP_FUSION": "1",
+           "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    out = subprocess.run([sys.executable, "-m", "lnbook.kernels.aot", "--json", *options], env=env,
+                         capture_output=True, text=True, timeout=600, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 @functools.lru_cache(maxsize=None)
-def register_use() -> list[dict]:
+def register_use(widths=(2048, 4096, 8192, 16384, 32768)) -> list[dict]:
     """LayerNorm's bfloat16 kernels compiled for an H100 (sm_90) with the whole row as one block:
-    registers and stack (spill) bytes per thread at each width. Runs Triton's compiler in a
-    subprocess (compiled kernels cannot share a process with interpreted ones); no GPU needed."""
-    env = {**os.environ, "TRITON_INTERPRET": "0"}
-    out = subprocess.run([sys.executable, "-c", REGISTERS_CODE], env=env, capture_output=True, text=True,
-                         timeout=600, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    registers and stack (spill) bytes per thread at each width (the dw/db sum left out)."""
+    rows = compile_table("--arch", "90", "--dtypes", "bf16", "--ops", "layer_norm", "--one-block",
+                         "--widths", *map(str, widths))
+    return [r for r in rows if r["pass"] != "sum"]
+
+
+@functools.lru_cache(maxsize=None)
+def launch_table(widths=(512, 8192, 65536, 262144)) -> list[dict]:
+    """LayerNorm in bfloat16 for sm_90 as it is launched (the heuristics' plans): every kernel."""
+    return compile_table("--arch", "90", "--dtypes", "bf16", "--ops", "layer_norm", "--widths", *map(str, widths))
 
 
 # ---------------------------------------------------------------- two-pass, naive, chunked
@@ -108,7 +115,7 @@ def variance_errors(n_short: int = 4096, n_wide: int = 40000, mean: float = 1e4,
     for name, n in (("short", n_short), ("wide", n_wide)):
         x = (mean + randn(1, n, seed=seed)).float()  # (1, n)
         exact = x.to(F64).var(dim=-1, unbiased=False).item()
-        _, _, _, rstd = rownorm.forward(x, None, None, None, 0.0, True)
+        _, _, _, rstd = rownorm.forward(x, None, None, None, 0.0, "layer_norm")
         errors[f"kernel_{'one_block' if name == 'short' else 'chunked'}"] = abs(rstd.item() ** -2 - exact) / exact
         if name == "short":  # the same row through the shared helper (rows=1: the same draw)
             shared = variance.relative_errors(mean, torch.float32, rows=1, d=n, seed=seed)
@@ -133,7 +140,7 @@ def backward_twice_identical(M: int = 128, N: int = 1000, seed: int = 4) -> bool
 
     def grads():
         leaves = [t.clone().requires_grad_() for t in (x, w, b)]
-        triton_kernels.layer_norm(leaves[0], (N,), leaves[1], leaves[2]).backward(dy)
+        layer_norm(leaves[0], (N,), leaves[1], leaves[2]).backward(dy)
         return [t.grad for t in leaves]
 
     return all(torch.equal(a, c) for a, c in zip(grads(), grads()))
@@ -202,8 +209,9 @@ def r11() -> Evidence:
 
 
 def stored_records() -> list[dict]:
-    """Every GPU benchmark record under book/data/ (CPU runs are not stored)."""
-    records = [json.loads(p.read_text()) for p in sorted(bench.DATA.glob("bench-*.json"))]
+    """Every GPU benchmark record in :func:`lnbook.bench.data_dir` (``$LNBOOK_DATA`` or the
+    checkout's ``book/data``; CPU runs are not stored)."""
+    records = [json.loads(p.read_text()) for p in sorted(bench.data_dir().glob("bench-*.json"))]
     return [r for r in records if not r["environment"]["device"].startswith("CPU")]
 
 
@@ -255,7 +263,7 @@ def plot_bandwidth(ax, record: dict, op: str, mode: str, dtype: str) -> None:
 
 # ------------------------------------------------------------------------------- exercises
 
-H100_SMS = 132
+H100_SMS = traffic.H100_SMS
 
 
 def exercise_answers() -> dict:

@@ -6,6 +6,11 @@ Drop-in replacements for ``torch.nn.functional.layer_norm`` and ``rms_norm`` (pl
 On a machine without CUDA the same kernels run through Triton's interpreter on CPU tensors. The
 interpreter is chosen when ``@triton.jit`` decorates a kernel, so the switch has to happen here,
 before :mod:`lnbook.kernels.rownorm` is imported. Set ``TRITON_INTERPRET`` yourself to override.
+
+To trace one op, read in this order: ``layer_norm.py`` (checks, its row of ``flags.OPS``) →
+``autograd.py`` (reshape to rows) → ``rownorm.forward`` / ``rownorm.backward`` (the launches) →
+the kernels at the top of ``rownorm.py`` → ``heuristics.py`` (block shapes). ``aot.py`` compiles
+and ``traffic.py`` counts the same launches.
 """
 
 import os

@@ -13,7 +13,7 @@ from lnbook import norms
 from lnbook.kernels.autograd import AddLayerNorm
 from lnbook.kernels.checks import check_devices, check_dtypes, check_kernel_args
 
-OP = "add_layer_norm"
+OP = "add_layer_norm"  # its row in lnbook.kernels.flags.OPS
 
 
 def add_layer_norm(x, residual, normalized_shape, weight=None, bias=None, eps=1e-5):

@@ -31,12 +31,12 @@ def _remember(ctx, x, weight, bias, N: int) -> None:
 
 
 class RowNorm(torch.autograd.Function):
-    """LayerNorm (``center=True``) or RMSNorm (``center=False``, no bias) over the last N values."""
+    """``op`` (``"layer_norm"`` or ``"rms_norm"``, see :mod:`lnbook.kernels.flags`) over the last N values."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, N: int, eps: float, center: bool):
+    def forward(ctx, x, weight, bias, N: int, eps: float, op: str):
         x_rows = as_rows(x, N)
-        y, _, mean, rstd = rownorm.forward(x_rows, _flat(weight), _flat(bias), None, eps, center)
+        y, _, mean, rstd = rownorm.forward(x_rows, _flat(weight), _flat(bias), None, eps, op)
         ctx.save_for_backward(x_rows, weight, mean, rstd)
         _remember(ctx, x, weight, bias, N)
         return y.view(x.shape)
@@ -54,7 +54,7 @@ class AddLayerNorm(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, residual, weight, bias, N: int, eps: float):
         residual_rows = as_rows(residual, N)
-        y, s, mean, rstd = rownorm.forward(as_rows(x, N), _flat(weight), _flat(bias), residual_rows, eps, True)
+        y, s, mean, rstd = rownorm.forward(as_rows(x, N), _flat(weight), _flat(bias), residual_rows, eps, "add_layer_norm")
         ctx.save_for_backward(s, weight, mean, rstd)
         _remember(ctx, x, weight, bias, N)
         return y.view(x.shape), s.view(x.shape)

@@ -1,32 +1,51 @@
-"""Launch heuristics: block shapes, warps and the number of backward programs.
+"""Launch heuristics: block shapes, warps, pipeline stages and the number of backward programs.
 
 These are starting points, not tuned tables: one rule per decision, written so the chapter can
-explain it. The numbers in comments are for an H100 (132 SMs, 256 KiB registers per SM).
+explain it. The numbers in comments are for an H100 (132 SMs, 256 KiB registers per SM). Every
+limit is a parameter with the module's constant as its default, so the chapter can ask "what if"
+(for instance, one block at every width) without patching this module.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 from dataclasses import dataclass
 
 import torch
 import triton
-from triton import knobs
+
+
+def _interpreting() -> bool:
+    # Read the variable as Triton does; ``triton.knobs`` would say the same, but only from Triton 3.4.
+    return os.environ.get("TRITON_INTERPRET", "0").strip().lower() in ("1", "true", "yes", "on", "y")
+
 
 #: True when the kernels run on the CPU through Triton's interpreter (no CUDA).
-INTERPRETED = bool(knobs.runtime.interpret)
+INTERPRETED = _interpreting()
 
-# A row of at most this many values is held in registers as one block; wider rows loop over chunks
-# of LOOP_BLOCK_N values. The limit is on values, not bytes: the kernels compute in float32 whatever
+# A row of at most this many values is held in registers as one block; wider rows are split into
+# chunks of LOOP_BLOCK_N values, one program each (split_plan). The limit is on values, not bytes: the kernels compute in float32 whatever
 # the input dtype. A multiprocessor has 65536 registers, so a thread of a 32-warp (1024-thread)
 # block gets at most 64. Compiled for sm_90 (lnbook.kernels.aot reports this without a GPU), a
-# forward block of 16384 values fits and one of 32768 spills about 336 bytes a thread; the backward
-# keeps x, dy, w·dy, xhat and the dw, db sums live, fits at 8192 and spills from 16384 on.
+# forward block of 16384 values fits and one of 32768 spills; the backward keeps x, dy, w·dy,
+# xhat and the dw, db sums live, fits at 8192 and spills from 16384 on.
 MAX_FUSED_N = {"forward": 16384, "backward": 8192}
 LOOP_BLOCK_N = 4096
 # Values per program when several short rows share one program: enough to keep a warp group
 # busy on a GPU; far more under the interpreter, whose cost is per program, not per value.
 VALUES_PER_PROGRAM = 16384 if INTERPRETED else 4096
+# Rows wider than a block are split across programs, in groups of rows whose re-read tensors fit
+# in this many bytes: a third of an A100's L2 (40 MiB), a quarter of an H100's (50 MiB), so a
+# group's second read finds it there while the next group is being read.
+GROUP_BYTES = 12 * 2**20
+# Loads of the next tile issued while the current one is reduced (cp.async double buffering on
+# sm_80 and newer); Triton's interpreter runs the loop as a plain range.
+NUM_STAGES = 2
+# Warps per block. The forward uses up to a whole SM (1024 threads). The pipelined backward keeps
+# the next tile in shared memory and more values live: at 32 warps (64 registers a thread) it
+# spills at N = 8192; at 16 warps it needs 127 of the 128 registers a thread may have, and fits.
+MAX_WARPS = {"forward": 32, "backward": 16}
 
 
 @dataclass(frozen=True)
@@ -37,18 +56,20 @@ class Plan:
     num_warps: int
 
 
-def plan(M: int, N: int, direction: str) -> Plan:
-    """Block shape for M rows of N values; ``direction`` is ``"forward"`` or ``"backward"``."""
+def plan(M: int, N: int, direction: str, max_fused_n: dict[str, int] | None = None) -> Plan:
+    """Block shape for M rows of N values; ``direction`` is ``"forward"`` or ``"backward"``.
+
+    ``max_fused_n`` overrides :data:`MAX_FUSED_N` (the widest row held as one block).
+    """
     block_n = triton.next_power_of_2(N)
-    one_block = block_n <= MAX_FUSED_N[direction]
+    one_block = block_n <= (max_fused_n or MAX_FUSED_N)[direction]
     if not one_block:
         block_n = LOOP_BLOCK_N
     block_m = 1
     if one_block:
         block_m = min(triton.next_power_of_2(max(M, 1)), max(1, VALUES_PER_PROGRAM // block_n))
-    # About 8 float32 values per thread per live array, up to 32 warps (1024 threads, a whole SM):
-    # at 16 warps the backward at N = 8192 hits the 128-register cap and spills; at 32 it needs ~61.
-    num_warps = min(32, max(1, triton.next_power_of_2(block_m * block_n // 256)))
+    # About 8 float32 values per thread per live array, up to MAX_WARPS (aot's table for sm_90):
+    num_warps = min(MAX_WARPS[direction], max(1, triton.next_power_of_2(block_m * block_n // 256)))
     return Plan(block_m, block_n, one_block, num_warps)
 
 
@@ -57,17 +78,46 @@ def _multiprocessors(device: torch.device) -> int:
     return torch.cuda.get_device_properties(device).multi_processor_count
 
 
-def backward_programs(M: int, block_m: int, device: torch.device) -> int:
+def program_slots(device: torch.device) -> int:
+    """Programs that run at once in the backward: one per SM on a GPU, 4 under the interpreter."""
+    return _multiprocessors(device) if device.type == "cuda" else 4
+
+
+def backward_programs(M: int, block_m: int, slots: int) -> int:
     """How many programs share the rows in the backward; each writes one row of dw/db partials.
 
-    A fixed number per device (never the launch's timing) keeps the reduction order, and hence
-    the bits of dw and db, the same from run to run.
+    ``slots`` comes from :func:`program_slots`: a fixed number per device (never the launch's
+    timing) keeps the reduction order, and hence the bits of dw and db, the same from run to run.
+    One program per SM: each adds a (2, N) float32 row of partials to the traffic
+    (:mod:`lnbook.kernels.traffic` counts it).
     """
-    row_blocks = triton.cdiv(max(M, 1), block_m)
-    # One program per SM: each adds a (2, N) float32 write and read of partials to the traffic,
-    # about 9 % of a 4096 x 8192 bfloat16 backward on an H100 (the kernels chapter works it out).
-    slots = 4 if INTERPRETED else _multiprocessors(device)
-    return max(1, min(row_blocks, slots))
+    return max(1, min(triton.cdiv(max(M, 1), block_m), slots))
+
+
+@dataclass(frozen=True)
+class SplitPlan:
+    block_n: int  # columns per program (LOOP_BLOCK_N)
+    block_c: int  # a power of two ≥ chunks
+    chunks: int  # programs per row
+    group_rows: int  # rows per group
+    groups: int
+
+
+def split_plan(M: int, N: int, element_size: int, reread: int) -> SplitPlan:
+    """How a wide row is split: chunks of LOOP_BLOCK_N columns, one program each, and groups of
+    rows whose ``reread`` tensors (x, or x and dy) fit in GROUP_BYTES, so that the second read of a
+    group comes from L2."""
+    chunks = triton.cdiv(N, LOOP_BLOCK_N)
+    group_rows = max(1, min(M, GROUP_BYTES // (reread * N * element_size)))
+    return SplitPlan(LOOP_BLOCK_N, triton.next_power_of_2(chunks), chunks, group_rows, triton.cdiv(M, group_rows))
+
+
+def sum_block_n(N: int, slots: int) -> int:
+    """Columns per program of the dw/db sum: at least one program per SM where N allows, at most
+    64 columns (a 64 × 64 float32 tile is 32 values a thread at 4 warps: no spill); under the
+    interpreter, whose cost is per program, up to 4096."""
+    widest = 4096 if INTERPRETED else 64
+    return max(16, min(widest, triton.next_power_of_2(triton.cdiv(N, slots))))
 
 
 def supports_bfloat16(device: torch.device) -> bool:

@@ -1,0 +1,101 @@
+"""The compile table (lnbook.kernels.aot): the launched kernels compiled for real GPUs with Triton's
+own ptxas, no GPU needed. What the interpreter cannot check: that every variant compiles, spills
+nothing, loads 16 bytes at a time and pipelines its loads."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from lnbook.kernels import aot, rownorm
+
+# The compile table is built once per process (a module fixture); keep its users on one xdist worker.
+AOT_GROUP = pytest.mark.xdist_group("aot-table")
+
+COMPILE = [
+    ["--arch", "90", "--widths", "512", "8192", "262144"],  # H100: every op and dtype; short, target, widest
+    ["--arch", "80", "--dtypes", "bf16", "--widths", "8192"],  # A100
+    ["--arch", "75", "--dtypes", "fp16", "--widths", "8192"],  # T4 (Colab): no bfloat16 there
+]
+
+
+@pytest.fixture(scope="module")
+def table() -> list[dict]:
+    env = {**os.environ, "TRITON_INTERPRET": "0", "TRITON_DEFAULT_FP_FUSION": "1",
+           "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}  # compiled kernels: their own process
+    rows = []
+    for args in COMPILE:
+        out = subprocess.run([sys.executable, "-m", "lnbook.kernels.aot", "--json", *args], env=env,
+                             capture_output=True, text=True, timeout=900)
+        assert out.returncode == 0, out.stderr[-3000:]
+        rows += json.loads(out.stdout.strip().splitlines()[-1])
+    return rows
+
+
+@AOT_GROUP
+def test_every_launched_kernel_compiles_without_spilling(table):
+    # sm_90: 3 ops × 3 dtypes × 3 widths forward; backward: 2 kernels each (rows and sum, or
+    # coefficients and columns); sm_80 and sm_75: one dtype at one width.
+    assert len(table) == 3 * 3 * 3 * 3 + 2 * 3 * 3
+    assert {r["pass"] for r in table} == {"forward", "backward", "sum"}
+    for row in table:
+        assert row["spill_bytes"] == 0, row
+        assert row["registers"] <= min(255, 65536 // (32 * row["num_warps"])), row
+
+
+@AOT_GROUP
+def test_loads_are_16_bytes_wide_at_aligned_widths(table):
+    # Every N here is a multiple of 8 values and every tensor starts 16-byte aligned, so the
+    # runtime's divisibility facts allow 16-byte (8 × bfloat16, 4 × float32) loads everywhere.
+    assert all(row["vector_bytes"] == 16 for row in table), [r for r in table if r["vector_bytes"] != 16]
+
+
+@AOT_GROUP
+def test_the_target_backward_is_pipelined(table):
+    (row,) = [r for r in table if (r["op"], r["pass"], r["dtype"], r["N"], r["arch"])
+              == ("layer_norm", "backward", "bf16", 8192, "sm_90")]
+    assert row["kernel"] == "_backward_kernel" and row["async_copy"] and row["shared_bytes"] > 0, row
+
+
+def test_without_alignment_facts_the_loads_narrow():
+    """The facts matter: the same kernel, told nothing about alignment, loads 2 bytes at a time."""
+    code = ("import torch\n"
+            "from lnbook.kernels import aot, rownorm\n"
+            "(launch,) = rownorm.launches_for('layer_norm', 'forward', 4096, 8192, torch.bfloat16, 132)\n"
+            "runtime = aot.specialize\n"
+            "aot.specialize = lambda value: (runtime(value)[0], False)  # same types, no divisibility\n"
+            "print(aot.resources(aot.compile_launch(launch, 90))['vector_bytes'])\n")
+    env = {**os.environ, "TRITON_INTERPRET": "0", "TRITON_DEFAULT_FP_FUSION": "1",
+           "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert int(out.stdout.split()[-1]) < 16
+
+
+@pytest.mark.parametrize("value", [1, 16, 17, 4096, 2**31, 1e-5,
+                                   torch.empty(3, dtype=torch.bfloat16, device="meta"),
+                                   torch.empty(3, dtype=torch.float32, device="meta")],
+                         ids=["one", "16", "17", "4096", "2^31", "float", "bf16-tensor", "fp32-tensor"])
+def test_specialization_is_the_runtimes(value):
+    """aot's rule agrees with the launcher's own specializer (where this Triton exposes it)."""
+    native = pytest.importorskip("triton._C.libtriton").__dict__.get("native_specialize_impl")
+    if native is None:
+        pytest.skip("this Triton has no native_specialize_impl")
+    from triton.backends.compiler import BaseBackend
+
+    kind, attr = native(BaseBackend, value, False, True, True)
+    ours_kind, ours_aligned = aot.specialize(value)
+    assert ours_kind == kind and ours_aligned == (attr == "D"), (value, kind, attr)
+
+
+def test_launches_are_built_from_the_kernels_own_arguments():
+    for op in ("layer_norm", "rms_norm", "add_layer_norm"):
+        for direction in ("forward", "backward"):
+            for N in (512, 65536):
+                for launch in rownorm.launches_for(op, direction, 64, N, torch.bfloat16, 132):
+                    assert set(launch.args) == set(launch.kernel.arg_names), (op, direction, N, launch.kernel)
