@@ -151,9 +151,9 @@ def gradient_norm_vs_weight_norm(lams, eps: float = 0.0):
     source=f"{SRC} Q2 §2, Q3 §3–4",
     claim="The gradient scales inversely with the weights: ∇_{λW}L = (1/λ)∇_W L, so ‖∇_W L‖ ∝ 1/‖W‖.",
     statement=(
-        "Holds under conditions: exactly for ε = 0 (SymPy proves it for a 3×2 weight): λ·∇_{{λW}}L equals ∇_W L to a "
-        "relative {rel_err_eps0:.1e} for every λ from 0.01 to 100, and the log–log slope of ‖∇L‖ against "
-        "‖W‖ is {slope_eps0:.6f}. With ε = 1e-5 the brake weakens once λ²σ² approaches ε: at λ = 0.001 the relation is off by {rel_err_eps_small:.0%}."
+        "Holds under conditions: exactly for ε = 0 (SymPy proves it for a 3×2 weight): $\\lambda\\,\\nabla_{{\\lambda W}}L$ equals $\\nabla_W L$ to a "
+        "relative {rel_err_eps0:.1e} for every λ from 0.01 to 100, and the log–log slope of $\\|\\nabla L\\|$ against "
+        "$\\|W\\|$ is {slope_eps0:.6f}. With ε = 1e-5 the brake weakens once $\\lambda^2\\sigma^2$ approaches ε: at λ = 0.001 the relation is off by {rel_err_eps_small:.0%}."
     ),
     verdict="holds under conditions",
 )

@@ -323,8 +323,8 @@ def last_w2_gradients() -> dict[str, list[float]]:
     "O(d·√(ln d / L)) for Pre-LN: constant in depth L for Post-LN, shrinking like 1/√L for Pre-LN.",
     statement=(
         "Holds at this scale. Over depths {depths} (width 32, mean of {seeds} seeds), the last layer's W² gradient "
-        "changes with depth as L^{post_slope:.2f} for Post-LN and L^{pre_slope:.2f} for Pre-LN "
-        "(the theorem: L⁰ and L^−0.5); at depth {deepest} Pre-LN's is {ratio:.2f}× Post-LN's."
+        "changes with depth as $L^{{{post_slope:.2f}}}$ for Post-LN and $L^{{{pre_slope:.2f}}}$ for Pre-LN "
+        "(the theorem: $L^0$ and $L^{{-1/2}}$); at depth {deepest} Pre-LN's is {ratio:.2f}× Post-LN's."
     ),
     verdict="holds",
 )
@@ -569,7 +569,7 @@ def deepnorm_update(depth: int = 48, seed: int = 5) -> dict[str, float]:
     statement=(
         "Does not hold: DeepNet (Wang et al. 2022) keeps Post-LN and fixes it. Its DeepNorm computes "
         "LN(α·x + G(x)) and initializes the branch's feed-forward, value and output projections scaled by β, with "
-        "α = (2N)^(1/4) and β = (8N)^(−1/4) for an N-layer encoder (the paper's formulas): for N = {depth}, "
+        "$\\alpha = (2N)^{{1/4}}$ and $\\beta = (8N)^{{-1/4}}$ for an $N$-layer encoder (the paper's formulas): for N = {depth}, "
         "α = {alpha:.3f} and β = {beta:.3f}. The up-weighted skip bounds each layer's update: at initialization "
         "a layer changes the stream by {deepnorm:.3f} of its norm on average, against {post:.3f} in plain Post-LN."
     ),

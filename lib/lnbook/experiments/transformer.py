@@ -254,7 +254,7 @@ def block_diagram():
         plus = next(y for name, y in nodes if name == "+")
         ax.plot([-0.15, -0.9, -0.9], [0, 0, plus], color="black", lw=1)  # the identity path around the branch
         ax.annotate("", (-0.2, plus), (-0.9, plus), arrowprops=dict(arrowstyle="->"))
-        ax.text(-1.0, plus / 2, "residual", rotation=90, ha="right", va="center", fontsize=9)
+        ax.text(-1.0, plus / 2, "residual", rotation=90, ha="right", va="center")
     return fig
 
 
