@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: book test bootstrap clean
+.PHONY: book test bootstrap launch launch-urls clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,15 @@ book: $(STAMP)
 # Write the repository URL and branch of _config.yml into every notebook's first cell.
 bootstrap: $(STAMP)
 	$(BIN)/python tools/notebooks.py
+
+# Write book/launch/<page>.ipynb, what Colab and Binder open: glued numbers, cards, folded solutions and
+# citations filled in from the last `make book` (a page whose code changed since is executed again).
+launch: $(STAMP)
+	$(BIN)/python tools/launch.py
+
+# One line per page: its name, Colab URL and Binder URL (of its launch notebook).
+launch-urls: $(STAMP)
+	@$(BIN)/python tools/launch.py urls
 
 clean:
 	rm -rf _build

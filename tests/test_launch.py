@@ -1,0 +1,190 @@
+"""Launch notebooks (book/launch/, written by tools/launch.py): current, free of raw MyST, with the
+build's numbers; the launch buttons' URLs; the dependency floors stated once and mirrored."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import re
+import sys
+import tomllib
+
+import pytest
+import yaml
+from packaging.requirements import Requirement
+
+from lnbook import claims
+
+import launch  # tools/launch.py (tests/conftest.py puts tools/ on the path)
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "_ext"))
+import launch_links  # noqa: E402  (_ext/launch_links.py, the Sphinx extension)
+
+PAGES = launch.pages()
+REFS = launch.bibliography()
+
+
+def committed(name: str) -> dict:
+    path = launch.LAUNCH / f"{name}.ipynb"
+    assert path.is_file(), f"{path.relative_to(ROOT)} is missing: run `make launch`"
+    return launch.read(path)
+
+
+def test_every_page_and_only_pages_have_a_launch_notebook():
+    assert sorted(p.stem for p in launch.LAUNCH.glob("*.ipynb")) == sorted(PAGES)
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_launch_notebook_is_current(name):
+    """Regenerated from today's page with the build values it stores, it is the committed file, byte
+    for byte: a change to the page's text, cells or glued keys needs `make launch` (no build needed
+    to check this, so the test is deterministic)."""
+    nb = committed(name)
+    fresh = launch.convert(launch.read(launch.BOOK / f"{name}.ipynb"), launch.stored_build(nb), REFS)
+    assert fresh == nb, f"book/launch/{name}.ipynb is out of date: run `make launch`"
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_launch_notebook_reads_in_plain_jupyter(name):
+    nb = committed(name)
+    raw = [f"{c['id']}: {r}" for c in nb["cells"] if c["cell_type"] == "markdown"
+           for r in launch.raw_myst("".join(c["source"]))]
+    assert not raw, f"{name}: MyST that Jupyter shows raw: {raw[:5]}"
+    assert all(not c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code"), f"{name}: outputs stored"
+
+
+@pytest.mark.parametrize("name", [p for p in PAGES if re.match(r"\d\d_", p)])
+def test_chapter_launch_notebook_shows_its_cards_and_numbers(name):
+    nb = committed(name)
+    text = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+    shown = re.findall(r"claims\.show\('([A-Z]\d\d)'\)", (launch.BOOK / f"{name}.ipynb").read_text())
+    for cid in shown:
+        verdict = claims.registry()[cid].verdict
+        assert f"{cid} · {verdict}" in text, f"{name}: no card with the verdict of {cid}"
+    assert "<details>" in text and "Solution to Exercise 1" in text, f"{name}: no folded solutions"
+    assert "claims.show(" not in "".join("".join(c["source"]) for c in nb["cells"]), name
+
+
+def test_stored_values_are_the_builds():
+    """Against the claims this build recorded (_build/claims, made by today's library source and torch):
+    every glued claim number and every card the launch notebooks store is the build's."""
+    checked = 0
+    for name in PAGES:
+        stored = launch.stored_build(committed(name))
+        for key, text in stored["glue"].items():
+            m = re.fullmatch(r"([A-Z]\d\d)_(\w+)", key)
+            result = claims.recorded(m.group(1)) if m else None  # None unless made by today's source
+            if result is not None:
+                assert text == repr(result.evidence.numbers[m.group(2)]), f"{name}: {key}: run `make launch`"
+                checked += 1
+    if not checked:
+        if os.environ.get("CI"):
+            pytest.fail("no claim recorded by a current build (_build/claims): CI builds the book first")
+        pytest.skip("no claim recorded by a build of today's source (_build/claims): run `make book`")
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_theme_buttons_are_retargeted_to_the_launch_urls(name, tmp_path):
+    """The URLs sphinx-book-theme writes for the page, passed through _ext/launch_links.py, are the
+    ones `make launch-urls` prints."""
+    colab, binder = launch.urls(name)
+    page = f"book/{name}"
+    theme = [u.replace(launch.launch_path(name), f"{page}.ipynb") for u in (colab, binder)]
+    assert all(f"/{page}.ipynb" in u for u in theme)
+    assert [launch_links.launch_url(u, page, ROOT) for u in theme] == [colab, binder]
+    assert launch_links.launch_url(theme[0], page, tmp_path) == theme[0], "no launch notebook: unchanged"
+    assert "/blob/" in colab and colab.split("/blob/", 1)[1].split("/", 1)[1] == launch.launch_path(name)
+
+
+# ----------------------------------------------------------------------------- the converter
+
+
+def test_glue_formatting_is_myst_nb_s():
+    """The same text the site shows: myst-nb's own formatter is the independent route."""
+    from myst_nb.core.variables import format_plain_text
+
+    for text, spec in [("0.000123456", ".1e"), ("0.7236", ".2f"), ("0.2", ".0%"), ("8", ""), ("'ValueError'", "s"),
+                       ("12.0", ".0f"), ("3", "d"), ("-0.4984204284815652", ".3f"), ("'1.5e-3'", "")]:
+        assert launch.format_glue(text, spec) == format_plain_text(text, spec), (text, spec)
+
+
+def test_markdown_conversion():
+    conv = launch.Converter({"A01_x": "0.123456", "n": "4"}, REFS)
+    text = conv.markdown(
+        "Value {glue:text}`A01_x:.2f` at n = {glue:text}`n`, as {cite}`ba2016layer,zhang2019root` and "
+        "{cite:t}`ioffe2015batch` say; see {doc}`ledger`.\n\n"
+        "```{exercise}\n:label: ex-a\n\nWhat?\n```\n\n```{solution} ex-a\n:class: dropdown\n\nThis.\n```\n")
+    assert "Value 0.12 at n = 4" in text
+    assert "([Ba et al., 2016](#ref-ba2016layer); [Zhang and Sennrich, 2019](#ref-zhang2019root))" in text
+    assert "[Ioffe and Szegedy](#ref-ioffe2015batch) (2015)" in text
+    assert f"[{launch.page_title('ledger')}](ledger.ipynb)" in text
+    assert "**Exercise 1.**" in text and "<summary>Solution to Exercise 1</summary>\n\nThis.\n\n</details>" in text
+    assert not launch.raw_myst(text)
+    assert conv.cited == ["ba2016layer", "zhang2019root", "ioffe2015batch"]
+    assert 'id="ref-ioffe2015batch"' in conv.references()
+
+
+@pytest.mark.parametrize("source, message", [
+    ("{glue:text}`missing:.2f`", "expected a key glued by the build, got 'missing'"),
+    ("{cite}`nobody2020`", "expected a key of book/references.bib, got 'nobody2020'"),
+    ("{doc}`no_such_page`", "expected a page of _toc.yml, got 'no_such_page'"),
+    ("```{figure} x.png\n```", "no plain-Markdown rendering for the directive {figure}"),
+    ("```{solution} ex-none\n```", "expected the label of an earlier exercise, got 'ex-none'"),
+])
+def test_conversion_errors_name_what_is_wrong(source, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        launch.Converter({}, REFS).markdown(source)
+
+
+def test_raw_myst_detector():
+    for raw in ["{glue:text}`x`", "{cite}`a`", "```{note}\nx\n```", ":::{tip}\nx\n:::", "(my-label)=", ":label: x",
+                "{{ subst }}"]:
+        assert launch.raw_myst(raw), raw
+    for plain in ["$\\{x\\}$ and `code`", "a set {1, 2}", "```python\nx = {'a': 1}\n```", "<details>x</details>"]:
+        assert not launch.raw_myst(plain), plain
+
+
+def test_card_cells_need_the_build():
+    chapter = {"cells": [{"cell_type": "code", "id": "c1", "metadata": {}, "source": ["claims.show('F01');"]}]}
+    with pytest.raises(ValueError, match="card cell c1: expected its HTML in the build"):
+        launch.convert(chapter, {"glue": {}, "cards": {}}, REFS)
+    nb = launch.convert(chapter, {"glue": {}, "cards": {"c1": "<div>F01 · holds</div>"}}, REFS)
+    assert nb["cells"][0] == {"cell_type": "markdown", "id": "c1", "metadata": {}, "source": ["<div>F01 · holds</div>"]}
+
+
+# ----------------------------------------------------------------------------- dependency floors
+
+
+def _pyproject() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def test_floors_are_stated_once_and_mirrored_in_environment_yml():
+    """Every runtime dependency of pyproject.toml is in environment.yml (conda-forge names where they
+    differ) with the same version specifier, and nothing else is pinned differently there."""
+    import launch_sim  # tools/launch_sim.py: the conda-to-PyPI name map Binder's simulation uses
+
+    project = {r.name: r.specifier for r in map(Requirement, _pyproject()["project"]["dependencies"])}
+    conda, pip = launch_sim._environment_yml()
+    mirrored = {r.name: r.specifier for r in map(Requirement, conda + [p for p in pip if p != "-e ."])}
+    assert {n: str(mirrored.get(n)) for n in project} == {n: str(s) for n, s in project.items()}
+    assert project["torch"].contains("2.12.0") and not project["torch"].contains("2.11.0")
+    assert project["triton"].contains("3.7.0") and not project["triton"].contains("3.6.0")
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    assert "-e ." in next(d["pip"] for d in env["dependencies"] if isinstance(d, dict)), "Binder must install lnbook"
+
+
+def test_installed_versions_meet_the_floors():
+    """The environment the suite runs in satisfies the floors (pip installed it from them)."""
+    from importlib.metadata import version
+
+    for req in map(Requirement, _pyproject()["project"]["dependencies"]):
+        assert req.specifier.contains(version(req.name), prereleases=True), f"{req.name} {version(req.name)} !{req.specifier}"
+
+
+def test_licence_is_an_spdx_string_with_a_setuptools_that_reads_it():
+    data = _pyproject()
+    assert data["project"]["license"] == "MIT"
+    setuptools = next(Requirement(r) for r in data["build-system"]["requires"] if r.startswith("setuptools"))
+    assert not setuptools.specifier.contains("76.1") and setuptools.specifier.contains("77.0")  # PEP 639 from 77
