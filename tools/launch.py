@@ -81,7 +81,8 @@ def write(nb: dict, path: pathlib.Path) -> None:
 
 
 def _code(nb: dict) -> list[str]:
-    return ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+    """The code cells after the bootstrap (which computes nothing the page shows)."""
+    return ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"][1:]
 
 
 def from_build(executed: dict) -> dict:

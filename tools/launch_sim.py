@@ -30,6 +30,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".venv" / "launch"
@@ -105,56 +106,96 @@ def clone(dest: pathlib.Path) -> pathlib.Path:
     return dest
 
 
-# Runs in the simulated environment: execute one notebook with nbclient, sampling the PSS of the
-# kernel's process tree; print a JSON summary. (No clock is read for any verdict: the sampling
-# interval only sets how often memory is looked at.)
-RUNNER = r'''
-import json, os, sys, threading
-import nbclient, nbformat
+# ----------------------------------------------------------------------------- memory
 
-def pss_kb(pid):
+
+def pss_kb(pid: int) -> int:
+    """Proportional set size of process ``pid`` in kB (shared pages split among their users); 0 if gone."""
     try:
         with open(f"/proc/{pid}/smaps_rollup") as f:
-            return next(int(l.split()[1]) for l in f if l.startswith("Pss:"))
+            return next(int(line.split()[1]) for line in f if line.startswith("Pss:"))
     except (OSError, StopIteration):
         return 0
 
-def tree(root):
-    children = {}
-    for d in os.listdir("/proc"):
-        if d.isdigit():
+
+def process_tree(root: int) -> list[int]:
+    """``root`` and all its descendants, from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
             try:
-                ppid = int(open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()[1])
+                stat = pathlib.Path(f"/proc/{entry}/stat").read_text()
+                children.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry))
             except (OSError, IndexError, ValueError):
                 continue
-            children.setdefault(ppid, []).append(int(d))
-    out, todo = [], [root]
+    tree, todo = [], [root]
     while todo:
         pid = todo.pop()
-        out.append(pid)
+        tree.append(pid)
         todo += children.get(pid, [])
-    return out
+    return tree
 
+
+class PeakPSS:
+    """Samples the summed PSS of a process tree in a thread while the ``with`` block runs; ``peak_mb``.
+
+    ``root`` is a pid or a callable returning one (None while there is none yet); ``exclude_root``
+    counts only the descendants. The sampling interval sets how often memory is looked at, nothing else.
+    """
+
+    def __init__(self, root, exclude_root: bool = False, interval: float = 0.1):
+        self.root, self.exclude_root, self.interval = root, exclude_root, interval
+        self.peak_kb, self._done = 0, threading.Event()
+
+    def sample(self) -> None:
+        root = self.root() if callable(self.root) else self.root
+        if root is not None:
+            pids = [p for p in process_tree(root) if not (self.exclude_root and p == root)]
+            self.peak_kb = max(self.peak_kb, sum(pss_kb(p) for p in pids))
+
+    def _run(self) -> None:
+        while not self._done.wait(self.interval):
+            self.sample()
+
+    def __enter__(self) -> "PeakPSS":
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._done.set()
+        self._thread.join()
+
+    @property
+    def peak_mb(self) -> float:
+        return self.peak_kb / 1024
+
+
+# Runs in the simulated environment (its python, this folder on the path for PeakPSS): execute one
+# notebook with nbclient while sampling the PSS of the kernel's process tree; write a JSON summary.
+RUNNER = r'''
+import json, os, sys
+import nbclient, nbformat
 path, out = sys.argv[1], sys.argv[2]
+sys.path.insert(0, sys.argv[3])  # tools/, for PeakPSS only: the kernel's path stays without it
+from launch_sim import PeakPSS
+
 nb = nbformat.read(path, as_version=4)
-client = nbclient.NotebookClient(nb, timeout=1200, kernel_name="python3", resources={"metadata": {"path": os.path.dirname(path)}})
-peak, done, error = [0], threading.Event(), None
+client = nbclient.NotebookClient(nb, timeout=1200, kernel_name="python3",
+                                 resources={"metadata": {"path": os.path.dirname(path)}})
 
-def sample():
-    while not done.wait(0.2):
-        km = client.km
-        proc = getattr(getattr(km, "provisioner", None), "process", None) if km else None
-        if proc is not None:
-            peak[0] = max(peak[0], sum(pss_kb(p) for p in tree(proc.pid)))
+def kernel_pid():
+    process = getattr(getattr(client.km, "provisioner", None), "process", None) if client.km else None
+    return process.pid if process is not None else None
 
-threading.Thread(target=sample, daemon=True).start()
-try:
-    client.execute()
-except Exception as exc:
-    error = f"{type(exc).__name__}: {exc}"[-3000:]
-done.set()
+error = None
+with PeakPSS(kernel_pid) as memory:
+    try:
+        client.execute()
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"[-3000:]
 nbformat.write(nb, path)
-json.dump({"error": error, "peak_mb": peak[0] / 1024}, open(out, "w"))
+json.dump({"error": error, "peak_mb": memory.peak_mb}, open(out, "w"))
 '''
 
 
@@ -204,8 +245,8 @@ def simulate(names: list[str], env: str = "colab", workdir: pathlib.Path | None 
             path = folder / f"{name}.ipynb"
             launch.write(nb, path)
             summary = folder / f"{name}.json"
-            subprocess.run([str(python), "-c", RUNNER, str(path), str(summary)], cwd=folder, check=True,
-                           env={**os.environ, "PYTHONNOUSERSITE": "1"})
+            subprocess.run([str(python), "-c", RUNNER, str(path), str(summary), str(ROOT / "tools")], cwd=folder,
+                           check=True, env={**os.environ, "PYTHONNOUSERSITE": "1"})
             result = json.loads(summary.read_text())
             raw = [f"cell {c.get('id')}: {r}" for c in nb["cells"] if c["cell_type"] == "markdown"
                    for r in launch.raw_myst("".join(c["source"]))]

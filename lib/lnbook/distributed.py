@@ -132,8 +132,9 @@ def bytes_per_token(processes: int, stats: str = "welford", float_bytes: int = 4
 # is unsafe (a Jupyter kernel runs threads, torch may have started its thread pool), so launch() spawns
 # one clean parent, which imports what ``fn`` needs and forks the ranks before it runs anything.
 
-JOIN_TIMEOUT = 60.0  # seconds a finished rank gets to exit before it is terminated
-RESULT_TIMEOUT = 300.0  # seconds without any result before launch() gives up
+JOIN_TIMEOUT = 600.0  # seconds a rank may run before the parent terminates it
+RESULT_TIMEOUT = 300.0  # seconds without any message from the ranks before launch() gives up
+EXIT_GRACE = 30.0  # seconds the parent gets to exit once launch() is done with it
 
 
 def _worker(rank, world_size, init_file, fn, args, queue):
@@ -145,17 +146,17 @@ def _worker(rank, world_size, init_file, fn, args, queue):
         dist.destroy_process_group()
 
 
-def _stop(procs) -> list:
-    """Join every process (terminating any still alive after JOIN_TIMEOUT); their exit codes."""
+def _stop(procs, timeout: float = JOIN_TIMEOUT) -> list:
+    """Join every process, terminating any still alive after ``timeout`` seconds; their exit codes."""
     for p in procs:
-        p.join(timeout=JOIN_TIMEOUT)
+        p.join(timeout=timeout)
         if p.is_alive():
             p.terminate()
             p.join()
     return [p.exitcode for p in procs]
 
 
-def _fork_ranks(world_size, init_file, fn, args, queue):
+def _fork_ranks(world_size, init_file, fn, args, queue, join_timeout):
     """The spawned parent: fork ``world_size`` ranks, wait for them, report their exit codes."""
     fork = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
     procs = [fork.Process(target=_worker, args=(r, world_size, init_file, fn, args, queue)) for r in range(world_size)]
@@ -163,7 +164,7 @@ def _fork_ranks(world_size, init_file, fn, args, queue):
     try:
         for p in procs:
             p.start()
-        queue.put(("exit codes", _stop(procs)))
+        queue.put(("exit codes", _stop(procs, join_timeout)))
     finally:
         for p in procs:
             if p.is_alive():
@@ -187,23 +188,23 @@ def _collect(queue, parent, world_size: int) -> tuple[dict, list]:
     return results, codes if codes is not None else [None] * world_size
 
 
-def launch(fn, world_size: int, *args) -> list:
+def launch(fn, world_size: int, *args, join_timeout: float = JOIN_TIMEOUT) -> list:
     """Run ``fn(rank, world_size, *args)`` on ``world_size`` local processes (gloo); rank order results.
 
     ``fn`` must be importable (a module-level function) and return something picklable. The ranks are
-    forked from one spawned parent, so they share its memory (see above); every process is gone when
-    this returns, whatever happened.
+    forked from one spawned parent, so they share its memory (see above). A rank still running after
+    ``join_timeout`` seconds is terminated: every process is gone when this returns, whatever happened.
     """
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     with tempfile.TemporaryDirectory() as tmp:
         init_file = os.path.join(tmp, "rendezvous")
-        parent = ctx.Process(target=_fork_ranks, args=(world_size, init_file, fn, args, queue))
+        parent = ctx.Process(target=_fork_ranks, args=(world_size, init_file, fn, args, queue, join_timeout))
         parent.start()
         try:
             results, codes = _collect(queue, parent, world_size)
         finally:
-            parent_code = _stop([parent])[0]
+            parent_code = _stop([parent], EXIT_GRACE)[0]  # terminating it terminates its ranks
     if any(codes) or parent_code or len(results) != world_size:
         raise RuntimeError(f"launch: expected every process to exit with 0, got exit codes {codes} "
                            f"(parent {parent_code}) and results from ranks {sorted(results)}")
