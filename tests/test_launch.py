@@ -150,7 +150,8 @@ def test_card_cells_need_the_build():
     with pytest.raises(ValueError, match="card cell c1: expected its HTML in the build"):
         launch.convert(chapter, {"glue": {}, "cards": {}}, REFS)
     nb = launch.convert(chapter, {"glue": {}, "cards": {"c1": "<div>F01 · holds</div>"}}, REFS)
-    assert nb["cells"][0] == {"cell_type": "markdown", "id": "c1", "metadata": {}, "source": ["<div>F01 · holds</div>"]}
+    card = {"cell_type": "markdown", "id": "c1", "metadata": {}, "source": ["<div>F01 · holds</div>"]}
+    assert nb["cells"][0] == card
 
 
 # ----------------------------------------------------------------------------- dependency floors
@@ -180,7 +181,8 @@ def test_installed_versions_meet_the_floors():
     from importlib.metadata import version
 
     for req in map(Requirement, _pyproject()["project"]["dependencies"]):
-        assert req.specifier.contains(version(req.name), prereleases=True), f"{req.name} {version(req.name)} !{req.specifier}"
+        installed = version(req.name)
+        assert req.specifier.contains(installed, prereleases=True), f"{req.name} {installed} is not {req.specifier}"
 
 
 def test_licence_is_an_spdx_string_with_a_setuptools_that_reads_it():
@@ -188,3 +190,16 @@ def test_licence_is_an_spdx_string_with_a_setuptools_that_reads_it():
     assert data["project"]["license"] == "MIT"
     setuptools = next(Requirement(r) for r in data["build-system"]["requires"] if r.startswith("setuptools"))
     assert not setuptools.specifier.contains("76.1") and setuptools.specifier.contains("77.0")  # PEP 639 from 77
+
+
+def test_extension_rewrites_the_theme_s_launch_group_only(tmp_path):
+    """_ext/launch_links.py on the context sphinx-book-theme hands to html-page-context."""
+    colab, binder = launch.urls("01_foundations")
+    theme = [u.replace(launch.launch_path("01_foundations"), "book/01_foundations.ipynb") for u in (colab, binder)]
+    repo_button = {"type": "link", "url": "https://github.com/x/y/blob/main/book/01_foundations.ipynb"}
+    context = {"header_buttons": [{"label": "download-buttons", "buttons": [dict(repo_button)]},
+                                  {"label": "launch-buttons", "buttons": [{"url": u} for u in theme]}]}
+    app = type("App", (), {"srcdir": str(ROOT)})()
+    launch_links._retarget(app, "book/01_foundations", "page.html", context, None)
+    assert [b["url"] for b in context["header_buttons"][1]["buttons"]] == [colab, binder]
+    assert context["header_buttons"][0]["buttons"] == [repo_button], "only the launch buttons change"

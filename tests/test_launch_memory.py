@@ -57,7 +57,8 @@ def _gone(pid: int) -> bool:
 
 @pytest.mark.parametrize("fn, codes", [(_record_pid_and_fail, "[0, 1]"), (_record_pid_and_hang, "[0, -15]")])
 def test_a_failing_or_hanging_rank_raises_and_leaves_no_process(tmp_path, fn, codes):
-    with pytest.raises(RuntimeError, match=r"launch: expected every process to exit with 0, got exit codes " + re.escape(codes)):
+    expected = "launch: expected every process to exit with 0, got exit codes " + codes
+    with pytest.raises(RuntimeError, match=re.escape(expected)):
         distributed.launch(fn, 2, str(tmp_path), join_timeout=5.0)
     pids = [int((tmp_path / f"rank{r}").read_text()) for r in range(2)]
     assert all(_gone(pid) for pid in pids), f"ranks {pids} still alive"

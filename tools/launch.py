@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import html
 import json
 import pathlib
 import re
@@ -122,7 +121,8 @@ def executed_page(name: str, execute: bool = True) -> dict | None:
 
     print(f"executing book/{name}.ipynb (no current build of it)", flush=True)
     nb = nbformat.read(BOOK / f"{name}.ipynb", as_version=4)
-    nbclient.NotebookClient(nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(BOOK)}}).execute()
+    client = nbclient.NotebookClient(nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(BOOK)}})
+    client.execute()
     EXECUTED_HERE.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, EXECUTED_HERE / f"{name}.ipynb")
     return read(EXECUTED_HERE / f"{name}.ipynb")
@@ -161,7 +161,8 @@ def bibliography(path: pathlib.Path = BOOK / "references.bib") -> dict:
     for key, entry in parse_file(str(path)).entries.items():
         people = entry.persons.get("author", [])
         lasts = [plain(" ".join(p.prelast_names + p.last_names)) for p in people]
-        names = ", ".join(plain(" ".join(p.first_names + p.middle_names + p.prelast_names + p.last_names)) for p in people)
+        names = ", ".join(plain(" ".join(p.first_names + p.middle_names + p.prelast_names + p.last_names))
+                          for p in people)
         f = entry.fields
         venue = f.get("journal") or f.get("booktitle") or f.get("publisher") or f.get("howpublished", "")
         link = f.get("url") or (f"https://doi.org/{f['doi']}" if "doi" in f else "")
@@ -186,7 +187,8 @@ def _cite(kind: str | None, keys: str, refs: dict, cited: list[str]) -> str:
     for key in (k.strip() for k in keys.split(",")):
         if key not in refs:
             raise ValueError(f"{{cite}}: expected a key of book/references.bib, got {key!r}")
-        cited.append(key) if key not in cited else None
+        if key not in cited:
+            cited.append(key)
         r = refs[key]
         if kind in ("t", "ts"):
             links.append(f"[{_short(r['authors'])}](#ref-{key}) ({r['year']})")
@@ -256,7 +258,8 @@ class Converter:
             return f"$$\n{body}\n$$"
         if name == "nb-exec-table":
             return "*(The site shows a table of every page's execution time here.)*"
-        raise ValueError(f"launch: no plain-Markdown rendering for the directive {{{name}}}; add one to tools/launch.py")
+        raise ValueError(f"launch: no plain-Markdown rendering for the directive {{{name}}}; "
+                         "add one to tools/launch.py")
 
     def markdown(self, text: str) -> str:
         return self.inline(FENCE.sub(self.directive, text))
@@ -304,8 +307,8 @@ def convert(chapter: dict, build: dict, refs: dict | None = None) -> dict:
             cells.append(_markdown_cell(cell["id"], build["cards"][cell["id"]]))
         elif cell["cell_type"] == "code":
             cells.append(_code_cell(cell))
-        else:
-            cells.append(_markdown_cell(cell["id"], conv.markdown(source)))
+        else:  # a raw cell: as it is
+            cells.append(copy.deepcopy(cell))
     if conv.cited:
         cells.append(_markdown_cell("launch-references", conv.references()))
     used = {m.group(1).partition(":")[0] for c in chapter["cells"] if c["cell_type"] == "markdown"

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import os
 import pathlib
@@ -100,7 +99,8 @@ def clone(dest: pathlib.Path) -> pathlib.Path:
         if (ROOT / name).is_file():
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, dest / name)
-    git = ["git", "-c", "user.name=launch-sim", "-c", "user.email=launch-sim@localhost", "-c", "init.defaultBranch=" + branch]
+    git = ["git", "-c", "user.name=launch-sim", "-c", "user.email=launch-sim@localhost",
+           "-c", f"init.defaultBranch={branch}"]
     for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "launch simulation"]):
         subprocess.run([*git, *args], cwd=dest, check=True)
     return dest
