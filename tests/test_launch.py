@@ -78,6 +78,11 @@ def test_stored_values_are_the_builds():
             if result is not None:
                 assert text == repr(result.evidence.numbers[m.group(2)]), f"{name}: {key}: run `make launch`"
                 checked += 1
+        for cid, card in stored["cards"].items():
+            result = claims.recorded(cid)
+            if result is not None:  # the HTML Jupyter shows for the card a chapter displays
+                assert card == claims.Card(result)._repr_html_(), f"{name}: card {cid}: run `make launch`"
+                checked += 1
     if not checked:
         if os.environ.get("CI"):
             pytest.fail("no claim recorded by a current build (_build/claims): CI builds the book first")
@@ -147,9 +152,9 @@ def test_raw_myst_detector():
 
 def test_card_cells_need_the_build():
     chapter = {"cells": [{"cell_type": "code", "id": "c1", "metadata": {}, "source": ["claims.show('F01');"]}]}
-    with pytest.raises(ValueError, match="card cell c1: expected its HTML in the build"):
+    with pytest.raises(ValueError, match="card of F01: expected its HTML in the build"):
         launch.convert(chapter, {"glue": {}, "cards": {}}, REFS)
-    nb = launch.convert(chapter, {"glue": {}, "cards": {"c1": "<div>F01 · holds</div>"}}, REFS)
+    nb = launch.convert(chapter, {"glue": {}, "cards": {"F01": "<div>F01 · holds</div>"}}, REFS)
     card = {"cell_type": "markdown", "id": "c1", "metadata": {}, "source": ["<div>F01 · holds</div>"]}
     assert nb["cells"][0] == card
 

@@ -86,7 +86,7 @@ def _code(nb: dict) -> list[str]:
 
 def from_build(executed: dict) -> dict:
     """What a launch notebook takes from an executed page: glued values (their ``text/plain``, as
-    myst-nb stores them) and each card cell's HTML, by cell id."""
+    myst-nb stores them) and each card's HTML, by claim ID."""
     glue, cards = {}, {}
     for cell in executed["cells"]:
         if cell["cell_type"] != "code":
@@ -95,8 +95,8 @@ def from_build(executed: dict) -> dict:
             scrap = out.get("metadata", {}).get("scrapbook", {})
             if "name" in scrap:
                 glue[scrap["name"]] = "".join(out["data"][scrap.get("mime_prefix", "") + "text/plain"])
-            elif CARD.fullmatch("".join(cell["source"]).strip()) and "text/html" in out.get("data", {}):
-                cards[cell["id"]] = cards.get(cell["id"], "") + "".join(out["data"]["text/html"])
+            elif (card := CARD.fullmatch("".join(cell["source"]).strip())) and "text/html" in out.get("data", {}):
+                cards[card.group(1)] = cards.get(card.group(1), "") + "".join(out["data"]["text/html"])
     return {"glue": glue, "cards": cards}
 
 
@@ -301,10 +301,10 @@ def convert(chapter: dict, build: dict, refs: dict | None = None) -> dict:
             if not noted and source.lstrip().startswith("# "):
                 cells.append(_markdown_cell("launch-note", NOTE))
                 noted = True
-        elif cell["cell_type"] == "code" and CARD.fullmatch(source.strip()):
-            if cell["id"] not in build["cards"]:
-                raise ValueError(f"card cell {cell['id']}: expected its HTML in the build, found none (rebuild)")
-            cells.append(_markdown_cell(cell["id"], build["cards"][cell["id"]]))
+        elif cell["cell_type"] == "code" and (card := CARD.fullmatch(source.strip())):
+            if card.group(1) not in build["cards"]:
+                raise ValueError(f"card of {card.group(1)}: expected its HTML in the build, found none (rebuild)")
+            cells.append(_markdown_cell(cell["id"], build["cards"][card.group(1)]))
         elif cell["cell_type"] == "code":
             cells.append(_code_cell(cell))
         else:  # a raw cell: as it is

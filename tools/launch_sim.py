@@ -223,15 +223,19 @@ def _colab_notebook(nb: dict, repo: pathlib.Path) -> dict:
     return nb
 
 
-def simulate(names: list[str], env: str = "colab", workdir: pathlib.Path | None = None) -> list[Run]:
+def simulate(names: list[str], env: str = "colab") -> list[Run]:
     """Run the launch notebooks of ``names`` in the simulated ``env``; one :class:`Run` each."""
+    return list(runs(names, env))
+
+
+def runs(names: list[str], env: str = "colab"):
+    """:func:`simulate`, yielding each :class:`Run` as its notebook finishes."""
     if env not in ENVS:
         raise ValueError(f"simulate: env: expected one of {ENVS}, got {env!r}")
     python = ensure_venv(env)
     with tempfile.TemporaryDirectory(prefix="lnbook-launch-") as tmp:
-        work = pathlib.Path(workdir or tmp)
+        work = pathlib.Path(tmp)
         repo = clone(work / "repo")
-        runs = []
         for name in names:
             subprocess.run([str(python), "-m", "pip", "uninstall", "-q", "-y", "lnbook"], capture_output=True)
             nb = launch.read(repo / launch.launch_path(name))
@@ -250,9 +254,8 @@ def simulate(names: list[str], env: str = "colab", workdir: pathlib.Path | None 
             result = json.loads(summary.read_text())
             raw = [f"cell {c.get('id')}: {r}" for c in nb["cells"] if c["cell_type"] == "markdown"
                    for r in launch.raw_myst("".join(c["source"]))]
-            runs.append(Run(name, env, result["error"], result["peak_mb"], raw))
+            yield Run(name, env, result["error"], result["peak_mb"], raw)
         subprocess.run([str(python), "-m", "pip", "uninstall", "-q", "-y", "lnbook"], capture_output=True)
-    return runs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -260,11 +263,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--env", choices=ENVS, default="colab")
     parser.add_argument("names", nargs="*", help="pages (default: every page with a launch notebook)")
     args = parser.parse_args(argv)
-    runs = simulate(args.names or launch.pages(), args.env)
-    for r in runs:
+    ok = True
+    for r in runs(args.names or launch.pages(), args.env):
+        ok &= r.ok
         status = "ok" if r.ok else "FAILED"
-        print(f"{r.env:7} {r.name:18} {status:7} peak {r.peak_mb:6.0f} MB  {r.error or ''} {r.raw_myst or ''}")
-    return 0 if all(r.ok for r in runs) else 1
+        print(f"{r.env:7} {r.name:18} {status:7} peak {r.peak_mb:6.0f} MB  {r.error or ''} {r.raw_myst or ''}", flush=True)
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
