@@ -272,9 +272,9 @@ class Converter:
 # ----------------------------------------------------------------------------- notebooks
 
 KERNEL = {"display_name": "Python 3", "language": "python", "name": "python3"}
-NOTE = ("*This is the launch version of a page of* LayerNorm, Derived*: the numbers in the text, the claim "
-        "cards and the references were filled in when the book was built. Run the cells to recompute the "
-        "figures and tables; the first cell makes the library importable.*")
+NOTE = ("*The launch version of a page of “LayerNorm, Derived”, for Colab and Jupyter: the numbers in the "
+        "text, the claim cards and the references come from the book's build; running the cells recomputes "
+        "the figures and tables. The first cell makes the library importable.*")
 
 
 def _markdown_cell(cell_id: str, text: str) -> dict:
