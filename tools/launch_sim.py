@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".venv" / "launch"
@@ -263,11 +264,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--env", choices=ENVS, default="colab")
     parser.add_argument("names", nargs="*", help="pages (default: every page with a launch notebook)")
     args = parser.parse_args(argv)
-    ok = True
+    ok, start = True, time.monotonic()  # the time is reported, never checked
     for r in runs(args.names or launch.pages(), args.env):
         ok &= r.ok
         status = "ok" if r.ok else "FAILED"
-        print(f"{r.env:7} {r.name:18} {status:7} peak {r.peak_mb:6.0f} MB  {r.error or ''} {r.raw_myst or ''}", flush=True)
+        elapsed, start = time.monotonic() - start, time.monotonic()
+        print(f"{r.env:7} {r.name:18} {status:7} peak {r.peak_mb:6.0f} MB  {elapsed:5.0f} s  {r.error or ''} "
+              f"{r.raw_myst or ''}", flush=True)
     return 0 if ok else 1
 
 
