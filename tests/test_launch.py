@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import pathlib
 import re
+import shutil
+import subprocess
 import sys
 import tomllib
 
@@ -208,3 +210,37 @@ def test_extension_rewrites_the_theme_s_launch_group_only(tmp_path):
     launch_links._retarget(app, "book/01_foundations", "page.html", context, None)
     assert [b["url"] for b in context["header_buttons"][1]["buttons"]] == [colab, binder]
     assert context["header_buttons"][0]["buttons"] == [repo_button], "only the launch buttons change"
+
+
+SPHINX_CONF = """
+import sys
+sys.path.insert(0, {ext!r})
+extensions = ["myst_nb", "launch_links"]
+html_theme = "sphinx_book_theme"
+nb_execution_mode = "off"
+root_doc = "book/ledger"
+exclude_patterns = ["book/launch", "_build"]
+html_theme_options = {{"repository_url": {url!r}, "repository_branch": {branch!r}, "launch_buttons": {buttons!r}}}
+"""
+
+
+def test_extension_in_a_sphinx_build_with_the_book_s_theme(tmp_path):
+    """A real (tiny) build with sphinx-book-theme and the book's launch settings: the page's buttons
+    open its launch notebook; a page without one keeps the theme's link."""
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    url, branch = launch.notebooks_tool.repository()
+    (tmp_path / "book" / "launch").mkdir(parents=True)
+    for name in ("ledger", "reproducibility"):
+        shutil.copy(launch.BOOK / f"{name}.ipynb", tmp_path / "book")
+    shutil.copy(launch.LAUNCH / "ledger.ipynb", tmp_path / "book" / "launch")  # reproducibility: none
+    (tmp_path / "conf.py").write_text(SPHINX_CONF.format(ext=str(ROOT / "_ext"), url=url, branch=branch,
+                                                         buttons=config["launch_buttons"]))
+    (tmp_path / "index.md").write_text("# x\n")
+    subprocess.run([sys.executable, "-m", "sphinx", "-q", "-b", "html", str(tmp_path), str(tmp_path / "html")],
+                   check=True, capture_output=True, timeout=300)
+    for name, expected in [("ledger", launch.launch_path("ledger")), ("reproducibility", "book/reproducibility.ipynb")]:
+        page = (tmp_path / "html" / "book" / f"{name}.html").read_text()
+        links = set(re.findall(r'href="(https://(?:colab|mybinder)[^"]+)"', page))
+        assert links and all(link.endswith(expected) for link in links), (name, links)
+    colab, binder = launch.urls("ledger")
+    assert {colab, binder} <= set(re.findall(r'href="([^"]+)"', (tmp_path / "html/book/ledger.html").read_text()))
