@@ -3,6 +3,7 @@ build's numbers; the launch buttons' URLs; the dependency floors stated once and
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import re
@@ -244,3 +245,24 @@ def test_extension_in_a_sphinx_build_with_the_book_s_theme(tmp_path):
         assert links and all(link.endswith(expected) for link in links), (name, links)
     colab, binder = launch.urls("ledger")
     assert {colab, binder} <= set(re.findall(r'href="([^"]+)"', (tmp_path / "html/book/ledger.html").read_text()))
+
+
+def test_build_values_from_a_jupyter_book_build_and_from_a_plain_execution(tmp_path):
+    """Jupyter Book (myst-nb) moves glued outputs out of the executed notebook into <page>.glue.json;
+    a plain execution keeps them in place. Both give the same values and cards."""
+    from myst_nb.ext.glue import extract_glue_data
+    import nbformat
+
+    glued = nbformat.v4.new_output("display_data", data={"application/papermill.record/text/plain": "0.25"},
+                                   metadata={"scrapbook": {"name": "F01_x", "mime_prefix": "application/papermill.record/"}})
+    card = nbformat.v4.new_output("display_data", data={"text/html": "<div>F01 · holds</div>", "text/plain": "F01"})
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("claims.show('F01');", outputs=[glued, card])])
+    plain = tmp_path / "plain.ipynb"
+    nbformat.write(nb, plain)
+    glue = extract_glue_data(nb, [0], None)  # what myst-nb does before writing jupyter_execute/
+    built = tmp_path / "built.ipynb"
+    nbformat.write(nb, built)
+    built.with_suffix(".glue.json").write_text(json.dumps(glue))
+    assert "scrapbook" not in built.read_text(), "myst-nb no longer strips glued outputs: revisit from_build"
+    expected = {"glue": {"F01_x": "0.25"}, "cards": {"F01": "<div>F01 · holds</div>"}}
+    assert launch.from_build(plain) == launch.from_build(built) == expected

@@ -84,11 +84,15 @@ def _code(nb: dict) -> list[str]:
     return ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"][1:]
 
 
-def from_build(executed: dict) -> dict:
+def from_build(path: pathlib.Path) -> dict:
     """What a launch notebook takes from an executed page: glued values (their ``text/plain``, as
-    myst-nb stores them) and each card's HTML, by claim ID."""
+    myst-nb stores them) and each card's HTML, by claim ID. A Jupyter Book build moves the glued
+    outputs out of the notebook into ``<page>.glue.json`` beside it; a plain execution keeps them."""
     glue, cards = {}, {}
-    for cell in executed["cells"]:
+    sidecar = path.with_suffix(".glue.json")
+    if sidecar.is_file():
+        glue = {key: "".join(out["data"]["text/plain"]) for key, out in json.loads(sidecar.read_text()).items()}
+    for cell in read(path)["cells"]:
         if cell["cell_type"] != "code":
             continue
         for out in cell.get("outputs", []):
@@ -106,14 +110,14 @@ def needs_build(chapter: dict) -> bool:
                or (c["cell_type"] == "code" and CARD.fullmatch("".join(c["source"]).strip())) for c in chapter["cells"])
 
 
-def executed_page(name: str, execute: bool = True) -> dict | None:
+def executed_page(name: str, execute: bool = True) -> pathlib.Path | None:
     """The executed notebook of page ``name``: the book build's if its code is the chapter's, else one
     executed here (kept under _build/launch), else None when ``execute`` is false."""
     code = _code(read(BOOK / f"{name}.ipynb"))
     for folder in (EXECUTED, EXECUTED_HERE):
         path = folder / f"{name}.ipynb"
         if path.is_file() and _code(read(path)) == code:
-            return read(path)
+            return path
     if not execute:
         return None
     import nbclient  # the book extra's runner, as Jupyter Book executes pages
@@ -125,7 +129,7 @@ def executed_page(name: str, execute: bool = True) -> dict | None:
     client.execute()
     EXECUTED_HERE.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, EXECUTED_HERE / f"{name}.ipynb")
-    return read(EXECUTED_HERE / f"{name}.ipynb")
+    return EXECUTED_HERE / f"{name}.ipynb"
 
 
 # ----------------------------------------------------------------------------- Markdown conversion
