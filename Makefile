@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: book test bootstrap clean pdf gpu-check
+.PHONY: book test bootstrap launch launch-urls clean pdf gpu-check
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,15 @@ gpu-check: $(STAMP)
 	-$(BIN)/python -m pip install --quiet --no-deps liger-kernel || echo "gpu-check: Liger-Kernel not installable here; benchmarking without it"
 	TRITON_INTERPRET=0 timeout 150 $(BIN)/python -m pytest -q -x -n 8 -o addopts="" tests/test_kernels.py tests/test_kernel_lessons.py
 	timeout 420 $(BIN)/python -m lnbook.bench --save $(GPU_CHECK_BENCH)
+
+# Write book/launch/<page>.ipynb, what Colab and Binder open: glued numbers, cards, folded solutions and
+# citations filled in from the last `make book` (a page whose code changed since is executed again).
+launch: $(STAMP)
+	$(BIN)/python tools/launch.py
+
+# One line per page: its name, Colab URL and Binder URL (of its launch notebook).
+launch-urls: $(STAMP)
+	@$(BIN)/python tools/launch.py urls
 
 clean:
 	rm -rf _build

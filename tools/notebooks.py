@@ -17,8 +17,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
 
 TEMPLATE = '''\
-# Make `lnbook` importable: nothing to do in a checkout or on Binder; in Colab, install the library
-# alone (torch, triton and the rest come with Colab) from the book's repository and branch.
+# Make `lnbook` importable: nothing to do in a checkout or on Binder; in Colab, install it from the
+# book's repository and branch (pip keeps Colab's torch and triton when they meet lnbook's floors).
 import importlib.util, pathlib, subprocess, sys
 
 if importlib.util.find_spec("lnbook") is None:
@@ -28,7 +28,7 @@ if importlib.util.find_spec("lnbook") is None:
         sys.path.insert(0, str(lib))
     else:  # repository and branch are written here from _config.yml by `make bootstrap`
         source = "git+{url}@{branch}"
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", source], check=True)'''
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", source], check=True)'''
 
 
 def repository(config: pathlib.Path = ROOT / "_config.yml") -> tuple[str, str]:

@@ -19,6 +19,9 @@ function on P local processes with gloo, for the chapter and the tests.
 from __future__ import annotations
 
 import os
+import queue as queue_module
+import signal
+import sys
 import tempfile
 
 import torch
@@ -124,9 +127,18 @@ def bytes_per_token(processes: int, stats: str = "welford", float_bytes: int = 4
 
 
 # ------------------------------------------------------------------------------- launching
+# Each rank needs torch. Spawned ranks import it each (about 300 MB apiece, past Binder's 1 GB at four
+# ranks); forked ranks share the pages of the process they were forked from. Forking the caller itself
+# is unsafe (a Jupyter kernel runs threads, torch may have started its thread pool), so launch() spawns
+# one clean parent, which imports what ``fn`` needs and forks the ranks before it runs anything.
+
+JOIN_TIMEOUT = 600.0  # seconds a rank may run before the parent terminates it
+RESULT_TIMEOUT = 300.0  # seconds without any message from the ranks before launch() gives up
+EXIT_GRACE = 30.0  # seconds the parent gets to exit once launch() is done with it
 
 
 def _worker(rank, world_size, init_file, fn, args, queue):
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler: terminate() must end a rank
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
     try:
         queue.put((rank, fn(rank, world_size, *args)))
@@ -134,24 +146,68 @@ def _worker(rank, world_size, init_file, fn, args, queue):
         dist.destroy_process_group()
 
 
-def launch(fn, world_size: int, *args) -> list:
+def _stop(procs, timeout: float = JOIN_TIMEOUT) -> list:
+    """Join every process, terminating any still alive after ``timeout`` seconds; their exit codes."""
+    for p in procs:
+        p.join(timeout=timeout)
+        if p.is_alive():
+            p.terminate()
+            p.join()
+    return [p.exitcode for p in procs]
+
+
+def _fork_ranks(world_size, init_file, fn, args, queue, join_timeout):
+    """The spawned parent: fork ``world_size`` ranks, wait for them, report their exit codes."""
+    fork = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+    procs = [fork.Process(target=_worker, args=(r, world_size, init_file, fn, args, queue)) for r in range(world_size)]
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # terminated by launch(): end the ranks (finally)
+    try:
+        for p in procs:
+            p.start()
+        queue.put(("exit codes", _stop(procs, join_timeout)))
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+
+
+def _collect(queue, parent, world_size: int) -> tuple[dict, list]:
+    """Results by rank and the ranks' exit codes, until the parent reports or dies without reporting."""
+    results, codes, idle = {}, None, 0.0
+    while codes is None and idle < RESULT_TIMEOUT:
+        try:
+            key, value = queue.get(timeout=1.0)
+        except queue_module.Empty:
+            idle = idle + 1.0 if parent.is_alive() else RESULT_TIMEOUT
+            continue
+        idle = 0.0
+        if key == "exit codes":
+            codes = value
+        else:
+            results[key] = value
+    return results, codes if codes is not None else [None] * world_size
+
+
+def launch(fn, world_size: int, *args, join_timeout: float = JOIN_TIMEOUT) -> list:
     """Run ``fn(rank, world_size, *args)`` on ``world_size`` local processes (gloo); rank order results.
 
-    ``fn`` must be importable (a module-level function) and return something picklable.
+    ``fn`` must be importable (a module-level function) and return something picklable. The ranks are
+    forked from one spawned parent, so they share its memory (see above). A rank still running after
+    ``join_timeout`` seconds is terminated: every process is gone when this returns, whatever happened.
     """
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     with tempfile.TemporaryDirectory() as tmp:
         init_file = os.path.join(tmp, "rendezvous")
-        procs = [ctx.Process(target=_worker, args=(r, world_size, init_file, fn, args, queue)) for r in range(world_size)]
-        for p in procs:
-            p.start()
-        results = dict(queue.get(timeout=300) for _ in procs)
-        for p in procs:
-            p.join(timeout=60)
-    failed = [p.exitcode for p in procs if p.exitcode]
-    if failed:
-        raise RuntimeError(f"launch: expected every process to exit with 0, got exit codes {failed}")
+        parent = ctx.Process(target=_fork_ranks, args=(world_size, init_file, fn, args, queue, join_timeout))
+        parent.start()
+        try:
+            results, codes = _collect(queue, parent, world_size)
+        finally:
+            parent_code = _stop([parent], EXIT_GRACE)[0]  # terminating it terminates its ranks
+    if any(codes) or parent_code or len(results) != world_size:
+        raise RuntimeError(f"launch: expected every process to exit with 0, got exit codes {codes} "
+                           f"(parent {parent_code}) and results from ranks {sorted(results)}")
     return [results[r] for r in range(world_size)]
 
 

@@ -1,0 +1,268 @@
+"""Launch notebooks (book/launch/, written by tools/launch.py): current, free of raw MyST, with the
+build's numbers; the launch buttons' URLs; the dependency floors stated once and mirrored."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+import yaml
+from packaging.requirements import Requirement
+
+from lnbook import claims
+
+import launch  # tools/launch.py (tests/conftest.py puts tools/ on the path)
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "_ext"))
+import launch_links  # noqa: E402  (_ext/launch_links.py, the Sphinx extension)
+
+PAGES = launch.pages()
+REFS = launch.bibliography()
+
+
+def committed(name: str) -> dict:
+    path = launch.LAUNCH / f"{name}.ipynb"
+    assert path.is_file(), f"{path.relative_to(ROOT)} is missing: run `make launch`"
+    return launch.read(path)
+
+
+def test_every_page_and_only_pages_have_a_launch_notebook():
+    assert sorted(p.stem for p in launch.LAUNCH.glob("*.ipynb")) == sorted(PAGES)
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_launch_notebook_is_current(name):
+    """Regenerated from today's page with the build values it stores, it is the committed file, byte
+    for byte: a change to the page's text, cells or glued keys needs `make launch` (no build needed
+    to check this, so the test is deterministic)."""
+    nb = committed(name)
+    fresh = launch.convert(launch.read(launch.BOOK / f"{name}.ipynb"), launch.stored_build(nb), REFS)
+    assert fresh == nb, f"book/launch/{name}.ipynb is out of date: run `make launch`"
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_launch_notebook_reads_in_plain_jupyter(name):
+    nb = committed(name)
+    raw = [f"{c['id']}: {r}" for c in nb["cells"] if c["cell_type"] == "markdown"
+           for r in launch.raw_myst("".join(c["source"]))]
+    assert not raw, f"{name}: MyST that Jupyter shows raw: {raw[:5]}"
+    assert all(not c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code"), f"{name}: outputs stored"
+
+
+@pytest.mark.parametrize("name", [p for p in PAGES if re.match(r"\d\d_", p)])
+def test_chapter_launch_notebook_shows_its_cards_and_numbers(name):
+    nb = committed(name)
+    text = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+    shown = re.findall(r"claims\.show\('([A-Z]\d\d)'\)", (launch.BOOK / f"{name}.ipynb").read_text())
+    for cid in shown:
+        verdict = claims.registry()[cid].verdict
+        assert f"{cid} · {verdict}" in text, f"{name}: no card with the verdict of {cid}"
+    assert "<details>" in text and "Solution to Exercise 1" in text, f"{name}: no folded solutions"
+    assert "claims.show(" not in "".join("".join(c["source"]) for c in nb["cells"]), name
+
+
+def test_stored_values_are_the_builds():
+    """Against the claims this build recorded (_build/claims, made by today's library source and torch):
+    every glued claim number and every card the launch notebooks store is the build's."""
+    checked = 0
+    for name in PAGES:
+        stored = launch.stored_build(committed(name))
+        for key, text in stored["glue"].items():
+            m = re.fullmatch(r"([A-Z]\d\d)_(\w+)", key)
+            result = claims.recorded(m.group(1)) if m else None  # None unless made by today's source
+            if result is not None:
+                assert text == repr(result.evidence.numbers[m.group(2)]), f"{name}: {key}: run `make launch`"
+                checked += 1
+        for cid, card in stored["cards"].items():
+            result = claims.recorded(cid)
+            if result is not None:  # the HTML Jupyter shows for the card a chapter displays
+                assert card == claims.Card(result)._repr_html_(), f"{name}: card {cid}: run `make launch`"
+                checked += 1
+    if not checked:
+        if os.environ.get("CI"):
+            pytest.fail("no claim recorded by a current build (_build/claims): CI builds the book first")
+        pytest.skip("no claim recorded by a build of today's source (_build/claims): run `make book`")
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_theme_buttons_are_retargeted_to_the_launch_urls(name, tmp_path):
+    """The URLs sphinx-book-theme writes for the page, passed through _ext/launch_links.py, are the
+    ones `make launch-urls` prints."""
+    colab, binder = launch.urls(name)
+    page = f"book/{name}"
+    theme = [u.replace(launch.launch_path(name), f"{page}.ipynb") for u in (colab, binder)]
+    assert all(f"/{page}.ipynb" in u for u in theme)
+    assert [launch_links.launch_url(u, page, ROOT) for u in theme] == [colab, binder]
+    assert launch_links.launch_url(theme[0], page, tmp_path) == theme[0], "no launch notebook: unchanged"
+    assert "/blob/" in colab and colab.split("/blob/", 1)[1].split("/", 1)[1] == launch.launch_path(name)
+
+
+# ----------------------------------------------------------------------------- the converter
+
+
+def test_glue_formatting_is_myst_nb_s():
+    """The same text the site shows: myst-nb's own formatter is the independent route."""
+    from myst_nb.core.variables import format_plain_text
+
+    for text, spec in [("0.000123456", ".1e"), ("0.7236", ".2f"), ("0.2", ".0%"), ("8", ""), ("'ValueError'", "s"),
+                       ("12.0", ".0f"), ("3", "d"), ("-0.4984204284815652", ".3f"), ("'1.5e-3'", "")]:
+        assert launch.format_glue(text, spec) == format_plain_text(text, spec), (text, spec)
+
+
+def test_markdown_conversion():
+    conv = launch.Converter({"A01_x": "0.123456", "n": "4"}, REFS)
+    text = conv.markdown(
+        "Value {glue:text}`A01_x:.2f` at n = {glue:text}`n`, as {cite}`ba2016layer,zhang2019root` and "
+        "{cite:t}`ioffe2015batch` say; see {doc}`ledger`.\n\n"
+        "```{exercise}\n:label: ex-a\n\nWhat?\n```\n\n```{solution} ex-a\n:class: dropdown\n\nThis.\n```\n")
+    assert "Value 0.12 at n = 4" in text
+    assert "([Ba et al., 2016](#ref-ba2016layer); [Zhang and Sennrich, 2019](#ref-zhang2019root))" in text
+    assert "[Ioffe and Szegedy](#ref-ioffe2015batch) (2015)" in text
+    assert f"[{launch.page_title('ledger')}](ledger.ipynb)" in text
+    assert "**Exercise 1.**" in text and "<summary>Solution to Exercise 1</summary>\n\nThis.\n\n</details>" in text
+    assert not launch.raw_myst(text)
+    assert conv.cited == ["ba2016layer", "zhang2019root", "ioffe2015batch"]
+    assert 'id="ref-ioffe2015batch"' in conv.references()
+
+
+@pytest.mark.parametrize("source, message", [
+    ("{glue:text}`missing:.2f`", "expected a key glued by the build, got 'missing'"),
+    ("{cite}`nobody2020`", "expected a key of book/references.bib, got 'nobody2020'"),
+    ("{doc}`no_such_page`", "expected a page of _toc.yml, got 'no_such_page'"),
+    ("```{figure} x.png\n```", "no plain-Markdown rendering for the directive {figure}"),
+    ("```{solution} ex-none\n```", "expected the label of an earlier exercise, got 'ex-none'"),
+])
+def test_conversion_errors_name_what_is_wrong(source, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        launch.Converter({}, REFS).markdown(source)
+
+
+def test_raw_myst_detector():
+    for raw in ["{glue:text}`x`", "{cite}`a`", "```{note}\nx\n```", ":::{tip}\nx\n:::", "(my-label)=", ":label: x",
+                "{{ subst }}"]:
+        assert launch.raw_myst(raw), raw
+    for plain in ["$\\{x\\}$ and `code`", "a set {1, 2}", "```python\nx = {'a': 1}\n```", "<details>x</details>"]:
+        assert not launch.raw_myst(plain), plain
+
+
+def test_card_cells_need_the_build():
+    chapter = {"cells": [{"cell_type": "code", "id": "c1", "metadata": {}, "source": ["claims.show('F01');"]}]}
+    with pytest.raises(ValueError, match="card of F01: expected its HTML in the build"):
+        launch.convert(chapter, {"glue": {}, "cards": {}}, REFS)
+    nb = launch.convert(chapter, {"glue": {}, "cards": {"F01": "<div>F01 · holds</div>"}}, REFS)
+    card = {"cell_type": "markdown", "id": "c1", "metadata": {}, "source": ["<div>F01 · holds</div>"]}
+    assert nb["cells"][0] == card
+
+
+# ----------------------------------------------------------------------------- dependency floors
+
+
+def _pyproject() -> dict:
+    tomllib = pytest.importorskip("tomllib", reason="reading pyproject.toml needs Python 3.11's tomllib")
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def test_floors_are_stated_once_and_mirrored_in_environment_yml():
+    """Every runtime dependency of pyproject.toml is in environment.yml (conda-forge names where they
+    differ) with the same version specifier, and nothing else is pinned differently there."""
+    import launch_sim  # tools/launch_sim.py: the conda-to-PyPI name map Binder's simulation uses
+
+    project = {r.name: r.specifier for r in map(Requirement, _pyproject()["project"]["dependencies"])}
+    conda, pip = launch_sim._environment_yml()
+    mirrored = {r.name: r.specifier for r in map(Requirement, conda + [p for p in pip if p != "-e ."])}
+    assert {n: str(mirrored.get(n)) for n in project} == {n: str(s) for n, s in project.items()}
+    assert project["torch"].contains("2.12.0") and not project["torch"].contains("2.11.0")
+    assert project["triton"].contains("3.7.0") and not project["triton"].contains("3.6.0")
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    assert "-e ." in next(d["pip"] for d in env["dependencies"] if isinstance(d, dict)), "Binder must install lnbook"
+
+
+def test_installed_versions_meet_the_floors():
+    """The environment the suite runs in satisfies the floors (pip installed it from them)."""
+    from importlib.metadata import version
+
+    for req in map(Requirement, _pyproject()["project"]["dependencies"]):
+        installed = version(req.name)
+        assert req.specifier.contains(installed, prereleases=True), f"{req.name} {installed} is not {req.specifier}"
+
+
+def test_licence_is_an_spdx_string_with_a_setuptools_that_reads_it():
+    data = _pyproject()
+    assert data["project"]["license"] == "MIT"
+    setuptools = next(Requirement(r) for r in data["build-system"]["requires"] if r.startswith("setuptools"))
+    assert not setuptools.specifier.contains("76.1") and setuptools.specifier.contains("77.0")  # PEP 639 from 77
+
+
+def test_extension_rewrites_the_theme_s_launch_group_only(tmp_path):
+    """_ext/launch_links.py on the context sphinx-book-theme hands to html-page-context."""
+    colab, binder = launch.urls("01_foundations")
+    theme = [u.replace(launch.launch_path("01_foundations"), "book/01_foundations.ipynb") for u in (colab, binder)]
+    repo_button = {"type": "link", "url": "https://github.com/x/y/blob/main/book/01_foundations.ipynb"}
+    context = {"header_buttons": [{"label": "download-buttons", "buttons": [dict(repo_button)]},
+                                  {"label": "launch-buttons", "buttons": [{"url": u} for u in theme]}]}
+    app = type("App", (), {"srcdir": str(ROOT)})()
+    launch_links._retarget(app, "book/01_foundations", "page.html", context, None)
+    assert [b["url"] for b in context["header_buttons"][1]["buttons"]] == [colab, binder]
+    assert context["header_buttons"][0]["buttons"] == [repo_button], "only the launch buttons change"
+
+
+SPHINX_CONF = """
+import sys
+sys.path.insert(0, {ext!r})
+extensions = ["myst_nb", "launch_links"]
+html_theme = "sphinx_book_theme"
+nb_execution_mode = "off"
+root_doc = "book/ledger"
+exclude_patterns = ["book/launch", "_build"]
+html_theme_options = {{"repository_url": {url!r}, "repository_branch": {branch!r}, "launch_buttons": {buttons!r}}}
+"""
+
+
+def test_extension_in_a_sphinx_build_with_the_book_s_theme(tmp_path):
+    """A real (tiny) build with sphinx-book-theme and the book's launch settings: the page's buttons
+    open its launch notebook; a page without one keeps the theme's link."""
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    url, branch = launch.notebooks_tool.repository()
+    (tmp_path / "book" / "launch").mkdir(parents=True)
+    for name in ("ledger", "reproducibility"):
+        shutil.copy(launch.BOOK / f"{name}.ipynb", tmp_path / "book")
+    shutil.copy(launch.LAUNCH / "ledger.ipynb", tmp_path / "book" / "launch")  # reproducibility: none
+    (tmp_path / "conf.py").write_text(SPHINX_CONF.format(ext=str(ROOT / "_ext"), url=url, branch=branch,
+                                                         buttons=config["launch_buttons"]))
+    (tmp_path / "index.md").write_text("# x\n")
+    subprocess.run([sys.executable, "-m", "sphinx", "-q", "-b", "html", str(tmp_path), str(tmp_path / "html")],
+                   check=True, capture_output=True, timeout=300)
+    for name, expected in [("ledger", launch.launch_path("ledger")), ("reproducibility", "book/reproducibility.ipynb")]:
+        page = (tmp_path / "html" / "book" / f"{name}.html").read_text()
+        links = set(re.findall(r'href="(https://(?:colab|mybinder)[^"]+)"', page))
+        assert links and all(link.endswith(expected) for link in links), (name, links)
+    colab, binder = launch.urls("ledger")
+    assert {colab, binder} <= set(re.findall(r'href="([^"]+)"', (tmp_path / "html/book/ledger.html").read_text()))
+
+
+def test_build_values_from_a_jupyter_book_build_and_from_a_plain_execution(tmp_path):
+    """Jupyter Book (myst-nb) moves glued outputs out of the executed notebook into <page>.glue.json;
+    a plain execution keeps them in place. Both give the same values and cards."""
+    from myst_nb.ext.glue import extract_glue_data
+    import nbformat
+
+    glued = nbformat.v4.new_output("display_data", data={"application/papermill.record/text/plain": "0.25"},
+                                   metadata={"scrapbook": {"name": "F01_x", "mime_prefix": "application/papermill.record/"}})
+    card = nbformat.v4.new_output("display_data", data={"text/html": "<div>F01 · holds</div>", "text/plain": "F01"})
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("claims.show('F01');", outputs=[glued, card])])
+    plain = tmp_path / "plain.ipynb"
+    nbformat.write(nb, plain)
+    glue = extract_glue_data(nb, [0], None)  # what myst-nb does before writing jupyter_execute/
+    built = tmp_path / "built.ipynb"
+    nbformat.write(nb, built)
+    built.with_suffix(".glue.json").write_text(json.dumps(glue))
+    assert "scrapbook" not in built.read_text(), "myst-nb no longer strips glued outputs: revisit from_build"
+    expected = {"glue": {"F01_x": "0.25"}, "cards": {"F01": "<div>F01 · holds</div>"}}
+    assert launch.from_build(plain) == launch.from_build(built) == expected

@@ -1,0 +1,98 @@
+"""A launch notebook as a reader sees it: chapter 1's, rendered by nbconvert, in headless Chromium.
+
+The notebook is rendered as Colab or JupyterLab opens it, before anything runs: the numbers in the
+prose, the claim cards with their verdicts and the folded solutions must be there already. MathJax
+comes from the local copy the site uses (``_ext/local_mathjax.py``), so the page renders offline. A
+screenshot is written to _build/screenshots/launch-01_foundations.png. Without Chromium or
+playwright the test skips and says so, except under CI, where that is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import re
+import shutil
+import sys
+
+import pytest
+
+from lnbook import claims
+
+import launch  # tools/launch.py (tests/conftest.py puts tools/ on the path)
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SCREENSHOTS = ROOT / "_build" / "screenshots"
+NAME = "01_foundations"
+sys.path.insert(0, str(ROOT / "_ext"))
+import local_mathjax  # noqa: E402  (_ext/local_mathjax.py: where the MathJax wheel keeps its files)
+
+
+def _missing(what: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"{what} (CI installs Chromium and the test extra)")
+    pytest.skip(what)
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory) -> pathlib.Path:
+    """The launch notebook as nbconvert's HTML, with MathJax from the local wheel."""
+    nbconvert = pytest.importorskip("nbconvert")
+    import nbformat
+
+    mathjax = local_mathjax.es5_dir()
+    if mathjax is None:
+        _missing("no local MathJax (the book extra's django-static-mathjax)")
+    exporter = nbconvert.HTMLExporter(mathjax_url=(mathjax / local_mathjax.SCRIPT).as_uri())
+    body, _ = exporter.from_notebook_node(nbformat.read(launch.LAUNCH / f"{NAME}.ipynb", as_version=4))
+    # nbconvert's configuration block is MathJax 2's; MathJax 3 needs inline $…$ switched on, as
+    # JupyterLab and Colab have it.
+    config = '<script>window.MathJax = {tex: {inlineMath: [["$", "$"], ["\\\\(", "\\\\)"]], processEscapes: true}};</script>'
+    assert "<!-- Load mathjax -->" in body, "nbconvert's template changed: where does MathJax load?"
+    path = tmp_path_factory.mktemp("launch") / f"{NAME}.html"
+    path.write_text(body.replace("<!-- Load mathjax -->", "<!-- Load mathjax -->" + config, 1))
+    return path
+
+
+@pytest.fixture(scope="module")
+def page(rendered):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        _missing("no Chromium on this machine (Debian: apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--allow-file-access-from-files"])
+        page = browser.new_page(viewport={"width": 1100, "height": 1400})
+        page.goto(rendered.as_uri(), wait_until="load")
+        page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=30000)
+        page.evaluate("() => MathJax.startup.promise")
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        card = page.locator(".claim-card").nth(1)  # F02: numbers in the prose above it, a card below
+        card.scroll_into_view_if_needed()
+        page.screenshot(path=str(SCREENSHOTS / f"launch-{NAME}.png"))
+        yield page
+        browser.close()
+
+
+def test_numbers_show_in_the_prose(page):
+    """The glued numbers around the first cards, as the site prints them (from the stored build)."""
+    stored = launch.stored_build(launch.read(launch.LAUNCH / f"{NAME}.ipynb"))["glue"]
+    text = page.inner_text("body")
+    for key, spec in [("F01_bn_batch_diff", ".2f"), ("F02_std_small", ".3f"), ("F07_flop_ratio", ".2f")]:
+        number = launch.format_glue(stored[key], spec)
+        assert re.search(rf"(?<![\d.]){re.escape(number)}(?![\d])", text), f"{key} = {number} not on the page"
+    assert "{glue" not in text and "{cite" not in text and "```" not in text
+
+
+def test_every_card_shows_with_its_verdict(page):
+    shown = re.findall(r"claims\.show\('([A-Z]\d\d)'\)", (launch.BOOK / f"{NAME}.ipynb").read_text())
+    titles = page.locator(".claim-card > p:first-child").all_inner_texts()
+    assert titles == [f"{cid} · {claims.registry()[cid].verdict}" for cid in shown]
+    assert all(page.locator(".claim-card").nth(i).is_visible() for i in range(len(shown)))
+
+
+def test_solutions_are_folded_and_equations_typeset(page):
+    details = page.locator("details")
+    assert details.count() == 3 and not any(d.get_attribute("open") is not None for d in details.all())
+    assert page.locator("mjx-container").count() > 20, "MathJax typeset too few equations"
+    assert (SCREENSHOTS / f"launch-{NAME}.png").stat().st_size > 10_000

@@ -1,0 +1,278 @@
+"""Launch the launch notebooks as Colab and Binder would, offline, and measure their memory.
+
+The repository URL in _config.yml is a placeholder until the book is published, so this is the proof
+that launching works. Two environments, each a virtual environment cached under ``.venv/launch/``
+(rebuilt when its requirements change):
+
+* ``colab``: a Colab-like stack only (torch for the CPU, numpy, sympy, matplotlib, triton, and
+  Jupyter's runner): no myst-nb, no Sphinx, no lnbook. Each notebook's bootstrap cell is pointed at
+  ``git+file://`` of a local clone of the working tree instead of the GitHub URL, so it installs
+  ``lnbook`` as it would in Colab; lnbook is uninstalled before every notebook.
+* ``binder``: environment.yml's packages (conda names mapped to PyPI's) and its pip section, with
+  ``-e .`` installing the clone, whose ``book/launch/`` the notebooks run in, as repo2docker does.
+
+Each notebook runs top to bottom with nbclient in a folder outside the checkout, while the
+proportional set size (PSS) of the kernel and all its descendants is sampled: Binder guarantees
+1 GB. Usage::
+
+    python tools/launch_sim.py [--env colab|binder] [pages…]   # default: colab, every page
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+CACHE = ROOT / ".venv" / "launch"
+sys.path.insert(0, str(ROOT / "tools"))
+import launch  # noqa: E402  (tools/launch.py: pages, raw_myst)
+import notebooks as notebooks_tool  # noqa: E402
+
+MEMORY_LIMIT_MB = 1024  # mybinder.org guarantees 1 GB (and stops a kernel at 2 GB)
+ENVS = ("colab", "binder")
+CONDA_TO_PIP = {"pytorch-cpu": "torch", "matplotlib-base": "matplotlib", "pip": None, "python": None}
+
+
+def torch_spec() -> str:
+    """The torch the simulation installs: ``$LNBOOK_TORCH_SPEC``, else this interpreter's exact build
+    (a CPU build here, found in pip's cache or wheel folder, as Colab's CPU runtime has one)."""
+    import torch
+
+    return os.environ.get("LNBOOK_TORCH_SPEC") or f"torch=={torch.__version__}"
+
+
+def _environment_yml() -> tuple[list[str], list[str]]:
+    """(conda dependencies as PyPI requirements, the pip section) of environment.yml."""
+    import yaml
+
+    deps = yaml.safe_load((ROOT / "environment.yml").read_text())["dependencies"]
+    conda, pip = [d for d in deps if isinstance(d, str)], next((d["pip"] for d in deps if isinstance(d, dict)), [])
+    reqs = []
+    for dep in conda:
+        name = dep.split("=")[0].split(">")[0].split("<")[0].strip()
+        pypi = CONDA_TO_PIP.get(name, name)
+        if pypi:
+            reqs.append(dep.replace(name, pypi, 1))
+    return reqs, pip
+
+
+def requirements(env: str) -> list[str]:
+    """What the cached environment holds (lnbook is installed per run, from the clone)."""
+    if env == "colab":
+        return [torch_spec(), "numpy", "sympy", "matplotlib", "triton", "nbclient", "ipykernel"]
+    reqs, pip = _environment_yml()
+    return [torch_spec(), *[r for r in reqs if not r.startswith("torch")], *[p for p in pip if p != "-e ."],
+            "nbclient", "ipykernel"]
+
+
+def ensure_venv(env: str) -> pathlib.Path:
+    """The cached virtual environment of ``env``: its python. Built (minutes) when missing or stale."""
+    reqs = requirements(env)
+    folder = CACHE / env
+    stamp = folder / "requirements.json"
+    if stamp.is_file() and json.loads(stamp.read_text()) == reqs:
+        return folder / "bin" / "python"
+    shutil.rmtree(folder, ignore_errors=True)
+    subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True)
+    python = folder / "bin" / "python"
+    subprocess.run([str(python), "-m", "pip", "install", "-q", *reqs], check=True)
+    stamp.write_text(json.dumps(reqs))
+    return python
+
+
+def clone(dest: pathlib.Path) -> pathlib.Path:
+    """A git repository at ``dest`` holding the working tree as it is (tracked and untracked files that
+    git does not ignore), committed on the branch _config.yml names: what ``git+file://`` installs."""
+    _, branch = notebooks_tool.repository()
+    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                           capture_output=True, check=True).stdout.decode().split("\0")
+    for name in filter(None, files):
+        if (ROOT / name).is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, dest / name)
+    git = ["git", "-c", "user.name=launch-sim", "-c", "user.email=launch-sim@localhost",
+           "-c", f"init.defaultBranch={branch}"]
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "launch simulation"]):
+        subprocess.run([*git, *args], cwd=dest, check=True)
+    return dest
+
+
+# ----------------------------------------------------------------------------- memory
+
+
+def pss_kb(pid: int) -> int:
+    """Proportional set size of process ``pid`` in kB (shared pages split among their users); 0 if gone."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("Pss:"))
+    except (OSError, StopIteration):
+        return 0
+
+
+def process_tree(root: int) -> list[int]:
+    """``root`` and all its descendants, from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = pathlib.Path(f"/proc/{entry}/stat").read_text()
+                children.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry))
+            except (OSError, IndexError, ValueError):
+                continue
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo += children.get(pid, [])
+    return tree
+
+
+class PeakPSS:
+    """Samples the summed PSS of a process tree in a thread while the ``with`` block runs; ``peak_mb``.
+
+    ``root`` is a pid or a callable returning one (None while there is none yet); ``exclude_root``
+    counts only the descendants. The sampling interval sets how often memory is looked at, nothing else.
+    """
+
+    def __init__(self, root, exclude_root: bool = False, interval: float = 0.1):
+        self.root, self.exclude_root, self.interval = root, exclude_root, interval
+        self.peak_kb, self._done = 0, threading.Event()
+
+    def sample(self) -> None:
+        root = self.root() if callable(self.root) else self.root
+        if root is not None:
+            pids = [p for p in process_tree(root) if not (self.exclude_root and p == root)]
+            self.peak_kb = max(self.peak_kb, sum(pss_kb(p) for p in pids))
+
+    def _run(self) -> None:
+        while not self._done.wait(self.interval):
+            self.sample()
+
+    def __enter__(self) -> "PeakPSS":
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._done.set()
+        self._thread.join()
+
+    @property
+    def peak_mb(self) -> float:
+        return self.peak_kb / 1024
+
+
+# Runs in the simulated environment (its python, this folder on the path for PeakPSS): execute one
+# notebook with nbclient while sampling the PSS of the kernel's process tree; write a JSON summary.
+RUNNER = r'''
+import json, os, sys
+import nbclient, nbformat
+path, out = sys.argv[1], sys.argv[2]
+sys.path.insert(0, sys.argv[3])  # tools/, for PeakPSS only: the kernel's path stays without it
+from launch_sim import PeakPSS
+
+nb = nbformat.read(path, as_version=4)
+client = nbclient.NotebookClient(nb, timeout=1200, kernel_name="python3",
+                                 resources={"metadata": {"path": os.path.dirname(path)}})
+
+def kernel_pid():
+    process = getattr(getattr(client.km, "provisioner", None), "process", None) if client.km else None
+    return process.pid if process is not None else None
+
+error = None
+with PeakPSS(kernel_pid) as memory:
+    try:
+        client.execute()
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"[-3000:]
+nbformat.write(nb, path)
+json.dump({"error": error, "peak_mb": memory.peak_mb}, open(out, "w"))
+'''
+
+
+@dataclasses.dataclass
+class Run:
+    name: str
+    env: str
+    error: str | None  # the failing cell's error, None when every cell passed
+    peak_mb: float  # peak PSS of the kernel and its descendants
+    raw_myst: list[str]  # MyST left in the Markdown cells
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and not self.raw_myst and self.peak_mb <= MEMORY_LIMIT_MB
+
+
+def _colab_notebook(nb: dict, repo: pathlib.Path) -> dict:
+    """The bootstrap's ``git+https://…`` replaced by ``git+file://`` of the clone."""
+    url, branch = notebooks_tool.repository()
+    cell = next(c for c in nb["cells"] if c["cell_type"] == "code")
+    source = "".join(cell["source"])
+    if f"git+{url}@{branch}" not in source:
+        raise ValueError(f"bootstrap cell: expected git+{url}@{branch} in it, got {source!r}")
+    cell["source"] = source.replace(f"git+{url}", f"git+file://{repo}")
+    return nb
+
+
+def simulate(names: list[str], env: str = "colab") -> list[Run]:
+    """Run the launch notebooks of ``names`` in the simulated ``env``; one :class:`Run` each."""
+    return list(runs(names, env))
+
+
+def runs(names: list[str], env: str = "colab"):
+    """:func:`simulate`, yielding each :class:`Run` as its notebook finishes."""
+    if env not in ENVS:
+        raise ValueError(f"simulate: env: expected one of {ENVS}, got {env!r}")
+    python = ensure_venv(env)
+    with tempfile.TemporaryDirectory(prefix="lnbook-launch-") as tmp:
+        work = pathlib.Path(tmp)
+        repo = clone(work / "repo")
+        for name in names:
+            subprocess.run([str(python), "-m", "pip", "uninstall", "-q", "-y", "lnbook"], capture_output=True)
+            nb = launch.read(repo / launch.launch_path(name))
+            if env == "colab":
+                folder = work / "colab"  # outside any checkout: the bootstrap must install lnbook
+                folder.mkdir(exist_ok=True)
+                nb = _colab_notebook(nb, repo)
+            else:
+                subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "-e", str(repo)], check=True)
+                folder = repo / "book" / "launch"
+            path = folder / f"{name}.ipynb"
+            launch.write(nb, path)
+            summary = folder / f"{name}.json"
+            subprocess.run([str(python), "-c", RUNNER, str(path), str(summary), str(ROOT / "tools")], cwd=folder,
+                           check=True, env={**os.environ, "PYTHONNOUSERSITE": "1"})
+            result = json.loads(summary.read_text())
+            raw = [f"cell {c.get('id')}: {r}" for c in nb["cells"] if c["cell_type"] == "markdown"
+                   for r in launch.raw_myst("".join(c["source"]))]
+            yield Run(name, env, result["error"], result["peak_mb"], raw)
+        subprocess.run([str(python), "-m", "pip", "uninstall", "-q", "-y", "lnbook"], capture_output=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="tools/launch_sim.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--env", choices=ENVS, default="colab")
+    parser.add_argument("names", nargs="*", help="pages (default: every page with a launch notebook)")
+    args = parser.parse_args(argv)
+    ok, start = True, time.monotonic()  # the time is reported, never checked
+    for r in runs(args.names or launch.pages(), args.env):
+        ok &= r.ok
+        status = "ok" if r.ok else "FAILED"
+        elapsed, start = time.monotonic() - start, time.monotonic()
+        print(f"{r.env:7} {r.name:18} {status:7} peak {r.peak_mb:6.0f} MB  {elapsed:5.0f} s  {r.error or ''} "
+              f"{r.raw_myst or ''}", flush=True)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
