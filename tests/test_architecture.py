@@ -71,12 +71,7 @@ def test_no_library_file_is_too_long_to_hold(path):
     assert n <= MAX_LINES, f"{path.relative_to(LIB)} has {n} lines"
 
 
-# The kernels chapter's module is outside the next two conventions until the kernels work (issue 14's
-# kernels bullet, done separately) lands.
-KERNELS_CHAPTER = "book/06_kernels"
-
-
-@pytest.mark.parametrize("path", [p for p in MODULES if _chapter(p) not in (None, KERNELS_CHAPTER)], ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", [p for p in MODULES if _chapter(p) is not None], ids=lambda p: p.stem)
 def test_chapter_module_docstring_names_its_chapter_and_sections(path):
     doc = ast.get_docstring(ast.parse(path.read_text())) or ""
     assert _chapter(path) in doc, f"{path.stem}: the docstring does not name {_chapter(path)}"
@@ -99,8 +94,6 @@ def _sections(notebook: pathlib.Path) -> dict[str, str]:
 def test_check_docstring_ends_with_a_link_to_the_section_that_shows_it(claim_id):
     c = claims.registry()[claim_id]
     chapter = claims.chapter_of(c)
-    if chapter == KERNELS_CHAPTER:
-        pytest.skip("the kernels chapter's module follows this convention once the kernels work lands")
     section = _sections(ROOT / f"{chapter}.ipynb").get(claim_id)
     link = f'See {chapter}.ipynb, section "{section}".'
     assert (c.check.__doc__ or "").rstrip().endswith(link), f"{claim_id}: expected the docstring to end with {link!r}"

@@ -117,7 +117,7 @@ def test_glue_formatting_is_myst_nb_s():
 
 
 def test_markdown_conversion():
-    conv = launch.Converter({"A01_x": "0.123456", "n": "4"}, REFS)
+    conv = launch.Converter({"A01_x": "0.123456", "n": "4"}, REFS, {})
     text = conv.markdown(
         "Value {glue:text}`A01_x:.2f` at n = {glue:text}`n`, as {cite}`ba2016layer,zhang2019root` and "
         "{cite:t}`ioffe2015batch` say; see {doc}`ledger`.\n\n"
@@ -141,7 +141,27 @@ def test_markdown_conversion():
 ])
 def test_conversion_errors_name_what_is_wrong(source, message):
     with pytest.raises(ValueError, match=re.escape(message)):
-        launch.Converter({}, REFS).markdown(source)
+        launch.Converter({}, REFS, {}).markdown(source)
+
+
+def test_figures_are_numbered_captioned_and_referred_to_as_the_site_does():
+    figure = {"mystnb": {"figure": {"name": "fig-b", "caption": "Loss against $t$ ({numref}`fig-a`)."}}}
+    chapter = {"cells": [
+        {"cell_type": "code", "id": "a", "metadata": {"mystnb": {"figure": {"name": "fig-a", "caption": "A."}}},
+         "source": ["plot()"]},
+        {"cell_type": "code", "id": "b", "metadata": figure, "source": ["plot()"]},
+        {"cell_type": "markdown", "id": "m", "metadata": {}, "source": ["{numref}`fig-b` and {numref}`panel %s <fig-a>`"]},
+    ]}
+    nb = launch.convert(chapter, {"glue": {}, "cards": {}, "number": 3}, REFS)
+    text = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown"]
+    assert text == ["*Figure 3.1: A.*", "*Figure 3.2: Loss against $t$ (Figure 3.1).*", "Figure 3.2 and panel 3.1"]
+    assert launch.figure_numbers(chapter, None) == {"fig-a": "1", "fig-b": "2"}  # an unnumbered page
+    with pytest.raises(ValueError, match=r"\{numref\}: expected the name of a figure of this page, got 'fig-z'"):
+        launch.Converter({}, REFS, {}).markdown("{numref}`fig-z`")
+
+
+def test_chapter_numbers_follow_the_numbered_part_of_the_toc():
+    assert [launch.chapter_number(n) for n in ("01_foundations", "06_kernels", "ledger")] == [1, 6, None]
 
 
 def test_raw_myst_detector():

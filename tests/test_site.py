@@ -25,6 +25,7 @@ import pytest
 from lnbook import claims, plots
 
 import notebooks as notebooks_tool  # tools/notebooks.py (tests/conftest.py puts tools/ on the path)
+import launch  # tools/launch.py
 import pdf as pdf_tool  # tools/pdf.py
 from test_book import CONDITIONAL_FIGURES
 
@@ -195,12 +196,13 @@ def test_page_loads_cleanly_and_renders(browser, server, path):
 def test_launch_buttons_point_at_this_notebook(browser, server, path):
     url, branch = notebooks_tool.repository()
     org_repo = urllib.parse.urlsplit(url).path.strip("/")
-    notebook = path.removesuffix(".html") + ".ipynb"
+    notebook = launch.launch_path(pathlib.PurePosixPath(path).stem)  # what Colab and Binder open
     page, _, _ = _open(browser, f"{server}/{path}")
     links = page.evaluate(PAGE_STATE)["links"]
     page.close()
-    colab = f"https://colab.research.google.com/github/{org_repo}/blob/{branch}/{notebook}"
-    binder = f"https://mybinder.org/v2/gh/{org_repo}/{branch}?urlpath=tree/{notebook}"
+    colab, binder = launch.urls(pathlib.PurePosixPath(path).stem)
+    assert colab == f"https://colab.research.google.com/github/{org_repo}/blob/{branch}/{notebook}"
+    assert binder == f"https://mybinder.org/v2/gh/{org_repo}/{branch}?urlpath=tree/{notebook}"
     assert colab in links, f"{path}: no Colab link {colab}; launch links: {[u for u in links if 'colab' in u]}"
     assert binder in links, f"{path}: no Binder link {binder}; launch links: {[u for u in links if 'binder' in u]}"
 

@@ -42,6 +42,7 @@ GLUE = re.compile(r"\{glue(?::text)?\}`([^`]+)`")
 CITE = re.compile(r"\{cite(?::(p|t|ps|ts))?\}`([^`]+)`")
 DOC = re.compile(r"\{doc\}`([^`<]*?)\s*(?:<([^`>]+)>)?`")
 MATH_ROLE = re.compile(r"\{math\}`([^`]+)`")
+NUMREF = re.compile(r"\{numref\}`(?:([^`<]*?)\s*<)?([\w-]+)>?`")  # {numref}`label` or {numref}`text %s <label>`
 FENCE = re.compile(r"^(?P<mark>`{3,}|:{3,})\{(?P<name>[\w-]+)\}[ \t]*(?P<arg>[^\n]*)\n(?P<body>.*?)^(?P=mark)[ \t]*$",
                    re.M | re.S)
 TARGET = re.compile(r"^\(([\w-]+)\)=[ \t]*$", re.M)
@@ -221,8 +222,8 @@ def _doc(text: str, target: str | None) -> str:
 class Converter:
     """Turns one page's Markdown cells into plain Markdown, numbering exercises as it goes."""
 
-    def __init__(self, glue: dict, refs: dict):
-        self.glue, self.refs = glue, refs
+    def __init__(self, glue: dict, refs: dict, figures: dict[str, str]):
+        self.glue, self.refs, self.figures = glue, refs, figures
         self.cited: list[str] = []
         self.exercises: dict[str, int] = {}
 
@@ -232,8 +233,15 @@ class Converter:
             raise ValueError(f"{{glue:text}}: expected a key glued by the build, got {key!r} (rebuild the page)")
         return format_glue(self.glue[key], spec)
 
+    def numbered(self, m: re.Match) -> str:
+        text, label = m.group(1), m.group(2)
+        if label not in self.figures:
+            raise ValueError(f"{{numref}}: expected the name of a figure of this page, got {label!r}")
+        return text.replace("%s", self.figures[label]) if text else f"Figure {self.figures[label]}"
+
     def inline(self, text: str) -> str:
         text = GLUE.sub(self.glued, text)
+        text = NUMREF.sub(self.numbered, text)
         text = CITE.sub(lambda m: _cite(m.group(1), m.group(2), self.refs, self.cited), text)
         text = DOC.sub(lambda m: _doc(m.group(1), m.group(2)), text)
         text = MATH_ROLE.sub(lambda m: f"${m.group(1)}$", text)
@@ -294,9 +302,21 @@ def _code_cell(cell: dict) -> dict:
             "source": copy.copy(cell["source"])}
 
 
+def _figure(cell: dict) -> dict | None:
+    """A figure cell's name and caption (``mystnb.figure`` in its metadata), or None."""
+    return cell.get("metadata", {}).get("mystnb", {}).get("figure")
+
+
+def figure_numbers(chapter: dict, number: int | None) -> dict[str, str]:
+    """``{figure name: number}`` as the site numbers them (chapter.figure in a numbered chapter)."""
+    names = [f["name"] for c in chapter["cells"] if c["cell_type"] == "code" and (f := _figure(c))]
+    return {name: f"{number}.{i}" if number else str(i) for i, name in enumerate(names, 1)}
+
+
 def convert(chapter: dict, build: dict, refs: dict | None = None) -> dict:
     """The launch notebook of ``chapter`` given the values of its build (see :func:`from_build`)."""
-    conv = Converter(build["glue"], bibliography() if refs is None else refs)
+    figures = figure_numbers(chapter, build.get("number"))
+    conv = Converter(build["glue"], bibliography() if refs is None else refs, figures)
     cells, noted = [], False
     for cell in chapter["cells"]:
         source = "".join(cell["source"])
@@ -311,6 +331,9 @@ def convert(chapter: dict, build: dict, refs: dict | None = None) -> dict:
             cells.append(_markdown_cell(cell["id"], build["cards"][card.group(1)]))
         elif cell["cell_type"] == "code":
             cells.append(_code_cell(cell))
+            if figure := _figure(cell):  # the caption the site shows under the figure
+                caption = f"*Figure {figures[figure['name']]}: {conv.markdown(figure['caption'])}*"
+                cells.append(_markdown_cell(f"{cell['id']}-caption", caption))
         else:  # a raw cell: as it is
             cells.append(copy.deepcopy(cell))
     if conv.cited:
@@ -318,7 +341,7 @@ def convert(chapter: dict, build: dict, refs: dict | None = None) -> dict:
     used = {m.group(1).partition(":")[0] for c in chapter["cells"] if c["cell_type"] == "markdown"
             for m in GLUE.finditer("".join(c["source"]))}
     stored = {"glue": {k: v for k, v in sorted(build["glue"].items()) if k in used},
-              "cards": dict(sorted(build["cards"].items()))}
+              "cards": dict(sorted(build["cards"].items())), "number": build.get("number")}
     meta = {"kernelspec": KERNEL, "language_info": {"name": "python"}, "lnbook": stored}
     return {"cells": cells, "metadata": meta, "nbformat": 4, "nbformat_minor": 5}
 
@@ -328,6 +351,17 @@ def stored_build(launch_nb: dict) -> dict:
     return launch_nb["metadata"]["lnbook"]
 
 
+def chapter_number(name: str) -> int | None:
+    """The number the site gives page ``name`` (its position in _toc.yml's numbered part), or None."""
+    import yaml
+
+    for part in yaml.safe_load((ROOT / "_toc.yml").read_text()).get("parts", []):
+        files = [pathlib.Path(c["file"]).name for c in part.get("chapters", [])]
+        if part.get("numbered") and name in files:
+            return files.index(name) + 1
+    return None
+
+
 def generate(names: list[str] | None = None) -> list[pathlib.Path]:
     """Write ``book/launch/<name>.ipynb`` for every page (or ``names``); returns those changed."""
     LAUNCH.mkdir(exist_ok=True)
@@ -335,7 +369,7 @@ def generate(names: list[str] | None = None) -> list[pathlib.Path]:
     for name in names or pages():
         chapter = read(BOOK / f"{name}.ipynb")
         build = from_build(executed_page(name)) if needs_build(chapter) else {"glue": {}, "cards": {}}
-        nb = convert(chapter, build, refs)
+        nb = convert(chapter, {**build, "number": chapter_number(name)}, refs)
         path = LAUNCH / f"{name}.ipynb"
         old = path.read_text() if path.is_file() else None
         write(nb, path)

@@ -75,7 +75,7 @@ _STATS = {"welford": _welford_stats, "sums": _sum_stats}
 class _ShardedLayerNorm(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, eps, stats, group):
-        xs = x.to(torch.float64 if x.dtype == torch.float64 else torch.float32)  # statistics dtype
+        xs = x.to(norms.stats_dtype(x.dtype))
         mean, var, n = _STATS[stats](xs, group)  # (*rows,) each, over all N features
         rstd = torch.rsqrt(var.clamp_min(0) + eps)  # "sums" can go negative by cancellation
         xhat = (xs - mean[..., None]) * rstd[..., None]

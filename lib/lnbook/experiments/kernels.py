@@ -1,4 +1,8 @@
-"""The kernels chapter: the computations behind claim R11 and the chapter's figures.
+"""Chapter 6 (book/06_kernels): the computations behind claim R11 and the chapter's tables and figures.
+
+Sections: "From the Jacobian to the backward kernel", "Why the statistics are kept in float32",
+"One read: two passes in registers, or Chan's merge", "A deterministic $dW$ and $dB$", "Fusing the
+residual add" (R11), "RMSNorm against LayerNorm: is it faster?", "Measurements on a GPU", "Exercises".
 
 Everything here runs on a CPU (the Triton kernels through the interpreter); GPU timings come from
 ``python -m lnbook.bench``, stored as JSON under ``book/data/`` or measured live when a GPU is present.
@@ -185,6 +189,7 @@ R11_SHAPE = {"M": 4096, "N": 8192, "element_size": 2}  # bfloat16, the benchmark
     verdict="holds under conditions",
 )
 def r11() -> Evidence:
+    """The evidence for R11. See book/06_kernels.ipynb, section "Fusing the residual add"."""
     M, N, size = R11_SHAPE["M"], R11_SHAPE["N"], R11_SHAPE["element_size"]
     t = add_traffic(M, N, size)
     saving = {mode: 1 - t["fused"][mode] / t["unfused"][mode] for mode in ("forward", "backward")}
