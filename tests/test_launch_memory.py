@@ -16,7 +16,7 @@ import time
 import pytest
 
 from lnbook import distributed
-from lnbook.experiments import residual
+from lnbook.experiments import residual_practice
 
 import launch_sim  # tools/launch_sim.py: PeakPSS (tests/conftest.py puts tools/ on the path)
 
@@ -28,8 +28,8 @@ RANKS_BUDGET_MB = 600
 
 def test_four_ranks_fit_beside_a_chapter():
     with launch_sim.PeakPSS(os.getpid(), exclude_root=True, interval=0.05) as memory:
-        per_rank = distributed.launch(distributed.shard_checks, 4, list(residual.R15_CONFIGS))
-    assert len(per_rank) == 4 and all(len(r) == len(residual.R15_CONFIGS) for r in per_rank)
+        per_rank = distributed.launch(distributed.shard_checks, 4, list(residual_practice.R15_CONFIGS))
+    assert len(per_rank) == 4 and all(len(r) == len(residual_practice.R15_CONFIGS) for r in per_rank)
     assert 50 < memory.peak_mb <= RANKS_BUDGET_MB, f"ranks and parent peaked at {memory.peak_mb:.0f} MB (PSS)"
 
 
