@@ -165,7 +165,9 @@ def test_card_is_anchored_and_shows_its_evidence_as_a_table():
     assert "| quantity | value |" in card
     for name, value in result.evidence.numbers.items():
         assert f"| {claims.number_label(name)} | {claims.format_number(value)} |" in card
-    assert "_" not in claims.number_label("ln_batch_diff")
+    assert claims.number_label("ln_batch_diff") == "LayerNorm batch difference"
+    assert claims.number_label("fit_ratio_gmean") == "fit ratio geometric mean"
+    assert claims.number_label("rel_err_eps0") == "relative error (ε = 0)"
     assert 'id="claim-f02"' in claims.html_card(result)
     assert claims.card_anchor("F02") == "claim-f02" and claims.ledger_anchor("F02") == "ledger-f02"
 

@@ -259,9 +259,23 @@ def ledger_anchor(id: str) -> str:
     return f"ledger-{id.lower()}"
 
 
+# The abbreviations the experiments use in the names of their numbers, as a reader reads them.
+WORDS = {
+    "ln": "LayerNorm", "bn": "BatchNorm", "gn": "GroupNorm", "rms": "RMSNorm", "err": "error",
+    "diff": "difference", "rel": "relative", "max": "largest", "min": "smallest", "var": "variance",
+    "std": "std. dev.", "sd": "std. dev.", "se": "std. error", "dev": "deviation", "eps": "ε",
+    "eps0": "(ε = 0)", "none": "without norm", "post": "Post-LN", "pre": "Pre-LN", "vs": "vs.",
+    "lr": "learning rate", "cos": "cosine", "params": "parameters", "prod": "product",
+    "gmean": "geometric mean", "f32": "float32", "fp32": "float32", "sigma": "σ", "gamma": "γ",
+    "beta": "β", "dgamma": "dγ", "dbeta": "dβ", "gamma0": "(γ = 0)", "lam0": "(λ → 0)",
+    "lam100": "(λ = 100)", "offdiag": "off-diagonal", "ld": "log-det", "iid": "i.i.d.", "flop": "FLOP",
+    "sqrt": "√", "r2": "R²",
+}
+
+
 def number_label(name: str) -> str:
-    """A number's name as a reader reads it: ``ln_batch_diff`` becomes "ln batch diff"."""
-    return name.replace("_", " ")
+    """A number's name as a reader reads it: ``ln_batch_diff`` becomes "LayerNorm batch difference"."""
+    return " ".join(WORDS.get(word, word) for word in name.split("_"))
 
 
 def _evidence_table(result: Result) -> str:
