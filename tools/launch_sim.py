@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import fcntl
 import json
 import os
 import pathlib
@@ -76,18 +77,20 @@ def requirements(env: str) -> list[str]:
 
 
 def ensure_venv(env: str) -> pathlib.Path:
-    """The cached virtual environment of ``env``: its python. Built (minutes) when missing or stale."""
+    """The cached virtual environment of ``env``: its python. Built (minutes) when missing or stale,
+    under a file lock: processes that ask at once (pytest-xdist workers, two shells) build it once."""
     reqs = requirements(env)
     folder = CACHE / env
     stamp = folder / "requirements.json"
-    if stamp.is_file() and json.loads(stamp.read_text()) == reqs:
-        return folder / "bin" / "python"
-    shutil.rmtree(folder, ignore_errors=True)
-    subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True)
-    python = folder / "bin" / "python"
-    subprocess.run([str(python), "-m", "pip", "install", "-q", *reqs], check=True)
-    stamp.write_text(json.dumps(reqs))
-    return python
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / f"{env}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not (stamp.is_file() and json.loads(stamp.read_text()) == reqs):
+            shutil.rmtree(folder, ignore_errors=True)
+            subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True)
+            subprocess.run([str(folder / "bin" / "python"), "-m", "pip", "install", "-q", *reqs], check=True)
+            stamp.write_text(json.dumps(reqs))
+    return folder / "bin" / "python"
 
 
 def clone(dest: pathlib.Path) -> pathlib.Path:
