@@ -1,4 +1,5 @@
-"""Shared test setup: tools/ on the path, and claim IDs as parameters grouped for pytest-xdist.
+"""Shared test setup: tools/ on the path, claim IDs as parameters grouped for pytest-xdist, and what a
+test does when the built book or the browser is missing.
 
 The suite runs on two processes (pytest-xdist, ``--dist loadgroup`` in pyproject.toml). Each process
 keeps its own cache of claim results, so every test about one claim carries that claim's group and
@@ -6,6 +7,9 @@ runs in the same process: each check runs once per session. Claims whose checks 
 computation share a group.
 """
 
+import contextlib
+import importlib.util
+import os
 import pathlib
 import sys
 
@@ -13,7 +17,8 @@ import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tools"))
 
-from lnbook import claims  # noqa: E402  (after the path set-up, as tools/ must come first)
+import browser as browser_tool  # noqa: E402  (tools/browser.py, once tools/ is on the path)
+from lnbook import claims  # noqa: E402
 
 # Claims that reuse another's cached computation, by the ID whose group they join.
 SHARED = {"T08": "T07", "R23": "R05", "W02": "F11", "R08": "R07"}
@@ -23,3 +28,22 @@ def claim_params() -> list:
     """Every registered claim ID as a pytest parameter in its xdist group."""
     return [pytest.param(cid, marks=pytest.mark.xdist_group(f"claim-{SHARED.get(cid, cid)}"))
             for cid in claims.registry()]
+
+
+def missing(what: str) -> None:
+    """Skip a test whose input is not here (the built book, Chromium), saying what; under CI, which
+    builds the book and installs Chromium and the test extra first, fail instead."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{what} (CI builds the book and installs Chromium and the test extra before the tests)")
+    pytest.skip(what)
+
+
+@contextlib.contextmanager
+def chromium(*args: str):
+    """tools/browser.py's headless Chromium, or :func:`missing` when it or Playwright is not installed."""
+    if browser_tool.chromium_path() is None:
+        missing(browser_tool.MISSING)
+    if importlib.util.find_spec("playwright") is None:
+        missing("no Playwright (the test extra)")
+    with browser_tool.chromium(*args) as browser:
+        yield browser

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import pathlib
+import subprocess
+import sys
 
 import pytest
 
@@ -48,3 +50,13 @@ def test_colab_environment_holds_no_book_tooling():
     reqs = " ".join(launch_sim.requirements("colab"))
     assert not any(tool in reqs for tool in ("myst", "sphinx", "jupyter-book", "lnbook")), reqs
     assert all(pkg in reqs for pkg in ("torch", "numpy", "sympy", "matplotlib", "triton", "nbclient"))
+
+
+def test_one_process_at_a_time_uses_an_environment(tmp_path, monkeypatch):
+    """While one process builds the environment or runs a notebook in it, another waits (xdist workers)."""
+    monkeypatch.setattr(launch_sim, "CACHE", tmp_path)
+    probe = [sys.executable, "-c", "import fcntl, sys; fcntl.flock(open(sys.argv[1], 'w'), fcntl.LOCK_EX | fcntl.LOCK_NB)",
+             str(tmp_path / "colab.lock")]
+    with launch_sim.exclusive("colab"):
+        assert subprocess.run(probe, capture_output=True).returncode != 0, "another process took the held lock"
+    assert subprocess.run(probe, capture_output=True).returncode == 0, "the lock outlived its block"

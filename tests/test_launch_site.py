@@ -9,10 +9,8 @@ playwright the test skips and says so, except under CI, where that is a failure.
 
 from __future__ import annotations
 
-import os
 import pathlib
 import re
-import shutil
 import sys
 
 import pytest
@@ -20,18 +18,13 @@ import pytest
 from lnbook import claims
 
 import launch  # tools/launch.py (tests/conftest.py puts tools/ on the path)
+from conftest import chromium, missing
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SCREENSHOTS = ROOT / "_build" / "screenshots"
 NAME = "01_foundations"
 sys.path.insert(0, str(ROOT / "_ext"))
 import local_mathjax  # noqa: E402  (_ext/local_mathjax.py: where the MathJax wheel keeps its files)
-
-
-def _missing(what: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"{what} (CI installs Chromium and the test extra)")
-    pytest.skip(what)
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +35,7 @@ def rendered(tmp_path_factory) -> pathlib.Path:
 
     mathjax = local_mathjax.es5_dir()
     if mathjax is None:
-        _missing("no local MathJax (the book extra's django-static-mathjax)")
+        missing("no local MathJax (the book extra's django-static-mathjax)")
     exporter = nbconvert.HTMLExporter(mathjax_url=(mathjax / local_mathjax.SCRIPT).as_uri())
     body, _ = exporter.from_notebook_node(nbformat.read(launch.LAUNCH / f"{NAME}.ipynb", as_version=4))
     # nbconvert's configuration block is MathJax 2's; MathJax 3 needs inline $…$ switched on, as
@@ -56,12 +49,7 @@ def rendered(tmp_path_factory) -> pathlib.Path:
 
 @pytest.fixture(scope="module")
 def page(rendered):
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        _missing("no Chromium on this machine (Debian: apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--allow-file-access-from-files"])
+    with chromium("--allow-file-access-from-files") as browser:
         page = browser.new_page(viewport={"width": 1100, "height": 1400})
         page.goto(rendered.as_uri(), wait_until="load")
         page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=30000)
@@ -71,7 +59,6 @@ def page(rendered):
         card.scroll_into_view_if_needed()
         page.screenshot(path=str(SCREENSHOTS / f"launch-{NAME}.png"))
         yield page
-        browser.close()
 
 
 def test_numbers_show_in_the_prose(page):

@@ -9,31 +9,24 @@ depended on the load, the two would differ. Without a build these tests skip, ex
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 
 from lnbook import claims
 
-from conftest import claim_params
+from conftest import claim_params, missing
 
 REGISTRY = claims.registry()
-
-
-def _missing(what: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"{what} (CI builds the book before the tests)")
-    pytest.skip(what)
 
 
 def _record(claim_id: str) -> dict:
     folder = claims.results_dir()
     path = folder / f"{claim_id}.json" if folder else None
     if path is None or not path.is_file():
-        _missing(f"no recorded result of {claim_id} under {folder}: run `make book` first")
+        missing(f"no recorded result of {claim_id} under {folder}: run `make book` first")
     data = json.loads(path.read_text())
     if data["fingerprint"] != claims.source_fingerprint():
-        _missing(f"{path} was recorded by another version of lnbook: rebuild the book")
+        missing(f"{path} was recorded by another version of lnbook: rebuild the book")
     return data
 
 

@@ -13,31 +13,23 @@ from __future__ import annotations
 import functools
 import html.parser
 import re
-import http.server
-import os
 import pathlib
-import shutil
-import threading
 import urllib.parse
 
 import pytest
 
 from lnbook import claims, plots
 
+import browser as browser_tool  # tools/browser.py: Chromium and the local server
 import notebooks as notebooks_tool  # tools/notebooks.py (tests/conftest.py puts tools/ on the path)
 import launch  # tools/launch.py
 import pdf as pdf_tool  # tools/pdf.py
+from conftest import chromium, missing
 from test_book import CONDITIONAL_FIGURES
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SITE = ROOT / "_build" / "html"
 SCREENSHOTS = ROOT / "_build" / "screenshots"
-
-
-def _missing(what: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"{what} (CI must build the site and install Chromium before the tests)")
-    pytest.skip(what)
 
 
 def pages() -> list[str]:
@@ -60,7 +52,7 @@ WIDTHS = {"desktop": 1280, "phone": 390}
 @pytest.fixture(scope="module")
 def site() -> pathlib.Path:
     if not (SITE / "index.html").is_file():
-        _missing(f"the site is not built ({SITE} has no index.html): run `make book` first")
+        missing(f"the site is not built ({SITE} has no index.html): run `make book` first")
     return SITE
 
 
@@ -128,29 +120,14 @@ def test_every_toc_page_was_built(site):
 
 @pytest.fixture(scope="module")
 def server(site):
-    handler = functools.partial(_QuietHandler, directory=str(site))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):  # the test reports what matters
-        pass
+    with browser_tool.serve(site) as base:
+        yield base
 
 
 @pytest.fixture(scope="module")
 def browser(server):
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        _missing("no Chromium on this machine (Debian: apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+    with chromium() as browser:
         yield browser
-        browser.close()
 
 
 def _open(browser, url: str, width: int = 1280):

@@ -21,6 +21,7 @@ proportional set size (PSS) of the kernel and all its descendants is sampled: Bi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import fcntl
 import json
@@ -76,20 +77,28 @@ def requirements(env: str) -> list[str]:
             "nbclient", "ipykernel"]
 
 
-def ensure_venv(env: str) -> pathlib.Path:
-    """The cached virtual environment of ``env``: its python. Built (minutes) when missing or stale,
-    under a file lock: processes that ask at once (pytest-xdist workers, two shells) build it once."""
-    reqs = requirements(env)
-    folder = CACHE / env
-    stamp = folder / "requirements.json"
+@contextlib.contextmanager
+def exclusive(env: str):
+    """``env``'s cached environment to this process alone while the block runs (a file lock): building
+    it, or installing lnbook into it and running a notebook, is never done by two processes at once
+    (pytest-xdist workers, two shells)."""
     CACHE.mkdir(parents=True, exist_ok=True)
     with open(CACHE / f"{env}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-        if not (stamp.is_file() and json.loads(stamp.read_text()) == reqs):
-            shutil.rmtree(folder, ignore_errors=True)
-            subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True)
-            subprocess.run([str(folder / "bin" / "python"), "-m", "pip", "install", "-q", *reqs], check=True)
-            stamp.write_text(json.dumps(reqs))
+        yield
+
+
+def ensure_venv(env: str) -> pathlib.Path:
+    """The cached virtual environment of ``env``: its python. Built (minutes) when missing or stale.
+    Call it inside :func:`exclusive`."""
+    reqs = requirements(env)
+    folder = CACHE / env
+    stamp = folder / "requirements.json"
+    if not (stamp.is_file() and json.loads(stamp.read_text()) == reqs):
+        shutil.rmtree(folder, ignore_errors=True)
+        subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True)
+        subprocess.run([str(folder / "bin" / "python"), "-m", "pip", "install", "-q", *reqs], check=True)
+        stamp.write_text(json.dumps(reqs))
     return folder / "bin" / "python"
 
 
@@ -236,30 +245,36 @@ def runs(names: list[str], env: str = "colab"):
     """:func:`simulate`, yielding each :class:`Run` as its notebook finishes."""
     if env not in ENVS:
         raise ValueError(f"simulate: env: expected one of {ENVS}, got {env!r}")
-    python = ensure_venv(env)
     with tempfile.TemporaryDirectory(prefix="lnbook-launch-") as tmp:
         work = pathlib.Path(tmp)
         repo = clone(work / "repo")
         for name in names:
-            subprocess.run([str(python), "-m", "pip", "uninstall", "-q", "-y", "lnbook"], capture_output=True)
-            nb = launch.read(repo / launch.launch_path(name))
-            if env == "colab":
-                folder = work / "colab"  # outside any checkout: the bootstrap must install lnbook
-                folder.mkdir(exist_ok=True)
-                nb = _colab_notebook(nb, repo)
-            else:
-                subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "-e", str(repo)], check=True)
-                folder = repo / "book" / "launch"
-            path = folder / f"{name}.ipynb"
-            launch.write(nb, path)
-            summary = folder / f"{name}.json"
-            subprocess.run([str(python), "-c", RUNNER, str(path), str(summary), str(ROOT / "tools")], cwd=folder,
-                           check=True, env={**os.environ, "PYTHONNOUSERSITE": "1"})
-            result = json.loads(summary.read_text())
-            raw = [f"cell {c.get('id')}: {r}" for c in nb["cells"] if c["cell_type"] == "markdown"
-                   for r in launch.raw_myst("".join(c["source"]))]
-            yield Run(name, env, result["error"], result["peak_mb"], raw)
-        subprocess.run([str(python), "-m", "pip", "uninstall", "-q", "-y", "lnbook"], capture_output=True)
+            with exclusive(env):
+                run = _run(name, env, ensure_venv(env), repo, work)
+            yield run  # the lock released: the caller may take its time
+
+
+def _run(name: str, env: str, python: pathlib.Path, repo: pathlib.Path, work: pathlib.Path) -> Run:
+    """One launch notebook run in ``env`` (its ``python``) with lnbook from ``repo``, the clone."""
+    subprocess.run([str(python), "-m", "pip", "uninstall", "-q", "-y", "lnbook"], capture_output=True)
+    nb = launch.read(repo / launch.launch_path(name))
+    if env == "colab":
+        folder = work / "colab"  # outside any checkout: the bootstrap must install lnbook
+        folder.mkdir(exist_ok=True)
+        nb = _colab_notebook(nb, repo)
+    else:
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "-e", str(repo)], check=True)
+        folder = repo / "book" / "launch"
+    path = folder / f"{name}.ipynb"
+    launch.write(nb, path)
+    summary = folder / f"{name}.json"
+    subprocess.run([str(python), "-c", RUNNER, str(path), str(summary), str(ROOT / "tools")], cwd=folder,
+                   check=True, env={**os.environ, "PYTHONNOUSERSITE": "1"})
+    result = json.loads(summary.read_text())
+    raw = [f"cell {c.get('id')}: {r}" for c in nb["cells"] if c["cell_type"] == "markdown"
+           for r in launch.raw_myst("".join(c["source"]))]
+    subprocess.run([str(python), "-m", "pip", "uninstall", "-q", "-y", "lnbook"], capture_output=True)
+    return Run(name, env, result["error"], result["peak_mb"], raw)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,31 +8,17 @@ site, where the intro links to it.
 
 from __future__ import annotations
 
-import functools
-import http.server
 import io
 import pathlib
-import shutil
 import sys
-import threading
 
+import browser as browser_tool  # tools/browser.py: Chromium and the local server
 import notebooks  # tools/notebooks.py: the table of contents
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SITE = ROOT / "_build" / "html"
 PDF_NAME = "layernorm-derived.pdf"  # under book/, next to the intro that links to it
 MARGIN = {"top": "18mm", "bottom": "18mm", "left": "16mm", "right": "16mm"}
-
-
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
-def _serve(site: pathlib.Path):
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(site)))
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    return httpd
 
 
 def print_pages(base: str, browser) -> list[tuple[str, str, bytes]]:
@@ -67,23 +53,14 @@ def join(pages: list[tuple[str, str, bytes]], target: pathlib.Path) -> int:
 
 
 def main() -> int:
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if not (SITE / "index.html").is_file():
         print(f"no site at {SITE}: run `make book` first", file=sys.stderr)
         return 1
-    if chromium is None:
-        print("no Chromium on this machine (Debian: apt-get install chromium)", file=sys.stderr)
+    if browser_tool.chromium_path() is None:
+        print(browser_tool.MISSING, file=sys.stderr)
         return 1
-    from playwright.sync_api import sync_playwright
-
-    httpd = _serve(SITE)
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-            printed = print_pages(f"http://127.0.0.1:{httpd.server_address[1]}", browser)
-            browser.close()
-    finally:
-        httpd.shutdown()
+    with browser_tool.serve(SITE) as base, browser_tool.chromium() as browser:
+        printed = print_pages(base, browser)
     target = SITE / "book" / PDF_NAME
     print(f"{target}: {join(printed, target)} pages")
     return 0
