@@ -120,3 +120,15 @@ def test_package_docstring_lists_every_top_level_module():
     listed = set(re.findall(r"^(\w+)\s{2,}", doc, re.M))
     top = {m.split(".")[0] for m in _library_modules()}
     assert listed == top, f"lnbook/__init__.py lists {sorted(listed - top)} extra, {sorted(top - listed)} missing"
+
+
+@pytest.mark.xdist_group("probe")
+def test_xdist_groups_reach_the_scheduler(request):
+    """The suite relies on ``--dist loadgroup`` (one claim's tests, the compile table's users and the
+    launch simulation each in one process); pytest 9.2 with pytest-xdist 3.8 silently stopped grouping."""
+    if not hasattr(request.config, "workerinput"):
+        pytest.skip("not run under pytest-xdist")
+    if request.config.getoption("dist") != "loadgroup" and not request.config.option.loadgroup:
+        pytest.skip("not run with --dist loadgroup")
+    assert request.node.nodeid.endswith("@probe"), (
+        f"expected pytest-xdist to tag this test with its group ('…@probe'), got {request.node.nodeid!r}")

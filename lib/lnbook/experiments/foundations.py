@@ -33,7 +33,7 @@ CHAPTER = "book/01_foundations"  # the chapter that shows this module's claims
     claim="LayerNorm's statistics are taken over the H features of one sample, so its output does not depend on the batch.",
     statement=(
         "Holds. A sample normalized alone and inside batches of 1, 8 and 64 gives the same output "
-        "(largest difference {ln_batch_diff:.1e} in float32), while BatchNorm's output for the same sample "
+        "(largest difference {ln_batch_diff:.2g} in float32), while BatchNorm's output for the same sample "
         "changes by up to {bn_batch_diff:.2f} between batches of 8 and 64."
     ),
     verdict="holds",
