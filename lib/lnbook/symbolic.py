@@ -697,7 +697,7 @@ def markdown(idents: tuple[Identity, ...]) -> str:
             raise RuntimeError(f"{ident.name}: SymPy says verify() = {ident.verify()}, the book asserts {ident.holds}")
         check = ident.spot_check()
         verdict = (
-            f"SymPy: `simplify(lhs − rhs) = 0`; autograd agrees to {check.max_abs_diff:.0e}"
+            f"SymPy: `simplify(lhs − rhs) = 0`; autograd agrees to {check.max_abs_diff:.1g}"
             if ident.holds
             else f"SymPy: `lhs − rhs ≠ 0`; the right side misses autograd by {check.rhs_err:.2g}"
         )

@@ -58,7 +58,7 @@ def f01() -> Evidence:
     claim="A small ε (e.g. 1e-5) in √(σ²+ε) keeps the division finite.",
     statement=(
         "Holds, and ε does more than that. On a constant vector ε = 0 gives 0/0: {nan_count} of {n} outputs "
-        "are NaN, while ε = 1e-5 gives exactly 0. On a nearly constant vector (σ = {sigma_small:.0e}) ε also "
+        "are NaN, while ε = 1e-5 gives exactly 0. On a nearly constant vector (σ = {sigma_small:.1g}) ε also "
         "shrinks the output's standard deviation to σ/√(σ²+ε) = {std_small:.3f} instead of 1."
     ),
     verdict="holds",
@@ -109,7 +109,7 @@ def samples_with_stats(mean: torch.Tensor, std: torch.Tensor, h: int, seed: int)
     statement=(
         "Holds under conditions: only when every sample has the same mean and standard deviation. γ and β are per-feature "
         "parameters shared by all samples, while μ and σ belong to each sample. With one sample, or samples "
-        "sharing their statistics, the best γ, β recover the input exactly (relative error {err_shared:.1e}); "
+        "sharing their statistics, the best γ, β recover the input exactly (relative error {err_shared:.2g}); "
         "on {batch} samples with different means and spreads the best γ, β leave a relative error of "
         "{err_varied:.2f}."
     ),
@@ -140,7 +140,7 @@ def f03() -> Evidence:
     statement=(
         "Holds. torch's BatchNorm1d refuses a training batch of one sample ({bn_batch1_error}); on a batch of "
         "16 its training and evaluation outputs differ by up to {bn_train_eval:.2f}, while LayerNorm's differ "
-        "by {ln_train_eval:.1e}."
+        "by {ln_train_eval:.2g}."
     ),
     verdict="holds",
 )
@@ -208,7 +208,7 @@ def f05() -> Evidence:
         "Holds. In a batch of a 100-token and a 5-token sequence padded to 100, BatchNorm's per-feature mean "
         "computed over all positions is off by {bn_mean_rel_err:.0%} and its variance by "
         "{bn_var_rel_err:.0%} against the statistics of the real tokens; LayerNorm of the real tokens is the "
-        "same with and without padding (largest difference {ln_pad_diff:.1e})."
+        "same with and without padding (largest difference {ln_pad_diff:.2g})."
     ),
     verdict="holds",
 )
@@ -249,8 +249,8 @@ def rms_vs_ln_cost(M: int = 4096, N: int = 4096, element_size: int = 2) -> dict[
     "because it skips the mean, with about the same quality.",
     statement=(
         "Holds under conditions: the formula holds and RMSNorm saves arithmetic, but arithmetic is not what a "
-        "normalization waits for. Our RMSNorm matches torch's to {rms_vs_torch:.1e}, and it is LayerNorm "
-        "without centring: on zero-mean inputs the two agree to {rms_eq_ln_centered:.1e}, on inputs with mean 1 "
+        "normalization waits for. Our RMSNorm matches torch's to {rms_vs_torch:.2g}, and it is LayerNorm "
+        "without centring: on zero-mean inputs the two agree to {rms_eq_ln_centered:.2g}, on inputs with mean 1 "
         "they differ by {rms_vs_ln_shifted:.2f}. Counted on a 4096×4096 bfloat16 forward, RMSNorm does "
         "{flop_ratio:.2f} of LayerNorm's FLOPs but moves {byte_ratio:.4f} of its bytes. LayerNorm does "
         "{intensity:.2f} FLOPs per byte where an H100 can do {balance:.0f} (datasheet figures), so both are "
@@ -361,7 +361,7 @@ def invariance_table(seed: int = 18) -> dict[str, dict[str, float]]:
     statement=(
         "Holds: all {cells} cells computed in float64 with ε = 0 agree with the published tables "
         "(Ba et al. 2016 for the first three rows, Zhang & Sennrich 2019 for RMSNorm); every 'invariant' "
-        "cell changes by at most {max_invariant:.1e} (rounding), every other cell by at least "
+        "cell changes by at most {max_invariant:.2g} (rounding), every other cell by at least "
         "{min_variant:.2f}."
     ),
     verdict="holds",
@@ -385,7 +385,7 @@ def invariance_markdown() -> tuple[str, str]:
     head = "| | " + " | ".join(TRANSFORMS) + " |\n|---|" + "---|" * len(TRANSFORMS) + "\n"
     word = lambda inv: "invariant" if inv else "no"  # noqa: E731
     computed = head + "\n".join(
-        f"| {k} | " + " | ".join(f"{word(is_invariant(table[k][t]))} ({table[k][t]:.0e})" for t in TRANSFORMS) + " |"
+        f"| {k} | " + " | ".join(f"{word(is_invariant(table[k][t]))} ({table[k][t]:.1g})" for t in TRANSFORMS) + " |"
         for k in NORMALIZERS)
     published = head + "\n".join(f"| {k} | " + " | ".join(map(word, PUBLISHED[k])) + " |" for k in NORMALIZERS)
     return computed, published

@@ -107,10 +107,10 @@ def eps_scale_deviation(lam: float, eps: float) -> float:
     source=f"{SRC} Q2 §2, Q3 §2",
     claim="Weight-scale invariance: LN(λWx) = LN(Wx) for every λ > 0.",
     statement=(
-        "Holds under conditions: exactly for ε = 0 (largest difference over λ from 0.01 to 100: {max_diff_eps0:.1e}, rounding "
-        "only). With ε = 1e-5 it holds only approximately, and only while λ²σ² ≫ ε: the difference is {diff_eps_lam0_01:.1e} at "
-        "λ = 0.01 (closed form {closed_form_lam0_01:.1e}) and {diff_eps_lam100:.1e} at λ = 100, where what is left "
-        "is ε's effect on the reference LN(Wx) itself (closed form {closed_form_lam100:.1e})."
+        "Holds under conditions: exactly for ε = 0 (largest difference over λ from 0.01 to 100: {max_diff_eps0:.2g}, rounding "
+        "only). With ε = 1e-5 it holds only approximately, and only while λ²σ² ≫ ε: the difference is {diff_eps_lam0_01:.2g} at "
+        "λ = 0.01 (closed form {closed_form_lam0_01:.2g}) and {diff_eps_lam100:.2g} at λ = 100, where what is left "
+        "is ε's effect on the reference LN(Wx) itself (closed form {closed_form_lam100:.2g})."
     ),
     verdict="holds under conditions",
 )
@@ -152,7 +152,7 @@ def gradient_norm_vs_weight_norm(lams, eps: float = 0.0):
     claim="The gradient scales inversely with the weights: ∇_{λW}L = (1/λ)∇_W L, so ‖∇_W L‖ ∝ 1/‖W‖.",
     statement=(
         "Holds under conditions: exactly for ε = 0 (SymPy proves it for a 3×2 weight): $\\lambda\\,\\nabla_{{\\lambda W}}L$ equals $\\nabla_W L$ to a "
-        "relative {rel_err_eps0:.1e} for every λ from 0.01 to 100, and the log–log slope of $\\|\\nabla L\\|$ against "
+        "relative {rel_err_eps0:.2g} for every λ from 0.01 to 100, and the log–log slope of $\\|\\nabla L\\|$ against "
         "$\\|W\\|$ is {slope_eps0:.6f}. With ε = 1e-5 the brake weakens once $\\lambda^2\\sigma^2$ approaches ε: at λ = 0.001 the relation is off by {rel_err_eps_small:.0%}."
     ),
     verdict="holds under conditions",
@@ -221,7 +221,7 @@ def ln_gradient_norm_identity(n: int = 64, seed: int = 21):
         "Holds under conditions: exactly for the gradient passing through the norm; in training only weakly, and not for the "
         "gradient's smoothness. Exactly: the gradient "
         "reaching the pre-norm activations z is the upstream gradient with its components along 1 and x̂ "
-        "removed and divided by σ (closed form matches autograd to {identity_rel_err:.1e}), so it never "
+        "removed and divided by σ (closed form matches autograd to {identity_rel_err:.2g}), so it never "
         "exceeds ‖∇_y L‖/σ. Empirically, over {seeds} initializations of a 12-layer ReLU MLP trained at "
         "learning rate 0.1 and probed along the gradient (steps of ¼ to 4 learning rates, Santurkar et al.'s "
         "probe), the loss varies a median {loss_range_ratio:.1f}× as much without LayerNorm as with it (more "
@@ -274,7 +274,7 @@ def cosine_w_grad(eps: float = 0.0, lam: float = 1.0, with_bias: bool = False) -
     "⟨W, ∇_W L⟩ = 0.",
     statement=(
         "Holds under conditions: when W feeds the LayerNorm directly and ε = 0 (SymPy proves it, and that a bias breaks it): the cosine between W and ∇_W L is "
-        "{cos_eps0:.1e}. It fails as soon as the invariance does: with ε = 1e-5 at small weights (λ = 0.001) "
+        "{cos_eps0:.2g}. It fails as soon as the invariance does: with ε = 1e-5 at small weights (λ = 0.001) "
         "the cosine is {cos_eps_small:.3f}, and with a bias between W and the LayerNorm (z = Wx + b) it is "
         "{cos_bias:.3f}."
     ),
@@ -311,7 +311,7 @@ def sgd_weight_norms(steps: int = 50, lr: float = 2.0):
         "Does not hold exactly: because the step is orthogonal to W, Pythagoras gives "
         "‖W − ηg‖² = ‖W‖² + η²‖g‖², so every step lengthens W (to first order in η the length is unchanged, "
         "which is all the source's argument shows). Over {steps} SGD steps ‖W‖ grows monotonically by a "
-        "factor {growth:.3f}, matching the Pythagoras prediction to {pythagoras_rel_err:.1e}; the growth "
+        "factor {growth:.3f}, matching the Pythagoras prediction to {pythagoras_rel_err:.2g}; the growth "
         "itself then shrinks the effective step size η/‖W‖²."
     ),
     verdict="does not hold",
@@ -343,10 +343,10 @@ def z_over_sigma_jacobian(z: torch.Tensor) -> torch.Tensor:
     source=f"{SRC} Q3 §3",
     claim="The Jacobian of z/σ(z) is (1/σ)I − (z/σ²)∂σ/∂z, so the gradient carries a factor 1/σ.",
     statement=(
-        "Holds. The closed form matches autograd to {jac_diff:.1e}. Scaling z by λ divides the Jacobian by λ "
-        "(relative error {scale_rel_err:.1e} for λ = 10), and for the full LayerNorm (ε = 0) of n ≥ 3 values "
+        "Holds. The closed form matches autograd to {jac_diff:.2g}. Scaling z by λ divides the Jacobian by λ "
+        "(relative error {scale_rel_err:.2g} for λ = 10), and for the full LayerNorm (ε = 0) of n ≥ 3 values "
         "the Jacobian's largest singular value is exactly 1/σ (σ·‖J‖₂ = {sigma_times_norm:.12f} at n = 6; at "
-        "n = 2 it is {norm_n2:.0e}). The source's form assumes "
+        "n = 2 it is {norm_n2:.1g}). The source's form assumes "
         "μ = 0; for a general z LayerNorm's Jacobian has the extra −11ᵀ/(nσ) term, and SymPy verifies the "
         "full closed form (1/s)(I − 11ᵀ/n − x̂x̂ᵀ/n) and its spectrum for every ε ≥ 0."
     ),
@@ -376,9 +376,9 @@ def f14() -> Evidence:
     claim="Post-LN, Norm(x + SubLayer(x)), needs warm-up; Pre-LN, x + SubLayer(Norm(x)), trains more stably.",
     statement=(
         "Holds for the definitions, and our blocks implement them: the Post-LN block's output is normalized "
-        "(row means within {post_mean:.1e} of 0, variances within {post_var_err:.1e} of 1 at initialization), "
+        "(row means within {post_mean:.2g} of 0, variances within {post_var_err:.2g} of 1 at initialization), "
         "and the Pre-LN block is the identity plus a branch (with the branch zeroed it returns its input, "
-        "difference {pre_identity:.1e}). The training claims are measured in chapter 5 (R05, R22)."
+        "difference {pre_identity:.2g}). The training claims are measured in chapter 5 (R05, R22)."
     ),
     verdict="holds",
 )

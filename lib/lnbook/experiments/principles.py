@@ -42,8 +42,8 @@ def sparse_example(scale: float = 1.0) -> torch.Tensor:
     "≈ −0.58; the output is dense, with mean exactly 0 and standard deviation exactly 1.",
     statement=(
         "Holds (ε = 0). μ = {mu:.4g} and σ = {sigma:.4f} (= 5√3/4); each 5 becomes {big:.4f} (= √3) and each "
-        "0 becomes {small:.4f} (= −1/√3). None of the {n} outputs is zero; their mean is {out_mean:.1e} and "
-        "their standard deviation differs from 1 by {out_std_err:.1e}. With PyTorch's default ε = 1e-5 every "
+        "0 becomes {small:.4f} (= −1/√3). None of the {n} outputs is zero; their mean is {out_mean:.2g} and "
+        "their standard deviation differs from 1 by {out_std_err:.2g}. With PyTorch's default ε = 1e-5 every "
         "output shrinks by the factor σ/√(σ²+ε) = {eps_factor:.8f}."
     ),
     verdict="holds",
@@ -152,9 +152,9 @@ def draw_groups(ax, labels: torch.Tensor, title: str) -> None:
         "form {bn_groups} groups of {bn_size} for BatchNorm (one channel across the batch), {ln_groups} of "
         "{ln_size} for LayerNorm (one sample), {in_groups} of {in_size} for InstanceNorm (one channel of one "
         "sample) and {gn_groups} of {gn_size} for GroupNorm with {G} groups; each reference matches torch's "
-        "module (BatchNorm2d, LayerNorm, InstanceNorm2d, GroupNorm) to {max_torch_diff:.1e}. GroupNorm with "
-        "one group equals LayerNorm over (C, H, W) (difference {gn1_vs_ln:.1e}) and with C groups "
-        "InstanceNorm ({gnc_vs_in:.1e}). The equality is of the normalization only: GroupNorm learns "
+        "module (BatchNorm2d, LayerNorm, InstanceNorm2d, GroupNorm) to {max_torch_diff:.2g}. GroupNorm with "
+        "one group equals LayerNorm over (C, H, W) (difference {gn1_vs_ln:.2g}) and with C groups "
+        "InstanceNorm ({gnc_vs_in:.2g}). The equality is of the normalization only: GroupNorm learns "
         "{gn_params} affine parameters (per channel), nn.LayerNorm((C, H, W)) {ln_params} (per value)."
     ),
     verdict="holds",
@@ -215,13 +215,13 @@ def bn_output_jitter(batch_sizes=(2, 4, 8, 16, 32, 64, 128), draws: int = JITTER
     "BatchNorm's statistics become noisy in small batches.",
     statement=(
         "Holds. Normalized one at a time, as in online learning, {stream} samples get exactly the outputs "
-        "they get as one batch (largest difference {ln_stream_diff:.1e}). BatchNorm's output for a fixed "
+        "they get as one batch (largest difference {ln_stream_diff:.2g}). BatchNorm's output for a fixed "
         "sample moves with its companions: over {draws} random batches its standard deviation is "
         "{jitter_b4:.2f} at B = 4 and {jitter_b128:.3f} at B = 128, falling as $B^{{{jitter_slope:.2f}}}$ "
         "(sampling theory: $B^{{-1/2}}$). At B = 2 with ε = 0 every output is ±1 (largest ||y| − 1| = "
-        "{b2_dev:.1e}): only the sign of the sample's difference from its one companion survives. And at "
+        "{b2_dev:.2g}): only the sign of the sample's difference from its one companion survives. And at "
         "N = 1 a convolutional BatchNorm2d does not fail: in training it becomes InstanceNorm (difference "
-        "{bn2d_n1_vs_in:.1e})."
+        "{bn2d_n1_vs_in:.2g})."
     ),
     verdict="holds",
 )
@@ -296,9 +296,9 @@ def output_rms(y: torch.Tensor) -> torch.Tensor:
         "×{factor:.0f} at step {jump_at}, a per-feature normalizer with running statistics (momentum "
         "{momentum}) puts out values with RMS {peak_rms:.0f} and needs {recovery_steps} steps to come back "
         "below 2 (the noise-free prediction for its moving average: {predicted_steps} steps); LayerNorm's "
-        "output RMS is σ/√(σ²+ε) at every step (closed form to {ln_rms_closed_err:.1e}), within "
-        "{ln_rms_dev:.1e} of 1. The same property erases the jump: each loud row and the quiet row it was "
-        "scaled from normalize to within {ln_blind_diff:.1e} of each other."
+        "output RMS is σ/√(σ²+ε) at every step (closed form to {ln_rms_closed_err:.2g}), within "
+        "{ln_rms_dev:.2g} of 1. The same property erases the jump: each loud row and the quiet row it was "
+        "scaled from normalize to within {ln_blind_diff:.2g} of each other."
     ),
     verdict="holds",
 )
@@ -341,11 +341,11 @@ def xhat_norm_ratio(x: torch.Tensor, eps: float) -> torch.Tensor:
     source=f"{SRC} §3",
     claim="The L2 norm of the normalized vector is always √d, d the number of features.",
     statement=(
-        "Holds under conditions: ε = 0 and σ > 0. Then ‖x̂‖ = √d exactly (‖x̂‖/√d − 1 = {dev_random:.1e} for "
-        "a Gaussian vector of width {d} and {dev_sparse:.1e} for the sparse example). With ε > 0 the norm is "
+        "Holds under conditions: ε = 0 and σ > 0. Then ‖x̂‖ = √d exactly (‖x̂‖/√d − 1 = {dev_random:.2g} for "
+        "a Gaussian vector of width {d} and {dev_sparse:.2g} for the sparse example). With ε > 0 the norm is "
         "√d·σ/√(σ²+ε), always below √d: {ratio_sparse_eps:.8f}·√d for the sparse example, "
         "{ratio_quiet_eps:.3f}·√d after scaling it down by 1000 (closed form {closed_quiet:.3f}; over "
-        "{rows} vectors with σ from 1e-4 to 100 the closed form holds to {closed_max_err:.1e}). A constant "
+        "{rows} vectors with σ from 1e-4 to 100 the closed form holds to {closed_max_err:.2g}). A constant "
         "vector gives {nan_count} NaNs of {n_sparse} with ε = 0 and norm {const_norm:.1f} with ε > 0."
     ),
     verdict="holds under conditions",
@@ -389,7 +389,7 @@ def m05() -> Evidence:
     statement=(
         "Holds, for every ε: adding c·1 moves the mean by c and leaves every deviation from the mean, hence "
         "the variance, unchanged, so LN(z + c·1) = LN(z). For c from −3 to 100, with ε = 0 and 1e-5, the "
-        "largest difference in float64 is {ln_diff:.1e} (rounding). It is the mean subtraction that does "
+        "largest difference in float64 is {ln_diff:.2g} (rounding). It is the mean subtraction that does "
         "it: RMSNorm, which does not centre, changes by up to {rms_diff:.2f} under c = 0.7."
     ),
     verdict="holds",
@@ -431,8 +431,8 @@ def per_feature_fit_r2(source: torch.Tensor, target: torch.Tensor, with_gamma: b
     "useful bias.",
     statement=(
         "Does not hold for a general bias. Write b = b̄·1 + b⊥ with b⊥ summing to zero: LayerNorm removes "
-        "b̄·1 exactly (difference {mean_part_diff:.1e}) and nothing else, so LN(z + b) = LN(z + b⊥) "
-        "({perp_equiv_diff:.1e}). The rest moves the output by up to {full_diff:.2f}, and how it moves "
+        "b̄·1 exactly (difference {mean_part_diff:.2g}) and nothing else, so LN(z + b) = LN(z + b⊥) "
+        "({perp_equiv_diff:.2g}). The rest moves the output by up to {full_diff:.2f}, and how it moves "
         "depends on the sample, through its σ and x̂: over {batch} samples z = Wx the best per-feature β "
         "explains {beta_r2:.0%} of the change (its squared norm) and the best per-feature γ and β together "
         "{affine_r2:.0%}. Only the mean of the bias is redundant; dropping the whole bias is a modelling "
@@ -493,16 +493,16 @@ def batch_dgamma_ratio(batch: int, offsets: bool, seed: int, d: int = 16, c: flo
         "Does not hold as stated; what holds is about γ's sum. With a uniform upstream gradient dy = c·1 "
         "(c = {c}), β gets dβ = c per feature and sample, as the source says. γ's gradient for one sample "
         "is c·x̂, with norm {dgamma_norm:.4f} = |c|·√d·σ/√(σ²+ε) (closed form {dgamma_closed:.4f}), as large "
-        "as dβ's {dbeta_norm:.4f}. What vanishes is its sum over features, Σᵢ dγᵢ = {dgamma_sum:.1e}, "
+        "as dβ's {dbeta_norm:.4f}. What vanishes is its sum over features, Σᵢ dγᵢ = {dgamma_sum:.2g}, "
         "because x̂ sums to zero: a uniform signal cannot move γ's overall level (the output's contrast) "
         "but pushes each γᵢ up or down. Summed over a batch, what survives depends on the data. For "
         "i.i.d. rows the per-feature sums cancel like a random walk: the largest |Σ dγᵢ| relative to Σ dβᵢ is "
         "{iid_8:.2f}, {iid_64:.2f} and {iid_1024:.3f} at batch 8, 64 and 1024 (means over {seeds} seeds). When "
         "features keep their offsets from sample to sample, as hidden features do, the sums add up instead: "
         "{offset_8:.2f}, {offset_64:.2f} and {offset_1024:.2f}, as strong a signal for γ as for β. The signal does not reach x when γ is uniform (max |dx| = "
-        "{dx_uniform_gamma:.1e}), but does once γ varies across features ({dx_random_gamma:.2f} with γ = 1 + "
+        "{dx_uniform_gamma:.2g}), but does once γ varies across features ({dx_random_gamma:.2f} with γ = 1 + "
         "0.5·N(0, 1)). The mirror image holds too: a contrast signal dy = c·x̂ gives Σᵢ dγᵢ = "
-        "{contrast_dgamma_sum:.3f} and Σᵢ dβᵢ = {contrast_dbeta_sum:.1e}."
+        "{contrast_dgamma_sum:.3f} and Σᵢ dβᵢ = {contrast_dbeta_sum:.2g}."
     ),
     verdict="does not hold",
 )
@@ -575,14 +575,14 @@ def sympy_offdiag_identity(n: int = 3) -> bool:
     "and variance.",
     statement=(
         "Holds under conditions: for generic inputs, not for every input. Off the diagonal ∂x̂ⱼ/∂xᵢ = −(1 + x̂ᵢx̂ⱼ)/(n·s) (SymPy "
-        "for n = 3 and every ε; autograd agrees to {offdiag_diff:.1e} at width {n}), so output j moves "
+        "for n = 3 and every ε; autograd agrees to {offdiag_diff:.2g} at width {n}), so output j moves "
         "unless x̂ᵢx̂ⱼ = −1; for a Gaussian input all {pairs} off-diagonal entries are nonzero (smallest "
-        "|entry| {min_offdiag:.1e}). The source's own example sits on the exception: at x = (5, 5, 0, …, 0) "
+        "|entry| {min_offdiag:.2g}). The source's own example sits on the exception: at x = (5, 5, 0, …, 0) "
         "with ε = 0, x̂ takes the values √3 and −1/√3, whose product is −1, so {zero_entries} of its "
-        "{sparse_pairs} off-diagonal entries are zero (largest {max_zero_entry:.1e}): nudging a silent "
+        "{sparse_pairs} off-diagonal entries are zero (largest {max_zero_entry:.2g}): nudging a silent "
         "feature leaves both loud outputs unchanged to first order (a finite nudge of 0.1 moves them by "
-        "{nudge:.1e}, against {nudge_silent:.1e} for a silent output). With ε = 1e-5 those entries are "
-        "−ε/(n s³) = {eps_entry:.1e}."
+        "{nudge:.2g}, against {nudge_silent:.2g} for a silent output). With ε = 1e-5 those entries are "
+        "−ε/(n s³) = {eps_entry:.2g}."
     ),
     verdict="holds under conditions",
 )
@@ -639,9 +639,9 @@ def shift_errors(dtype: torch.dtype, shifts=SHIFTS, seed: int = 45) -> list[floa
         "Holds in exact arithmetic for every ε (SymPy: J·1 = 0), for a constant shift only: a per-feature "
         "shift is not removed (difference {per_feature_diff:.2f}, the 'dataset re-centering' column of F16). "
         "In floating point the shift costs digits, because z + c is rounded before the mean is subtracted: "
-        "in float32 the error is {f32_c1:.1e} at c = 1 and {f32_c1e4:.1e} at c = 10⁴ (log–log slope "
-        "{f32_slope:.2f} against c; the first-order rounding bound (1 + |x̂ᵢ|/2)·ulp(c)/σ is {f32_bound_c1e4:.1e} there); in float64 "
-        "it is {f64_c1e4:.1e} at c = 10⁴."
+        "in float32 the error is {f32_c1:.2g} at c = 1 and {f32_c1e4:.2g} at c = 10⁴ (log–log slope "
+        "{f32_slope:.2f} against c; the first-order rounding bound (1 + |x̂ᵢ|/2)·ulp(c)/σ is {f32_bound_c1e4:.2g} there); in float64 "
+        "it is {f64_c1e4:.2g} at c = 10⁴."
     ),
     verdict="holds",
 )

@@ -42,7 +42,7 @@ STACK = {"d": 32, "heads": 4, "batch": 4, "tokens": 8}
     claim="LayerNorm is LN(h) = γ·(h − μ)/(σ + ε) + β.",
     statement=(
         "Does not hold as written: frameworks divide by √(σ² + ε), not σ + ε. PyTorch's layer_norm matches "
-        "the √(σ² + ε) form to {err_sqrt:.0e} and differs from σ + ε by {err_plus:.1e} on rows of σ = 1; on a "
+        "the √(σ² + ε) form to {err_sqrt:.1g} and differs from σ + ε by {err_plus:.2g} on rows of σ = 1; on a "
         "row of σ = 10⁻³ the two forms differ by a factor {ratio_small:.2f}. The source's own code "
         "(manual_layer_norm) uses the correct form."
     ),
@@ -164,7 +164,7 @@ def block_jacobians(d: int = 12, seed: int = 0) -> dict[str, torch.Tensor]:
     claim="The derivative of a residual block y = x + F(x) is I + ∂F/∂x.",
     statement=(
         "Holds, exactly: for a Pre-LN MLP block of width {d} the autograd Jacobian of the block equals "
-        "I plus the autograd Jacobian of its branch to {err:.0e}."
+        "I plus the autograd Jacobian of its branch to {err:.1g}."
     ),
     verdict="holds",
 )
@@ -201,7 +201,7 @@ def sigma_min_cases(d: int = 64, seed: int = 1) -> dict[str, float]:
         "Does not hold in general. Weyl's inequality gives σ_min(I + J) ≥ 1 − ‖J‖₂, a bound near 1 only when "
         "the branch is small: with ‖J‖₂ = 0.1, σ_min = {small:.3f}. A branch with an eigenvalue near −1 cancels "
         "the identity: J = −0.99·uuᵀ gives σ_min = {adversarial:.3f}, and {depth} such blocks shrink the "
-        "gradient along u by {stacked:.0e}. A random J of spectral radius about 1 (width 64) already gives "
+        "gradient along u by {stacked:.1g}. A random J of spectral radius about 1 (width 64) already gives "
         "σ_min = {circle:.3f}. The bound holds when the branches are small, as they are at PyTorch's default "
         "initialization: over four Pre-LN MLP blocks of width 16 the smallest σ_min(I + J) is {blocks_min:.3f}."
     ),
@@ -253,8 +253,8 @@ EFFECTIVE_DEPTHS = (6, 12, 24, 48)
     "layers; with them it decays linearly or not at all, and 100–1000+ layers train.",
     statement=(
         "Holds under conditions: exponential decay is a property of the initialization, not of plain stacks. "
-        "With PyTorch's default initialization a plain ReLU stack's first-layer gradient is {default_24:.0e} of "
-        "its last layer's at depth 24 and {default_48:.0e} at 48, exponential decay; with He initialization the "
+        "With PyTorch's default initialization a plain ReLU stack's first-layer gradient is {default_24:.1g} of "
+        "its last layer's at depth 24 and {default_48:.1g} at 48, exponential decay; with He initialization the "
         "same plain stack gives {he_24:.2f} and {he_48:.2f}: no decay in expectation at initialization. "
         "A Pre-LN residual stack gives {res_24:.2f} and {res_48:.2f} with the default initialization. The "
         "source's 20 and 100–1000+ layers are not measurable quantities of the architecture."
@@ -454,7 +454,7 @@ def r07() -> Evidence:
     claim="With LN and residual connections, Var(x_{l+1}) ≈ Var(x_l) at initialization, across 100 layers.",
     statement=(
         "Holds under conditions: for Post-LN only, where it is forced: every layer ends in a LayerNorm, so the stream's variance is "
-        "1 after every layer (largest deviation {post_dev:.1e} over {depth} layers). In a Pre-LN stack nothing "
+        "1 after every layer (largest deviation {post_dev:.2g} over {depth} layers). In a Pre-LN stack nothing "
         "renormalizes the stream: with PyTorch's default initialization its variance grows to {pre_growth:.1f}× "
         "x₀'s over {depth} layers, which is why GPT-2 scales its initialization (R07) and ends "
         "with a final LayerNorm."
@@ -505,7 +505,7 @@ def _identity_cases(placement: str, x: torch.Tensor, seed: int) -> dict[str, flo
     claim="Zero-initializing the last linear layer of each residual branch makes the block the identity at initialization.",
     statement=(
         "Holds under conditions: for Pre-LN: with the attention's and the MLP's output projections zeroed (weights and biases), a "
-        "Pre-LN Transformer layer returns its input exactly (largest change {zero_pre:.0e}). In a Post-LN layer the "
+        "Pre-LN Transformer layer returns its input exactly (largest change {zero_pre:.1g}). In a Post-LN layer the "
         "same initialization gives LN(LN(x)), not x (largest change {zero_post:.2f} on an input up to "
         "{x_max:.2f}): the identity needs the norm off the stream."
     ),
@@ -524,7 +524,7 @@ def r06() -> Evidence:
     claim="Initializing LayerNorm's γ to zero makes the network the identity at the start.",
     statement=(
         "Holds under conditions: only for Pre-LN with bias-free branches. With γ = 0 a Pre-LN branch sees β = 0, and returns "
-        "sublayer(0): exactly 0 without biases (largest change {gamma0_pre_nobias:.0e}), but the biases' output "
+        "sublayer(0): exactly 0 without biases (largest change {gamma0_pre_nobias:.1g}), but the biases' output "
         "with them (largest change {gamma0_pre_bias:.2f}). In Post-LN γ = 0 does the opposite of the identity: "
         "the layer outputs β = 0 and erases its input (largest change {gamma0_post_bias:.2f}, the input's own size)."
     ),

@@ -102,11 +102,11 @@ R13_ROWS = {"rows": 8, "d": 1024, "seed": 7}  # the rows of R13: std 1 around th
     claim="Welford's algorithm is more numerically stable; compute LayerNorm's statistics in FP32 for FP16 inputs.",
     statement=(
         "Holds under conditions: the second half always, the first in part. On rows of std 1 and mean 10⁴ in float32 the one-pass E[x²] − E[x]² has relative error "
-        "{naive32:.2g}. Welford's update repairs most of it ({wel32:.0e}), but computed element by element in "
-        "float32 it is less accurate than two passes ({two32:.0e}): its merit is needing one pass, not more "
+        "{naive32:.2g}. Welford's update repairs most of it ({wel32:.1g}), but computed element by element in "
+        "float32 it is less accurate than two passes ({two32:.1g}): its merit is needing one pass, not more "
         "stability. In float16 (mean 100) the one-pass form fails completely ({naive16:.2g}) and Welford in float16 "
-        "arithmetic is poor ({wel16:.2g}); two passes give {two16:.1e} (PyTorch's float16 sums accumulate in "
-        "float32 internally), and the statistics computed in float32 {fp32_16:.0e}. Float32 statistics are the "
+        "arithmetic is poor ({wel16:.2g}); two passes give {two16:.2g} (PyTorch's float16 sums accumulate in "
+        "float32 internally), and the statistics computed in float32 {fp32_16:.1g}. Float32 statistics are the "
         "part that matters."
     ),
     verdict="holds under conditions",
@@ -149,7 +149,7 @@ def autocast_dtypes() -> dict[str, str]:
         "ops that autocast to float32. On the CPU (PyTorch {version}) under torch.autocast('cpu', bfloat16), "
         "layer_norm is not in that list: it runs in its input's dtype, {ln_bf16_in} for the {linear} output of a "
         "linear layer and {ln_fp32_in} for a float32 input. The bfloat16 result is still accurate to "
-        "{ln_bf16_err:.1e}, within one bfloat16 rounding of the output: the kernel's statistics are computed in "
+        "{ln_bf16_err:.2g}, within one bfloat16 rounding of the output: the kernel's statistics are computed in "
         "float32; only the output is stored in the input's dtype."
     ),
     verdict="holds under conditions",
@@ -285,7 +285,7 @@ R14_TOKENS = (512, 8192)
     claim="The residual add is O(d) against O(d²) matrix products: its cost is negligible.",
     statement=(
         "Holds under conditions: for arithmetic, not for time. A residual add on 512 tokens of width 768 does "
-        "{flop_ratio:.1e} of the FLOPs of the MLP's first matrix product but moves {byte_ratio:.0%} of its "
+        "{flop_ratio:.2g} of the FLOPs of the MLP's first matrix product but moves {byte_ratio:.0%} of its "
         "bytes, because it reads two values and writes one for every FLOP. On an H100 (datasheet figures: "
         "{bandwidth_tbs:.2f} TB/s, {tflops:.0f} TFLOP/s in bfloat16), where time is at least bytes over "
         "bandwidth or FLOPs over peak, the add takes at least {time_ratio:.2f} of the product's time, "
@@ -331,10 +331,10 @@ def sharded_errors(processes: int) -> list[dict[str, float]]:
     claim="With the feature dimension split across devices, LayerNorm's statistics need a cross-device reduction.",
     statement=(
         "Holds, and the reduction is small. With the {N} features of each row split over 2 and 4 local processes "
-        "(gloo), the sharded LayerNorm's largest error against float64 is {err2:.1e} and {err4:.1e} (y, dx, dw, "
-        "db), against {err_single:.1e} for unsharded float32. With a mean of 10⁴ the Welford merge stays at "
-        "{err_welford_shift:.1e}, no worse than unsharded float32 ({err_single_shift:.1e}: the rounding of x "
-        "itself), while one all-reduce of Σx and Σx² gives {err_sums_shift:.1e}. Each process "
+        "(gloo), the sharded LayerNorm's largest error against float64 is {err2:.2g} and {err4:.2g} (y, dx, dw, "
+        "db), against {err_single:.2g} for unsharded float32. With a mean of 10⁴ the Welford merge stays at "
+        "{err_welford_shift:.2g}, no worse than unsharded float32 ({err_single_shift:.2g}: the rounding of x "
+        "itself), while one all-reduce of Σx and Σx² gives {err_sums_shift:.2g}. Each process "
         "receives {bytes_fwd4:.0f} + {bytes_bwd4:.0f} bytes per token (forward statistics, backward sums) at 4 "
         "processes, against {act_bytes} bytes of a float32 activation row of width 4096."
     ),

@@ -48,11 +48,11 @@ def per_position_loop(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     claim="For x ∈ R^(B×L×d), LayerNorm computes μ and σ² for every sample and position over the d features.",
     statement=(
         "Holds. On a ({batch}, {length}, {width}) tensor the reference LayerNorm with normalized_shape = (d,) "
-        "equals the per-position loop of the formula to {loop_diff:.1e} and torch's layer_norm to "
-        "{torch_diff:.1e}; every one of the {positions} positions comes out with mean within {out_mean:.1e} of 0. "
+        "equals the per-position loop of the formula to {loop_diff:.2g} and torch's layer_norm to "
+        "{torch_diff:.2g}; every one of the {positions} positions comes out with mean within {out_mean:.2g} of 0. "
         "Normalizing over (L, d) instead is a different operation (outputs differ by up to {ld_diff:.2f}) in "
         "which a position's output depends on the other positions: changing the last position moves the "
-        "first one's output by {ld_leak:.2f} there, and by {d_leak:.1e} with statistics over d."
+        "first one's output by {ld_leak:.2f} there, and by {d_leak:.2g} with statistics over d."
     ),
     verdict="holds",
 )
@@ -86,8 +86,8 @@ def t01() -> Evidence:
     claim="γ is initialized to ones and β to zeros.",
     statement=(
         "Holds for torch.nn.LayerNorm and for the book's LayerNorm and RMSNorm modules (RMSNorm has no β): "
-        "γ = 1 and β = 0 in all {params} entries checked, ε = {torch_eps:.0e} by default, so at "
-        "initialization the layer outputs x̂ itself (largest difference {init_diff:.1e})."
+        "γ = 1 and β = 0 in all {params} entries checked, ε = {torch_eps:.1g} by default, so at "
+        "initialization the layer outputs x̂ itself (largest difference {init_diff:.2g})."
     ),
     verdict="holds",
 )
@@ -200,10 +200,10 @@ def block_by_hand(block: TransformerBlock, x: torch.Tensor) -> torch.Tensor:
     statement=(
         "Holds: the library's Transformer blocks (causal self-attention and MLP, each in a residual branch) "
         "compute exactly these formulas: written out by hand with torch's layer_norm and an explicit "
-        "softmax attention they agree to {post_diff:.1e} (Post-LN) and {pre_diff:.1e} (Pre-LN). The Post-LN "
-        "output is normalized at every position (variance within {post_var_err:.1e} of 1, which ε explains), "
+        "softmax attention they agree to {post_diff:.2g} (Post-LN) and {pre_diff:.2g} (Pre-LN). The Post-LN "
+        "output is normalized at every position (variance within {post_var_err:.2g} of 1, which ε explains), "
         "the Pre-LN output is not (variances from {pre_var_min:.2f} to {pre_var_max:.2f}). Attention is causal: "
-        "changing the last token moves earlier positions by {causal_leak:.1e}."
+        "changing the last token moves earlier positions by {causal_leak:.2g}."
     ),
     verdict="holds",
 )
@@ -282,10 +282,10 @@ T05_ROWS = {"rows": 32, "d": 1024, "seed": 38}  # the float32 rows of T05 and of
     claim="ε is usually 1e-5 or 1e-6; compute the variance stably, in double precision if needed.",
     statement=(
         "Holds, with the choice of ε mattering only when σ² is not large against it. At σ = 1 outputs with "
-        "ε = 1e-5 and 1e-6 differ by {diff_sigma1:.1e}; at σ² = ε = 1e-5 the output's standard deviation is "
+        "ε = 1e-5 and 1e-6 differ by {diff_sigma1:.2g}; at σ² = ε = 1e-5 the output's standard deviation is "
         "{std_at_eps:.3f} (closed form 1/√2) against {std_at_eps_1e6:.3f} with ε = 1e-6. The variance algorithm "
         "matters far more: on float32 rows with mean 1e4 and std 1, E[x²] − E[x]² is off by {naive_err:.0%}, "
-        "Welford's single pass by {welford_err:.1e} and two passes by {two_pass_err:.1e} (relative, against "
+        "Welford's single pass by {welford_err:.2g} and two passes by {two_pass_err:.2g} (relative, against "
         "float64). A stable algorithm in float32 is enough here; double precision is not needed."
     ),
     verdict="holds",
@@ -576,8 +576,8 @@ def t08() -> Evidence:
     statement=(
         "Holds. nn.LayerNorm keeps {ln_buffers} buffers (BatchNorm1d keeps {bn_buffers}: running mean, "
         "variance and a counter). A Pre-LN Transformer block gives a sequence the same output alone "
-        "(batch of 1) as inside a batch of 8 (difference {batch1_diff:.1e}) and the same in training and "
-        "evaluation mode (difference {train_eval_diff:.1e})."
+        "(batch of 1) as inside a batch of 8 (difference {batch1_diff:.2g}) and the same in training and "
+        "evaluation mode (difference {train_eval_diff:.2g})."
     ),
     verdict="holds",
 )
@@ -629,8 +629,8 @@ def unbiased_gap(widths=(2, 4, 8, 16, 64, 256, 768, 4096), seed: int = 43) -> li
     statement=(
         "Holds. On x = (1, 0, 0, 0) the unbiased version gives {buggy_max:.4f} where LayerNorm gives "
         "{correct_max:.4f} (√3); torch.std(correction=0) fixes it (difference from torch's layer_norm "
-        "{fixed_vs_torch:.1e}). The two differ by the constant factor √((d−1)/d) for every input (every element's "
-        "ratio on random rows from d = 2 to 4096 is within {ratio_err:.1e} of the closed form): {gap_4:.1%} at d = 4, {gap_768:.3%} at "
+        "{fixed_vs_torch:.2g}). The two differ by the constant factor √((d−1)/d) for every input (every element's "
+        "ratio on random rows from d = 2 to 4096 is within {ratio_err:.2g} of the closed form): {gap_4:.1%} at d = 4, {gap_768:.3%} at "
         "d = 768. A learned γ can absorb the factor, so training does not notice; loading weights trained "
         "with the other convention does."
     ),

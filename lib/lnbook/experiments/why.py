@@ -278,7 +278,7 @@ def padding_dilution(feature_mean: float) -> dict[str, float]:
         "standardized: with mean-2 features their BatchNorm outputs have mean {bn_out_mean:.2f} and standard "
         "deviation {bn_out_std:.2f}, with zero-mean features standard deviation {bn_out_std_centered:.2f} "
         "(1/√p), instead of 0 and 1. LayerNorm of the "
-        "real tokens is unchanged by the padding (difference {ln_pad_diff:.1e})."
+        "real tokens is unchanged by the padding (difference {ln_pad_diff:.2g})."
     ),
     verdict="holds under conditions",
 )
@@ -345,9 +345,9 @@ def batch_one_effects(t: int = 32, h: int = 16, seed: int = 40) -> dict[str, flo
     statement=(
         "Holds under conditions. For one vector per sample it holds outright: a training batch of one cannot be "
         "normalized ({batch1_error}), and a batch of two keeps only the sign of each feature's difference "
-        "(every output is ±1, largest deviation {pair_abs_dev:.1e}). In a Transformer BatchNorm would pool "
+        "(every output is ±1, largest deviation {pair_abs_dev:.2g}). In a Transformer BatchNorm would pool "
         "the B·T positions, so one sentence still gives statistics, but they are that sentence's: changing "
-        "its last token changes the first token's output by {future_leak:.3f} (LayerNorm: {ln_future_leak:.0e}), "
+        "its last token changes the first token's output by {future_leak:.3f} (LayerNorm: {ln_future_leak:.1g}), "
         "which in a causal model leaks the future into the past, and the same sentence comes out up to "
         "{train_eval_gap:.2f} apart in training and evaluation mode (running statistics)."
     ),
@@ -390,9 +390,9 @@ def token_magnitudes(seed: int = 90) -> dict[str, float]:
     "tokens; LayerNorm works inside each token and so keeps the relative sizes of tokens.",
     statement=(
         "Does not hold: it is the other way round. LayerNorm erases a token's size: a token and the same "
-        "token scaled by 3 come out identical (relative gap {ln_gap:.0e}, against {raw_gap:.2f} before). "
+        "token scaled by 3 come out identical (relative gap {ln_gap:.1g}, against {raw_gap:.2f} before). "
         "BatchNorm is an increasing affine map of each feature across tokens, so it keeps every ordering "
-        "and every ratio of differences between tokens (per-feature factor constant to {bn_ratio_spread:.0e}); "
+        "and every ratio of differences between tokens (per-feature factor constant to {bn_ratio_spread:.1g}); "
         "the two tokens stay {bn_gap:.2f} apart. What LayerNorm keeps is the pattern within a token; this is "
         "the gain control of W05, and the source's own later section says so."
     ),
@@ -468,7 +468,7 @@ def direction_kept(mean_over_std: float = 1.0, d: int = 64, seed: int = 52) -> d
     "dominate the attention scores and the softmax turns one-hot, so gradients vanish (gain control).",
     statement=(
         "Holds under conditions. Magnitude: after LayerNorm every token has the same norm, and attention is "
-        "exactly independent of the tokens' norms (entropy varies by {ln_entropy_range:.0e} across norm "
+        "exactly independent of the tokens' norms (entropy varies by {ln_entropy_range:.1g} across norm "
         "spreads of 1 to {max_spread}). Without it, {t} tokens whose norms span a factor {max_spread} give "
         "attention of entropy {entropy_none:.2f} against {entropy_ln:.2f} with LayerNorm (uniform: "
         "{uniform_entropy:.2f}), and the softmax Jacobian's trace, which carries the gradient, falls to "

@@ -67,7 +67,7 @@ def configs_markdown() -> str:
     """The quoted table as Markdown."""
     rows = ["| model | layers | hidden size | norm | placement | ε | published in |", "|---|---|---|---|---|---|---|"]
     for name, c in PUBLISHED_CONFIGS.items():
-        eps = "not stated" if c["eps"] is None else f"{c['eps']:.0e}"
+        eps = "not stated" if c["eps"] is None else f"{c['eps']:.1g}"
         cells = (name, c["layers"], c["hidden"], c["norm"], f"{c['placement']}-norm", eps, c["source"])
         rows.append("| " + " | ".join(map(str, cells)) + " |")
     return "\n".join(rows)
@@ -125,7 +125,7 @@ def w10() -> Evidence:
     statement=(
         "Holds for every model the source names, against the published papers and configurations "
         "({rows} rows in the table). The one hyperparameter is not uniform: the published ε ranges from "
-        "{eps_min:.0e} (BERT) to {eps_max:.0e} (GPT-2, Llama 2), and chapter 1 (F02) shows where ε matters."
+        "{eps_min:.1g} (BERT) to {eps_max:.1g} (GPT-2, Llama 2), and chapter 1 (F02) shows where ε matters."
     ),
     verdict="holds",
 )
@@ -168,10 +168,10 @@ def rms_ln_relation(mean_over_std: float, d: int = 64, seed: int = 60) -> dict[s
     "almost no difference to quality; what matters is the scaling.",
     statement=(
         "Holds under conditions. Exactly: with θ = arctan(μ/σ), RMSNorm(x) = cos θ·LN(x) + sin θ·1 (error "
-        "{identity_err:.1e}), so the two outputs differ by 2 sin(θ/2) in root mean square: {gap_small:.3f} "
+        "{identity_err:.2g}), so the two outputs differ by 2 sin(θ/2) in root mean square: {gap_small:.3f} "
         "for a mean of a tenth of a standard deviation, {gap_large:.3f} when mean and standard deviation are "
         "equal. RMSNorm loses LayerNorm's re-centring invariance: adding 3 to every input changes its output "
-        "by up to {rms_shift_change:.2f}, LayerNorm's by {ln_shift_change:.0e}. So the difference is "
+        "by up to {rms_shift_change:.2f}, LayerNorm's by {ln_shift_change:.1g}. So the difference is "
         "negligible when the rows are nearly centred, or when the layer before can learn to centre them; "
         "that it is negligible in practice is Zhang & Sennrich's empirical finding, not something this "
         "chapter measures. The compute saving is one reduction out of two; its speed is the kernels chapter's."
@@ -251,7 +251,7 @@ def stream_max(placement: str, depth: int = STREAM["depth"], d: int = STREAM["d"
         "(largest over {depth} blocks: {post_max:.2f}), while a Pre-Norm stream is a sum of all branches "
         "and grows ({pre_growth:.2f}× over the same depth here). What keeps a norm finite is float32 "
         "statistics, which PyTorch and this book's kernels use: on the same row they are accurate to "
-        "{err_fp32_stats:.1e}. Post-Norm's real trouble is its training dynamics: chapter 5 (R22) shows it failing "
+        "{err_fp32_stats:.2g}. Post-Norm's real trouble is its training dynamics: chapter 5 (R22) shows it failing "
         "without warm-up at a learning rate that Pre-Norm takes in its stride."
     ),
     verdict="does not hold",
@@ -307,7 +307,7 @@ def stream_gradients(placement: str, depth: int = 24, d: int = 32, zero_branches
     statement=(
         "Holds under conditions: for the path, with a caveat for 'unimpeded'. Exactly: in a Pre-Norm stack the gradient at the "
         "input is the output gradient plus what the branches add; with the branches switched off it arrives "
-        "unchanged (relative change {pre_zero_change:.0e}), while a Post-Norm stack projects it at every "
+        "unchanged (relative change {pre_zero_change:.1g}), while a Post-Norm stack projects it at every "
         "LayerNorm (relative change {post_zero_change:.3f} with the branches off). At initialization over "
         "{depth} blocks the gradient norm at the first layer is {pre_ratio:.2f}× the last layer's in Pre-Norm "
         "and {post_ratio:.2f}× in Post-Norm: neither vanishes at this size, and Pre-Norm's grows as branches "
