@@ -166,6 +166,8 @@ def test_card_is_anchored_and_shows_its_evidence_as_a_table():
     for name, value in result.evidence.numbers.items():
         assert f"| {claims.number_label(name)} | {claims.format_number(value)} |" in card
     assert claims.number_label("ln_batch_diff") == "LayerNorm batch difference"
+    assert claims.number_label("gnc_vs_in") == "GroupNorm (C groups) vs. InstanceNorm"
+    assert claims.number_label("ln_bf16_input") == "LayerNorm bfloat16 input"
     assert claims.number_label("fit_ratio_gmean") == "fit ratio geometric mean"
     assert claims.number_label("rel_err_eps0") == "relative error (ε = 0)"
     assert 'id="claim-f02"' in claims.html_card(result)

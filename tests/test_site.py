@@ -11,6 +11,7 @@ Screenshots of the intro, chapters 1, 4 and 6 and the ledger are written to _bui
 from __future__ import annotations
 
 import functools
+import html
 import html.parser
 import re
 import pathlib
@@ -111,8 +112,16 @@ def test_internal_links_and_anchors_resolve(site):
 
 
 def test_every_toc_page_was_built(site):
-    missing = [p for p in pages() if not (site / p).is_file()]
-    assert not missing, missing
+    absent = [p for p in pages() if not (site / p).is_file()]
+    assert not absent, absent
+
+
+def test_no_number_reads_as_a_zero_in_scientific_notation(site):
+    """An exact zero prints as 0 (g formats), never as 0.0e+00 (which a reader takes for a rounded value)."""
+    zero = re.compile(r"(?<![\d.])0(\.0*)?[eE][+-]?0+(?!\d)")
+    found = [f"{p}: {m.group(0)}" for p in pages() for m in zero.finditer(html.unescape(
+             re.sub(r"<[^>]+>", " ", (site / p).read_text())))]
+    assert not found, found[:20]
 
 
 # ------------------------------------------------------------------------------- the browser

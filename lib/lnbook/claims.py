@@ -269,7 +269,13 @@ WORDS = {
     "gmean": "geometric mean", "f32": "float32", "fp32": "float32", "sigma": "σ", "gamma": "γ",
     "beta": "β", "dgamma": "dγ", "dbeta": "dβ", "gamma0": "(γ = 0)", "lam0": "(λ → 0)",
     "lam100": "(λ = 100)", "offdiag": "off-diagonal", "ld": "log-det", "iid": "i.i.d.", "flop": "FLOP",
-    "sqrt": "√", "r2": "R²",
+    "sqrt": "√", "r2": "R²", "in": "InstanceNorm", "gn1": "GroupNorm (1 group)", "gnc": "GroupNorm (C groups)",
+    "bn2d": "BatchNorm2d", "n1": "(N = 1)", "bf16": "bfloat16", "fp16": "float16", "f64": "float64",
+    "tbs": "TB/s", "kb": "kB", "mb": "MB", "acc": "accuracy", "act": "activation", "jac": "Jacobian", "mu": "μ",
+    "naive16": "naive float16", "naive32": "naive float32", "two16": "two-pass float16",
+    "two32": "two-pass float32", "wel16": "Welford float16", "wel32": "Welford float32", "batch1": "batch of 1",
+    "b2": "(batch 2)", "b4": "(batch 4)", "b128": "(batch 128)", "b256": "(batch 256)",
+    "err2": "error (2 ranks)", "err4": "error (4 ranks)", "fwd4": "forward (4 ranks)", "bwd4": "backward (4 ranks)",
 }
 
 

@@ -131,8 +131,8 @@ def autocast_dtypes() -> dict[str, str]:
     w = randn(16, 16, seed=9, dtype=torch.float32)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         h = torch.nn.functional.linear(x, w)
-        out = {"ln_fp32_in": torch.nn.functional.layer_norm(x, (16,)).dtype,
-               "linear": h.dtype, "ln_bf16_in": torch.nn.functional.layer_norm(h, (16,)).dtype}
+        out = {"ln_fp32_input": torch.nn.functional.layer_norm(x, (16,)).dtype,
+               "linear": h.dtype, "ln_bf16_input": torch.nn.functional.layer_norm(h, (16,)).dtype}
     out = {k: str(v).removeprefix("torch.") for k, v in out.items()}
     ref = torch.nn.functional.layer_norm(h.to(F64), (16,))
     with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -147,8 +147,8 @@ def autocast_dtypes() -> dict[str, str]:
     statement=(
         "Holds under conditions: on CUDA by default, not on the CPU. PyTorch's autocast reference lists layer_norm among the CUDA "
         "ops that autocast to float32. On the CPU (PyTorch {version}) under torch.autocast('cpu', bfloat16), "
-        "layer_norm is not in that list: it runs in its input's dtype, {ln_bf16_in} for the {linear} output of a "
-        "linear layer and {ln_fp32_in} for a float32 input. The bfloat16 result is still accurate to "
+        "layer_norm is not in that list: it runs in its input's dtype, {ln_bf16_input} for the {linear} output of a "
+        "linear layer and {ln_fp32_input} for a float32 input. The bfloat16 result is still accurate to "
         "{ln_bf16_err:.2g}, within one bfloat16 rounding of the output: the kernel's statistics are computed in "
         "float32; only the output is stored in the input's dtype."
     ),
@@ -158,8 +158,8 @@ def r18() -> Evidence:
     """The evidence for R18. See book/05_residual.ipynb, section "LayerNorm's backward, ε and precision"."""
     a = autocast_dtypes()
     return Evidence({**a, "version": torch.__version__.split("+")[0]},
-                    {"linear_autocasts": a["linear"] == "bfloat16", "cpu_ln_follows_input": a["ln_bf16_in"] == "bfloat16",
-                     "fp32_in_fp32_out": a["ln_fp32_in"] == "float32",
+                    {"linear_autocasts": a["linear"] == "bfloat16", "cpu_ln_follows_input": a["ln_bf16_input"] == "bfloat16",
+                     "fp32_in_fp32_out": a["ln_fp32_input"] == "float32",
                      # Outputs of size ≤ √15 < 4: one bfloat16 rounding is at most 2⁻⁸·4 = 2⁻⁶.
                      "bf16_output_one_rounding": a["ln_bf16_err"] <= 2 ** -6})
 
