@@ -128,7 +128,7 @@ def test_xdist_groups_reach_the_scheduler(request):
     launch simulation each in one process); pytest 9.2 with pytest-xdist 3.8 silently stopped grouping."""
     if not hasattr(request.config, "workerinput"):
         pytest.skip("not run under pytest-xdist")
-    if request.config.getoption("dist") != "loadgroup" and not request.config.option.loadgroup:
+    if not request.config.option.loadgroup:  # a worker's copy of --dist loadgroup (xdist's setup_config)
         pytest.skip("not run with --dist loadgroup")
     assert request.node.nodeid.endswith("@probe"), (
         f"expected pytest-xdist to tag this test with its group ('…@probe'), got {request.node.nodeid!r}")

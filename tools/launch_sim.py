@@ -254,9 +254,14 @@ def runs(names: list[str], env: str = "colab"):
             yield run  # the lock released: the caller may take its time
 
 
+def _uninstall_lnbook(python: pathlib.Path) -> None:
+    """Remove lnbook from an environment (a no-op when it is not installed)."""
+    subprocess.run([str(python), "-m", "pip", "uninstall", "-q", "-y", "lnbook"], capture_output=True)
+
+
 def _run(name: str, env: str, python: pathlib.Path, repo: pathlib.Path, work: pathlib.Path) -> Run:
     """One launch notebook run in ``env`` (its ``python``) with lnbook from ``repo``, the clone."""
-    subprocess.run([str(python), "-m", "pip", "uninstall", "-q", "-y", "lnbook"], capture_output=True)
+    _uninstall_lnbook(python)
     nb = launch.read(repo / launch.launch_path(name))
     if env == "colab":
         folder = work / "colab"  # outside any checkout: the bootstrap must install lnbook
@@ -273,7 +278,7 @@ def _run(name: str, env: str, python: pathlib.Path, repo: pathlib.Path, work: pa
     result = json.loads(summary.read_text())
     raw = [f"cell {c.get('id')}: {r}" for c in nb["cells"] if c["cell_type"] == "markdown"
            for r in launch.raw_myst("".join(c["source"]))]
-    subprocess.run([str(python), "-m", "pip", "uninstall", "-q", "-y", "lnbook"], capture_output=True)
+    _uninstall_lnbook(python)  # before the clone (an editable install's target) is deleted
     return Run(name, env, result["error"], result["peak_mb"], raw)
 
 
