@@ -13,7 +13,8 @@ figures and the prose; the functions decorated with :func:`lnbook.claims.claim` 
 Quoted constants (GPT-2's initialization, DeepNorm's α and β) name their source where they are
 defined. Each claim's function measures and returns its numbers; its ``decide`` turns them into checks and
 its ``null`` gives the numbers of a world without the claim's effect, which the decision must reject. No claim
-here trains a model: every number is measured at initialization or computed, so none is a training outcome.
+here trains a model: every number is measured at initialization (R24's one random-sign step of every weight
+included) or computed, so none is a training outcome.
 """
 
 from __future__ import annotations
