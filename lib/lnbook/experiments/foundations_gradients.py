@@ -476,5 +476,6 @@ def f15() -> dict:
         post_var = float((y_post.var(-1, correction=0) - 1).abs().max())
         pre_identity = max_abs(zero_branches_(pre)(x), x)
     return {"post_mean": post_mean, "post_var_err": post_var, "pre_identity": pre_identity,
-            "input_mean": float(x.mean(-1).abs().max()), "input_var_err": float((x.var(-1, correction=0) - 1).abs().max())}
+            "input_mean": float(x.mean(-1).abs().max()),
+            "input_var_err": float((x.var(-1, correction=0) - 1).abs().max())}
 
