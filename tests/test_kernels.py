@@ -84,12 +84,17 @@ def test_widest_row_in_the_spec(op, M, dtype):
 @pytest.mark.parametrize("N", [3, 127, 1000])
 @pytest.mark.parametrize("op", OPS)
 def test_looped_path_with_tiny_blocks(op, N, monkeypatch):
-    """The split path with many ragged chunks, several groups of rows and a partial last group."""
+    """The split path with many ragged chunks, several groups of rows, a partial last group, and
+    sub-ranges of a group's rows in the backward, one of them empty."""
     monkeypatch.setattr(heuristics, "MAX_FUSED_N", {"forward": 2, "backward": 2})
     monkeypatch.setattr(heuristics, "LOOP_BLOCK_N", 64)
-    monkeypatch.setattr(heuristics, "GROUP_BYTES", 2 * 2 * N * 4)  # groups of 4 rows forward, 2 backward
+    # Windows of 20 rows' worth of one tensor: groups of 6 rows forward (window 3), 3 with a residual
+    # (6); backward 4 rows (window 5: x, dy twice, dx, next x, dy), 3 for add_layer_norm (6).
+    monkeypatch.setattr(heuristics, "WINDOW_BYTES", 20 * N * 4)
+    monkeypatch.setattr(heuristics, "COLUMN_PROGRAMS_PER_SLOT", math.ceil(N / 64))  # 2 sub-ranges a group
     assert not heuristics.plan(9, N, "forward").one_block and not heuristics.plan(9, N, "backward").one_block
-    assert heuristics.split_plan(9, N, 4, reread=2).groups == 5  # the last group has one row
+    split = heuristics.split_plan(9, N, 4, window=5, slots=heuristics.program_slots(torch.device(DEVICE)))
+    assert (split.groups, split.parts, split.part_rows) == (3, 2, 2)  # the last group: 1 row, an empty sub-range
     check_against_torch(op, 9, N, torch.float32)
 
 
