@@ -38,10 +38,11 @@ VALUES_PER_PROGRAM = 16384 if INTERPRETED else 4096
 # Rows wider than a block are split across programs, in groups of rows that must stay in L2 from
 # their first read to their second. While a group is resident, L2 also takes what the group writes
 # and the next group's first reads (the programs that start beside its second phase); the group is
-# sized so that all of that, its *residency window*, fits in this many bytes: a little over half an
-# A100's L2 (40 MiB), under half an H100's (50 MiB). lnbook.kernels.traffic checks the window
-# against the L2 it is given.
-WINDOW_BYTES = 24 * 2**20
+# sized so that all of that, its *residency window*, fits in this many bytes: four fifths of an
+# A100's L2 (40 MiB), under two thirds of an H100's (50 MiB); lnbook.kernels.traffic checks the
+# window against the L2 it is given. Smaller groups would leave more room but cost traffic: the
+# split backward writes a float32 row of dw (and db) partials per group.
+WINDOW_BYTES = 32 * 2**20
 # Programs per SM (program slot) that the split backward's column phase should have at least:
 # with one 16-warp block per SM, two waves let one program's loads overlap another's arithmetic.
 # Each column program writes one float32 row of dw (and db) partials, so more cost traffic.
