@@ -334,9 +334,9 @@ def run(ops=OPS, modes=MODES, dtypes=tuple(DTYPES), widths=WIDTHS, numel=None, d
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     numel = numel or NUMEL[device.type]
     found = providers(device)
-    if record is None:
+    if record is None or "environment" not in record:  # a new record, keeping what a caller noted in it
         record = {"environment": environment(device), "copy_gbps": copy_gbps(device, numel * 4), "numel": numel,
-                  "bytes_moved": bytes_moved.__doc__.strip(), "results": []}
+                  "bytes_moved": bytes_moved.__doc__.strip(), "results": [], **(record or {})}
     shape = None
     for dtype_name, op, N, name, mode in cases(found, device, ops, modes, dtypes, widths, numel):
         if (dtype_name, op, N, name) != shape:
