@@ -141,4 +141,4 @@ def test_w01_beyond_agrees_with_the_seed_spread():
         d = common.over_seeds(values)
         for side in (+1, -1):
             n = why.spread_numbers("x", d, side)
-            assert why._beyond(n, "x", side) == (d.beyond(0.0) and side * d.mean > 0), (values, side)
+            assert why.beyond_zero(n, "x", side) == (d.beyond(0.0) and side * d.mean > 0), (values, side)
