@@ -131,14 +131,3 @@ def test_norm_mlp_rejects_unknown_kind():
     with pytest.raises(ValueError, match=r"norm_mlp: kind: expected one of \('none', 'bn', 'noisy'\), got 'layer'"):
         why.norm_mlp("layer")
 
-
-def test_w01_beyond_agrees_with_the_seed_spread():
-    # The decision reads a paired difference from three numbers; it must say what SeedSpread.beyond says,
-    # on the side asked about, whatever the draws.
-    gen = torch.Generator().manual_seed(7)
-    for trial in range(200):
-        values = (torch.randn(5, generator=gen, dtype=torch.float64) * 0.1 + 0.05 * (trial % 5 - 2)).tolist()
-        d = common.over_seeds(values)
-        for side in (+1, -1):
-            n = why.spread_numbers("x", d, side)
-            assert why.beyond_zero(n, "x", side) == (d.beyond(0.0) and side * d.mean > 0), (values, side)
