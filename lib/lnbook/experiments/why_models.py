@@ -109,7 +109,8 @@ def w06() -> dict:
     verdict="holds under conditions",
     kind="measurement",  # a lookup: the source's figures against the published configurations
     decide=lambda n: {
-        "largest_in_range": n["layers_65b"] == n["source_low"] and n["source_low"] <= n["layers_gpt3"] < n["source_high"],
+        "largest_in_range": n["layers_65b"] == n["source_low"]
+        and n["source_low"] <= n["layers_gpt3"] < n["source_high"],
         "none_reach_100": n["layers_max"] < n["source_high"],
         "smaller_models_shallower": n["layers_7b"] < n["source_low"],
     },
