@@ -130,4 +130,3 @@ def test_attention_stats_rejects_bad_input():
 def test_norm_mlp_rejects_unknown_kind():
     with pytest.raises(ValueError, match=r"norm_mlp: kind: expected one of \('none', 'bn', 'noisy'\), got 'layer'"):
         why.norm_mlp("layer")
-
