@@ -201,3 +201,33 @@ def count_flops(fn, *args, **kwargs) -> FlopCount:
     with Counter():
         fn(*args, **kwargs)
     return FlopCount(per_op, repeated)
+
+
+@dataclasses.dataclass(frozen=True)
+class Traffic:
+    """The ATen operations a callable dispatched, in order, and the bytes of every tensor each one read or
+    wrote (each dispatched operation is one pass over its tensors)."""
+
+    ops: tuple[str, ...]
+    bytes: int
+
+
+def count_traffic(fn, *args, **kwargs) -> Traffic:
+    """Run ``fn(*args, **kwargs)`` under a dispatch mode and count its operations and bytes. Meta tensors
+    count without memory or arithmetic. Tensors a callable creates (``empty``) count as written."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    ops, nbytes = [], 0
+
+    class Counter(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, a=(), kw=None):
+            nonlocal nbytes
+            out = func(*a, **(kw or {}))
+            ops.append(func.__name__)
+            nbytes += sum(t.numel() * t.element_size()
+                          for t in torch.utils._pytree.tree_leaves((a, kw, out)) if isinstance(t, torch.Tensor))
+            return out
+
+    with Counter():
+        fn(*args, **kwargs)
+    return Traffic(tuple(ops), nbytes)
