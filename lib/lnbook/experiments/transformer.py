@@ -610,8 +610,8 @@ def _decide_t07(n) -> dict[str, bool]:
     return {
         # Not established: no seed's gain exceeds the claim's lower end, 2× (every seed beyond it would make the
         # claim hold here), and the gain is real on average over seeds (one below 1× would make it fail here).
-        # A single seed may land below 1×: seed 0's run with LayerNorm at the rate that decides it ends at a
-        # starting loss, against the cut at 0.1 (0.0997 here).
+        # A single seed may land below 1×: seed 0's run with LayerNorm at the rate that decides it ends at
+        # 0.0997 of its starting loss, against the cut at 0.1.
         "no_seed_beyond_2x": n["fit_ratio_max"] < 2 * HALF_STEP,
         "larger_on_average": n["fit_ratio_gmean"] > 1,
         # The grid brackets every seed's largest fitting rate, both networks, to one step of √2: some rate fits,
