@@ -372,59 +372,66 @@ def part_of(op: str) -> str:
     return {"scaled_dot_product_attention": "attention", "native_layer_norm": "layernorm"}.get(op, "elementwise")
 
 
-def _count_flops(fn) -> list[dict]:
-    """Every ATen op that ``fn()`` dispatches, in order, as {"op", "flops", "bytes"}: PyTorch's own FLOP
-    formulas (torch.utils.flop_counter) for matrix products and attention, ``FLOPS_PER_ELEMENT`` per element
-    for layer_norm, one FLOP per output element for other ops; bytes are every tensor the op reads and writes
-    (none for views). Attention counts as one fused kernel: its inputs and output, not the L × L scores its
-    decomposition on this machine writes. Run it on meta tensors to count any shape for free."""
-    from torch.utils._python_dispatch import TorchDispatchMode
-    from torch.overrides import TorchFunctionMode
-    from torch.utils import flop_counter
+def _tensors(*trees) -> list[torch.Tensor]:
     from torch.utils._pytree import tree_flatten
 
-    def tensors(*trees):
-        return [t for t in tree_flatten(trees)[0] if isinstance(t, torch.Tensor)]
+    return [t for t in tree_flatten(trees)[0] if isinstance(t, torch.Tensor)]
 
-    def nbytes(*trees):
-        return sum(t.numel() * t.element_size() for t in tensors(*trees))
+
+def _nbytes(*trees) -> int:
+    """Bytes of every tensor in ``trees`` (nested args, kwargs, outputs)."""
+    return sum(t.numel() * t.element_size() for t in _tensors(*trees))
+
+
+def _op_flops(func, args, kwargs, out) -> int:
+    """PyTorch's FLOP formula for a matrix product (torch.utils.flop_counter), ``FLOPS_PER_ELEMENT`` per
+    element for layer_norm, one per output element for any other op."""
+    from torch.utils import flop_counter
+
+    if func.overloadpacket in flop_counter.flop_registry:
+        return int(flop_counter.flop_registry[func.overloadpacket](*args, **kwargs, out_val=out))
+    first = _tensors(out)[0].numel()
+    return first * FLOPS_PER_ELEMENT["layer_norm"] if func.overloadpacket.__name__ == "native_layer_norm" else first
+
+
+def _count_flops(fn) -> list[dict]:
+    """Every ATen op that ``fn()`` dispatches, in order, as {"op", "flops", "bytes"} (:func:`_op_flops`; bytes
+    are every tensor the op reads and writes, none for views). Attention counts as one fused kernel: its
+    inputs and output, not the L × L scores its decomposition on this machine writes. Run it on meta tensors
+    to count any shape for free."""
+    from torch.overrides import TorchFunctionMode
+    from torch.utils import flop_counter
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    ops, inside_attention = [], [False]
 
     class Dispatched(TorchDispatchMode):
-        def __init__(self):
-            super().__init__()
-            self.ops, self.inside_attention = [], False
-
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
             out = func(*args, **(kwargs or {}))
             name = func.overloadpacket.__name__
             view = any(r.alias_info is not None for r in func._schema.returns) or name == "_unsafe_view"
-            if not (self.inside_attention or view):
-                if func.overloadpacket in flop_counter.flop_registry:
-                    flops = flop_counter.flop_registry[func.overloadpacket](*args, **(kwargs or {}), out_val=out)
-                else:
-                    first = tensors(out)[0].numel()
-                    flops = first * FLOPS_PER_ELEMENT["layer_norm"] if name == "native_layer_norm" else first
-                self.ops.append({"op": name, "flops": int(flops), "bytes": nbytes(args, kwargs, out)})
+            if not (inside_attention[0] or view):
+                ops.append({"op": name, "flops": _op_flops(func, args, kwargs or {}, out),
+                            "bytes": _nbytes(args, kwargs, out)})
             return out
 
     class FusedAttention(TorchFunctionMode):
         def __torch_function__(self, func, types, args=(), kwargs=None):
             if func is not torch.nn.functional.scaled_dot_product_attention:
                 return func(*args, **(kwargs or {}))
-            dispatched.inside_attention = True
+            inside_attention[0] = True
             try:
                 out = func(*args, **(kwargs or {}))
             finally:
-                dispatched.inside_attention = False
+                inside_attention[0] = False
             q, k, v = args[:3]
-            dispatched.ops.append({"op": "scaled_dot_product_attention", "bytes": nbytes(q, k, v, out),
-                                   "flops": int(flop_counter.sdpa_flop_count(q.shape, k.shape, v.shape))})
+            ops.append({"op": "scaled_dot_product_attention", "bytes": _nbytes(q, k, v, out),
+                        "flops": int(flop_counter.sdpa_flop_count(q.shape, k.shape, v.shape))})
             return out
 
-    dispatched = Dispatched()
-    with torch.no_grad(), FusedAttention(), dispatched:
+    with torch.no_grad(), FusedAttention(), Dispatched():
         fn()
-    return dispatched.ops
+    return ops
 
 
 T06_SHAPE = {"d": 768, "seq": 1024, "batch": 8}  # GPT-2 small's width and context, a modest batch
