@@ -7,20 +7,23 @@ not mention: the unbiased standard deviation" (T10), and the exercises.
 
 Shapes are the Transformer's: x is (B, L, d), batch × sequence positions × model width, and
 LayerNorm's statistics are taken over d for every (batch, position) pair. Everything is seeded and
-small; the training experiments (T07, T08) share one cached learning-rate sweep.
+small; T07 runs one cached learning-rate sweep (80 runs of 200 steps), T08 trains both networks on
+8 datasets drawn afresh at two of the sweep's rates (32 runs, 4 shared with the sweep). T06 counts
+a full-size block's operations on meta tensors, which computes nothing.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+import statistics
 
 import torch
 
 from lnbook import norms, variance
-from lnbook.claims import Evidence, claim
-from lnbook.experiments.common import (F64, H100, ln, max_abs, one_thread, over_seeds, randn, roofline_seconds,
-                                       seeded_start)
+from lnbook.claims import claim
+from lnbook.experiments.common import (F64, FLOPS_PER_ELEMENT, H100, ln, max_abs, one_thread, over_seeds, randn,
+                                       roofline_seconds, seeded_start)
 from lnbook.models import LayerNorm, RMSNorm, TransformerBlock, relu_mlp
 
 SRC = "seed 002"
@@ -56,8 +59,18 @@ def per_position_loop(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
         "first one's output by {ld_leak:.2f} there, and by {d_leak:.2g} with statistics over d."
     ),
     verdict="holds",
+    kind="derivation",
+    # float64 throughout: differing summation orders leave ~1e-15; 1e-12 separates that from a real change.
+    decide=lambda n: {
+        "equals_loop": n["loop_diff"] < 1e-12, "equals_torch": n["torch_diff"] < 1e-12,
+        "centred_per_position": n["out_mean"] < 1e-12, "over_ld_differs": n["ld_diff"] > 0.1,
+        "over_ld_couples_positions": n["ld_leak"] > 0.01, "over_d_independent": n["d_leak"] == 0.0,
+    },
+    # A world where the library took its statistics over (L, d): it differs from the per-position loop by what
+    # normalizing over (L, d) changes, and positions leak into each other as they do there.
+    null=lambda n: {**n, "loop_diff": n["ld_diff"], "torch_diff": n["ld_diff"], "d_leak": n["ld_leak"]},
 )
-def t01() -> Evidence:
+def t01() -> dict:
     """The evidence for T01. See book/03_transformer.ipynb, section "The formula on a batch of sequences"."""
     x = randn(*SHAPE, seed=30) * 2 + 0.5
     d = x.shape[-1]
@@ -73,12 +86,7 @@ def t01() -> Evidence:
         "out_mean": float(ours.mean(-1).abs().max()),
         "ld_diff": max_abs(ours, over_ld), "ld_leak": leak(x.shape[1:]), "d_leak": leak((d,)),
     }
-    # float64 throughout: differing summation orders leave ~1e-15; 1e-12 separates that from a real change.
-    return Evidence(nums, {
-        "equals_loop": nums["loop_diff"] < 1e-12, "equals_torch": nums["torch_diff"] < 1e-12,
-        "centred_per_position": nums["out_mean"] < 1e-12, "over_ld_differs": nums["ld_diff"] > 0.1,
-        "over_ld_couples_positions": nums["ld_leak"] > 0.01, "over_d_independent": nums["d_leak"] == 0.0,
-    })
+    return nums
 
 
 @claim(
@@ -91,8 +99,17 @@ def t01() -> Evidence:
         "initialization the layer outputs x̂ itself (largest difference {init_diff:.2g})."
     ),
     verdict="holds",
+    decide=lambda n: {
+        "gamma_ones": n["gamma_dev"] == 0.0, "beta_zeros": n["betas"] == 2 and n["beta_dev"] == 0.0,
+        "eps_1e_5": n["torch_eps"] == 1e-5 and n["book_eps"] == 1e-5,
+        # The module runs PyTorch's fused op, the reference ln() its own: float64 rounding only.
+        "identity_affine": n["init_diff"] < 1e-14,
+    },
+    # A world where γ starts at zero (the zero-init some codebases use for a residual branch's last norm):
+    # γ is 1 away from ones and the layer outputs β = 0, as far from x̂ as x̂'s largest entry.
+    null=lambda n: {**n, "gamma_dev": 1.0, "init_diff": n["xhat_max"]},
 )
-def t02() -> Evidence:
+def t02() -> dict:
     """The evidence for T02. See book/03_transformer.ipynb, section "The formula on a batch of sequences"."""
     d = SHAPE[-1]
     mods = [torch.nn.LayerNorm(d), LayerNorm(d), RMSNorm(d)]
@@ -101,15 +118,10 @@ def t02() -> Evidence:
     x = randn(*SHAPE, seed=31)
     with torch.no_grad():
         init_diff = max_abs(LayerNorm(d).double()(x), ln(x, eps=1e-5))
-    return Evidence(
-        {"params": sum(t.numel() for t in weights + biases), "torch_eps": torch.nn.LayerNorm(d).eps,
-         "init_diff": init_diff},
-        {"gamma_ones": all(bool((w == 1).all()) for w in weights),
-         "beta_zeros": len(biases) == 2 and all(bool((b == 0).all()) for b in biases),
-         "eps_1e_5": torch.nn.LayerNorm(d).eps == 1e-5 and LayerNorm(d).eps == 1e-5,
-         # The module runs PyTorch's fused op, the reference ln() its own: float64 rounding only.
-         "identity_affine": init_diff < 1e-14},
-    )
+    return {"params": sum(t.numel() for t in weights + biases), "betas": len(biases),
+            "gamma_dev": max(float((w.detach() - 1).abs().max()) for w in weights),
+            "beta_dev": max(float(b.detach().abs().max()) for b in biases), "torch_eps": torch.nn.LayerNorm(d).eps,
+            "book_eps": LayerNorm(d).eps, "init_diff": init_diff, "xhat_max": float(ln(x, eps=1e-5).abs().max())}
 
 
 # ----------------------------------------------------------------------------- T03: the range of x̂
@@ -150,24 +162,29 @@ def outlier_xhat(d: int = 768, outlier: float = 50.0, seed: int = 33) -> float:
         "deviations out in a row of 768 normalizes to {outlier:.1f}."
     ),
     verdict="holds under conditions",
+    decide=lambda n: {
+        # 2048·512 ≈ 1e6 values: binomial standard error ≈ 2e-4; finite d = 512 shifts the fraction by
+        # O(1/d) ≈ 2e-3 at most. 3e-3 covers both.
+        "gaussian_fraction": abs(n["inside"] - n["closed_inside"]) < 3e-3,
+        # float64 against the closed form √(d−1) at every width tried: rounding only.
+        "onehot_attains_bound": n["onehot_bound_err"] < 1e-12,
+        "bound_holds": n["max_gaussian"] <= n["bound_512"],
+        "outlier_far_outside": n["outlier"] > 10,
+    },
+    # A world where [−2, 2] were a bound, the reading that needs no condition: the one-hot row and the
+    # outlier normalize to 2 at most.
+    null=lambda n: {**n, "onehot_768": 2.0, "onehot_bound_err": n["sqrt_767"] - 2.0, "outlier": 2.0},
 )
-def t03() -> Evidence:
+def t03() -> dict:
     """The evidence for T03. See book/03_transformer.ipynb, section "What range do normalized values take?"."""
     xhat = gaussian_xhat()
     inside = float((xhat.abs() <= 2).double().mean())
     closed = math.erf(2 / math.sqrt(2))
     widths = (2, 4, 16, 64, 768)
     onehot = {d: one_hot_max(d) for d in widths}
-    nums = {"inside": inside, "closed_inside": closed, "onehot_768": onehot[768], "sqrt_767": math.sqrt(767),
-            "outlier": outlier_xhat(), "max_gaussian": float(xhat.abs().max())}
-    return Evidence(nums, {
-        # 2048·512 ≈ 1e6 values: binomial standard error ≈ 2e-4; finite d = 512 shifts the fraction by
-        # O(1/d) ≈ 2e-3 at most. 3e-3 covers both.
-        "gaussian_fraction": abs(inside - closed) < 3e-3,
-        "onehot_attains_bound": all(abs(onehot[d] - math.sqrt(d - 1)) < 1e-12 for d in widths),
-        "bound_holds": nums["max_gaussian"] <= math.sqrt(511),
-        "outlier_far_outside": nums["outlier"] > 10,
-    })
+    return {"inside": inside, "closed_inside": closed, "onehot_768": onehot[768], "sqrt_767": math.sqrt(767),
+            "onehot_bound_err": max(abs(onehot[d] - math.sqrt(d - 1)) for d in widths),
+            "outlier": outlier_xhat(), "max_gaussian": float(xhat.abs().max()), "bound_512": math.sqrt(511)}
 
 
 # ----------------------------------------------------------------------------- T04: Post-LN and Pre-LN
@@ -207,8 +224,21 @@ def block_by_hand(block: TransformerBlock, x: torch.Tensor) -> torch.Tensor:
         "changing the last token moves earlier positions by {causal_leak:.2g}."
     ),
     verdict="holds",
+    kind="derivation",
+    decide=lambda n: {
+        # float64, two implementations of the same arithmetic (fused attention vs explicit): rounding only.
+        "post_formula": n["post_diff"] < 1e-12, "pre_formula": n["pre_diff"] < 1e-12,
+        # σ² of the residual sum is O(1) here, so ε = 1e-5 lowers the output variance by at most ~1e-4.
+        "post_normalized": n["post_var_err"] < 1e-3,
+        "pre_not_normalized": abs(n["pre_var_min"] - 1) > 0.1 or abs(n["pre_var_max"] - 1) > 0.1,
+        "causal": n["causal_leak"] < 1e-12,
+    },
+    # A world where the library's placements were swapped: each block is as far from its formula as the two
+    # placements' outputs are from each other, and the "Pre-LN" output is normalized.
+    null=lambda n: {**n, "post_diff": n["placement_diff"], "pre_diff": n["placement_diff"],
+                    "pre_var_min": 1 - n["post_var_err"], "pre_var_max": 1 + n["post_var_err"]},
 )
-def t04() -> Evidence:
+def t04() -> dict:
     """The evidence for T04. See book/03_transformer.ipynb, section "Where the norm sits: Post-LN and Pre-LN"."""
     torch.manual_seed(34)
     blocks = {p: TransformerBlock(32, heads=4, placement=p).double() for p in ("post", "pre")}
@@ -221,16 +251,9 @@ def t04() -> Evidence:
         leak = max(max_abs(b(x2)[:, :-1], y[p][:, :-1]) for p, b in blocks.items())
     post_var = y["post"].var(-1, correction=0)
     pre_var = y["pre"].var(-1, correction=0)
-    nums = {"post_diff": diff["post"], "pre_diff": diff["pre"], "post_var_err": float((post_var - 1).abs().max()),
-            "pre_var_min": float(pre_var.min()), "pre_var_max": float(pre_var.max()), "causal_leak": leak}
-    return Evidence(nums, {
-        # float64, two implementations of the same arithmetic (fused attention vs explicit): rounding only.
-        "post_formula": diff["post"] < 1e-12, "pre_formula": diff["pre"] < 1e-12,
-        # σ² of the residual sum is O(1) here, so ε = 1e-5 lowers the output variance by at most ~1e-4.
-        "post_normalized": nums["post_var_err"] < 1e-3,
-        "pre_not_normalized": abs(nums["pre_var_min"] - 1) > 0.1 or abs(nums["pre_var_max"] - 1) > 0.1,
-        "causal": leak < 1e-12,
-    })
+    return {"post_diff": diff["post"], "pre_diff": diff["pre"], "post_var_err": float((post_var - 1).abs().max()),
+            "pre_var_min": float(pre_var.min()), "pre_var_max": float(pre_var.max()), "causal_leak": leak,
+            "placement_diff": max_abs(y["post"], y["pre"])}
 
 
 def block_diagram():
@@ -290,23 +313,27 @@ T05_ROWS = {"rows": 32, "d": 1024, "seed": 38}  # the float32 rows of T05 and of
         "float64). A stable algorithm in float32 is enough here; double precision is not needed."
     ),
     verdict="holds",
+    decide=lambda n: {
+        # |x̂|·(ε₁ − ε₂)/(2σ²) with |x̂| ≤ 4 in this row: below 1e-4 at σ = 1.
+        "eps_irrelevant_at_unit_sigma": n["diff_sigma1"] < 1e-4,
+        # float64 against the closed forms 1/√2 and 1/√1.1: rounding only.
+        "std_closed_form": abs(n["std_at_eps"] - 1 / math.sqrt(2)) < 1e-12,
+        "std_closed_form_1e6": abs(n["std_at_eps_1e6"] - 1 / math.sqrt(1.1)) < 1e-12,
+        "naive_cancels": n["naive_err"] > 0.1,
+        # float32: u ≈ 6e-8; two passes lose a few u·d^(1/2), Welford's running mean about u·|mean|/σ ≈ 6e-4.
+        "two_pass_accurate": n["two_pass_err"] < 1e-5, "welford_accurate": n["welford_err"] < 1e-2,
+    },
+    # A world where the algorithm does not matter and float32 needs double precision: the stable algorithms
+    # are as far off as the naive one.
+    null=lambda n: {**n, "welford_err": n["naive_err"], "two_pass_err": n["naive_err"]},
 )
-def t05() -> Evidence:
+def t05() -> dict:
     r"""The evidence for T05. See book/03_transformer.ipynb, section "Numerical care: $\epsilon$ and the variance"."""
     eff = {round(e["sigma"] ** 2, 12): e for e in eps_effect()}
     err = variance.relative_errors(1e4, torch.float32, **T05_ROWS)
-    nums = {"diff_sigma1": eff[1.0]["diff"], "std_at_eps": eff[1e-5]["std_1e5"],
+    return {"diff_sigma1": eff[1.0]["diff"], "std_at_eps": eff[1e-5]["std_1e5"],
             "std_at_eps_1e6": eff[1e-5]["std_1e6"], "naive_err": err["naive"], "welford_err": err["welford"],
             "two_pass_err": err["two_pass"]}
-    return Evidence(nums, {
-        # |x̂|·(ε₁ − ε₂)/(2σ²) with |x̂| ≤ 4 in this row: below 1e-4 at σ = 1.
-        "eps_irrelevant_at_unit_sigma": nums["diff_sigma1"] < 1e-4,
-        "std_closed_form": abs(nums["std_at_eps"] - 1 / math.sqrt(2)) < 1e-12,
-        "std_closed_form_1e6": abs(nums["std_at_eps_1e6"] - 1 / math.sqrt(1.1)) < 1e-12,
-        "naive_cancels": nums["naive_err"] > 0.1,
-        # float32: u ≈ 6e-8; two passes lose a few u·d^(1/2), Welford's running mean about u·|mean|/σ ≈ 6e-4.
-        "two_pass_accurate": nums["two_pass_err"] < 1e-5, "welford_accurate": nums["welford_err"] < 1e-2,
-    })
 
 
 # ----------------------------------------------------------------------------- T06: cost
@@ -316,58 +343,145 @@ def flops_per_token(d: int, seq: int) -> dict[str, int]:
     """FLOPs per token of one Transformer block (multiply-add = 2), by term.
 
     Matmuls: QKV 2·d·3d, output projection 2·d·d, MLP 2·d·4d twice: 24d². Attention scores and
-    their product with V: 2·2·L·d, counted over all L keys as dense kernels do. LayerNorm, per token
-    and per norm: mean d, centre d, square-and-sum 2d, scale by rstd d, γ d, β d = 7d, twice per block.
+    their product with V: 2·2·L·d, counted over all L keys as dense kernels do. LayerNorm:
+    ``FLOPS_PER_ELEMENT["layer_norm"]`` per element, twice per block.
     """
-    return {"matmul": 24 * d * d, "attention": 4 * seq * d, "layernorm": 2 * 7 * d}
-
-
-def counted_flops(d: int = 128, seq: int = 64, batch: int = 2) -> dict[str, int]:
-    """FLOPs torch's FlopCounterMode counts, next to our formula's, for one block's forward.
-
-    On a CPU the fused attention kernel is not counted, so the block's count is its Linear layers
-    (the matmul term), and the attention term is counted on the written-out attention of T04.
-    """
-    from torch.utils.flop_counter import FlopCounterMode
-
-    torch.manual_seed(39)
-    block = TransformerBlock(d)
-    x = torch.randn(batch, seq, d)  # (B, L, d)
-    counts = {}
-    for name, fn in (("block", lambda: block(x)), ("attention", lambda: attention_by_hand(block[0].sublayer, x))):
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            fn()
-        counts[name] = counter.get_total_flops()
-    ours = {k: batch * seq * v for k, v in flops_per_token(d, seq).items()}
-    attn_linear = batch * seq * 8 * d * d  # the attention's own QKV and output projections
-    return {"counted_matmul": counts["block"], "formula_matmul": ours["matmul"],
-            "counted_attention": counts["attention"] - attn_linear, "formula_attention": ours["attention"]}
+    return {"matmul": 24 * d * d, "attention": 4 * seq * d, "layernorm": 2 * FLOPS_PER_ELEMENT["layer_norm"] * d}
 
 
 def bytes_per_token(d: int, element_size: int = 2) -> dict[str, int]:
-    """Activation bytes per token of one Transformer block's forward, by the same terms as
-    :func:`flops_per_token`, each tensor read or written once (weights are counted per batch).
+    """Activation bytes per token of one Transformer block's forward, by the terms of :func:`flops_per_token`
+    and the elementwise rest, each tensor read or written once (weights are counted per batch).
 
     Matmuls: QKV reads d and writes 3d, the output projection d and d, the MLP d and 4d, then 4d and
     d: 16d. Attention (a fused kernel) reads q, k, v and writes its output: 4d. Each LayerNorm reads
-    its input and writes its output: 2d, twice per block.
+    its input and writes its output: 2d, twice. The rest: two residual additions (read 2d, write d),
+    GELU (read and write 4d), and the copy of attention's output back to (B, L, d) (read and write d): 16d.
     """
-    return {"matmul": 16 * d * element_size, "attention": 4 * d * element_size, "layernorm": 2 * 2 * d * element_size}
+    return {"matmul": 16 * d * element_size, "attention": 4 * d * element_size,
+            "layernorm": 2 * 2 * d * element_size, "elementwise": 16 * d * element_size}
 
 
-def block_least_times(d: int, seq: int, batch: int, element_size: int = 2) -> dict[str, float]:
-    """Least time of each part of one block's forward on an H100 (:func:`roofline_seconds`): matrix
-    products and attention on the tensor cores, LayerNorm on the CUDA cores."""
-    tokens = batch * seq
-    flops, nbytes = flops_per_token(d, seq), bytes_per_token(d, element_size)
-    weights = 12 * d * d * element_size  # QKV 3d², projection d², MLP 8d²: read once per batch
-    fp32 = {**H100, "flops": H100["fp32_flops"]}
-    return {"matmul": roofline_seconds(tokens * flops["matmul"], tokens * nbytes["matmul"] + weights),
-            "attention": roofline_seconds(tokens * flops["attention"], tokens * nbytes["attention"]),
-            "layernorm": roofline_seconds(tokens * flops["layernorm"], tokens * nbytes["layernorm"], fp32)}
+PARTS = ("matmul", "attention", "layernorm", "elementwise")
+
+
+def part_of(op: str) -> str:
+    """Which term of the block's cost an ATen op belongs to."""
+    if op in ("addmm", "mm", "bmm"):
+        return "matmul"
+    return {"scaled_dot_product_attention": "attention", "native_layer_norm": "layernorm"}.get(op, "elementwise")
+
+
+def _tensors(*trees) -> list[torch.Tensor]:
+    from torch.utils._pytree import tree_flatten
+
+    return [t for t in tree_flatten(trees)[0] if isinstance(t, torch.Tensor)]
+
+
+def _nbytes(*trees) -> int:
+    """Bytes of every tensor in ``trees`` (nested args, kwargs, outputs)."""
+    return sum(t.numel() * t.element_size() for t in _tensors(*trees))
+
+
+def _op_flops(func, args, kwargs, out) -> int:
+    """PyTorch's FLOP formula for a matrix product (torch.utils.flop_counter), ``FLOPS_PER_ELEMENT`` per
+    element for layer_norm, one per output element for any other op."""
+    from torch.utils import flop_counter
+
+    if func.overloadpacket in flop_counter.flop_registry:
+        return int(flop_counter.flop_registry[func.overloadpacket](*args, **kwargs, out_val=out))
+    first = _tensors(out)[0].numel()
+    return first * FLOPS_PER_ELEMENT["layer_norm"] if func.overloadpacket.__name__ == "native_layer_norm" else first
+
+
+def _count_flops(fn) -> list[dict]:
+    """Every ATen op that ``fn()`` dispatches, in order, as {"op", "flops", "bytes"} (:func:`_op_flops`; bytes
+    are every tensor the op reads and writes, none for views). Attention counts as one fused kernel: its
+    inputs and output, not the L × L scores its decomposition on this machine writes. Run it on meta tensors
+    to count any shape for free."""
+    from torch.overrides import TorchFunctionMode
+    from torch.utils import flop_counter
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    ops, inside_attention = [], [False]
+
+    class Dispatched(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            name = func.overloadpacket.__name__
+            view = any(r.alias_info is not None for r in func._schema.returns) or name == "_unsafe_view"
+            if not (inside_attention[0] or view):
+                ops.append({"op": name, "flops": _op_flops(func, args, kwargs or {}, out),
+                            "bytes": _nbytes(args, kwargs, out)})
+            return out
+
+    class FusedAttention(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            if func is not torch.nn.functional.scaled_dot_product_attention:
+                return func(*args, **(kwargs or {}))
+            inside_attention[0] = True
+            try:
+                out = func(*args, **(kwargs or {}))
+            finally:
+                inside_attention[0] = False
+            q, k, v = args[:3]
+            ops.append({"op": "scaled_dot_product_attention", "bytes": _nbytes(q, k, v, out),
+                        "flops": int(flop_counter.sdpa_flop_count(q.shape, k.shape, v.shape))})
+            return out
+
+    with torch.no_grad(), FusedAttention(), Dispatched():
+        fn()
+    return ops
 
 
 T06_SHAPE = {"d": 768, "seq": 1024, "batch": 8}  # GPT-2 small's width and context, a modest batch
+TENSOR_CORE_EFFICIENCY = 0.7  # matrix products and attention at 70 % of peak: the model's sensitivity
+
+
+def block_ops(d: int, seq: int, batch: int) -> list[dict]:
+    """The ATen ops of one bfloat16 Pre-LN block's forward at this shape, counted on meta tensors."""
+    with torch.device("meta"):
+        block = TransformerBlock(d, heads=d // 64).to(torch.bfloat16)
+        x = torch.empty(batch, seq, d, dtype=torch.bfloat16)
+    return _count_flops(lambda: block(x))
+
+
+def op_seconds(op: dict, tensor_core: float = 1.0) -> float:
+    """One op's least time on an H100 (:func:`roofline_seconds`): matrix products and attention on the
+    tensor cores at ``tensor_core`` times their peak, everything else on the CUDA cores."""
+    if part_of(op["op"]) in ("matmul", "attention"):
+        return roofline_seconds(op["flops"], op["bytes"], {**H100, "flops": H100["flops"] * tensor_core})
+    return roofline_seconds(op["flops"], op["bytes"], {**H100, "flops": H100["fp32_flops"]})
+
+
+def layernorm_time_share(ops: list[dict], tensor_core: float = 1.0) -> float:
+    """The LayerNorms' share of the block's least time, every op at its roofline."""
+    times = [(part_of(op["op"]), op_seconds(op, tensor_core)) for op in ops]
+    return sum(t for part, t in times if part == "layernorm") / sum(t for _, t in times)
+
+
+def by_part(ops: list[dict], key: str) -> dict[str, int]:
+    """The ops' ``key`` ("flops" or "bytes") summed by :func:`part_of`."""
+    return {part: sum(op[key] for op in ops if part_of(op["op"]) == part) for part in PARTS}
+
+
+def _decide_t06(n) -> dict[str, bool]:
+    same_bytes = lambda part: abs(n[f"{part}_bytes_counted"] / n[f"{part}_bytes_model"] - 1) < 0.01  # noqa: E731
+    return {
+        # The hand count and PyTorch's flop formulas on the block's own ops: integers, equal or not.
+        "matmul_flops_counted": n["matmul_flops_counted"] == n["matmul_flops_model"],
+        "attention_flops_counted": n["attention_flops_counted"] == n["attention_flops_model"],
+        # The hand count of bytes leaves out biases, γ and β (read once a batch) and LayerNorm's per-row mean
+        # and rstd (8 bytes on a row of 1.5 kB): under 1 % of each part.
+        "matmul_bytes_counted": same_bytes("matmul"), "layernorm_bytes_counted": same_bytes("layernorm"),
+        "elementwise_bytes_counted": same_bytes("elementwise"),
+        "flop_share_small": n["flop_share_768"] < 1e-3,
+        # Memory-bound: LayerNorm's least time is set by its bytes, more than ten times its FLOPs' time.
+        "layernorm_memory_bound": n["layernorm_bytes_over_flops_time"] > 10,
+        # Time does not follow FLOPs: the share of time is over ten times the share of FLOPs, also with
+        # the tensor cores below peak.
+        "time_share_far_above_flop_share": min(n["time_share"], n["time_share_tc70"]) > 10 * n["flop_share_768"],
+    }
 
 
 @claim(
@@ -376,35 +490,50 @@ T06_SHAPE = {"d": 768, "seq": 1024, "batch": 8}  # GPT-2 small's width and conte
     claim="LayerNorm costs O(B·L·d), small next to the matrix products.",
     statement=(
         "Holds under conditions: for arithmetic, not for time. Counting FLOPs, a block's two LayerNorms cost "
-        "14·d per token against 24·d² + 4·L·d for its matrix products (a count torch's FlopCounterMode "
-        "confirms), a share of {flop_share_768:.2%} at d = 768, L = 1024. Time is another matter, because "
-        "LayerNorm moves memory rather than doing arithmetic: counting bytes as well, on an H100 (datasheet "
-        "bandwidth and throughput) the two LayerNorms take at least {time_share:.1%} of the least time of a "
-        "bfloat16 block's forward at d = 768, L = 1024, batch 8, {time_over_flops:.0f}× their FLOP share. "
-        "The source's comparison with 'O(L²)' mixes terms: the matrix products grow as L·d² and attention as L²·d."
+        "2·7·d per token against 24·d² + 4·L·d for its matrix products and attention (counts PyTorch's "
+        "dispatcher confirms), a share of {flop_share_768:.2%} at d = 768, L = 1024. Time is another matter, "
+        "because LayerNorm moves memory rather than doing arithmetic. In a roofline model of an H100 fed with "
+        "the bytes every ATen op of a bfloat16 block's forward reads and writes (batch 8), the two LayerNorms "
+        "take about {time_share:.0%} of the block's time, {time_over_flops:.0f}× their FLOP share, and about "
+        "{time_share_tc70:.0%} with the matrix products at 70 % of peak: an estimate, not a bound. The source's "
+        "comparison with 'O(L²)' mixes terms: the matrix products grow as L·d² and attention as L²·d."
     ),
     verdict="holds under conditions",
+    kind="model",
+    assumptions=(
+        "H100 SXM5 datasheet figures (3.35 TB/s; 989 TFLOP/s dense bfloat16 on the tensor cores for matrix "
+        "products and attention, 67 TFLOP/s float32 for the rest), every ATen op one kernel at its roofline "
+        "(FLOPs over peak or bytes over bandwidth, whichever is larger), attention one fused kernel that reads "
+        "q, k, v and writes its output, no other fusion; bfloat16, d = 768, L = 1024, batch 8"
+    ),
+    decide=_decide_t06,
+    # A world where LayerNorm's time followed its FLOPs (the source's O(B·L·d) reasoning): compute-bound, its
+    # share of time equal to its share of FLOPs.
+    null=lambda n: {**n, "time_share": n["flop_share_768"], "time_share_tc70": n["flop_share_768"],
+                    "time_over_flops": 1.0, "layernorm_bytes_over_flops_time": 1.0},
 )
-def t06() -> Evidence:
+def t06() -> dict:
     """The evidence for T06. See book/03_transformer.ipynb, section "What it costs"."""
-    def share(d, seq):
-        f = flops_per_token(d, seq)
-        return f["layernorm"] / sum(f.values())
-
-    counted = counted_flops()
-    t = block_least_times(**T06_SHAPE)
-    nums = {"flop_share_768": share(768, 1024), "time_share": t["layernorm"] / sum(t.values()), **counted}
+    d, seq, batch = T06_SHAPE["d"], T06_SHAPE["seq"], T06_SHAPE["batch"]
+    f = flops_per_token(d, seq)
+    ops = block_ops(d, seq, batch)
+    flops, nbytes = by_part(ops, "flops"), by_part(ops, "bytes")
+    tokens = batch * seq
+    weights = 12 * d * d * 2  # QKV 3d², projection d², MLP 8d²: read once per batch, bfloat16
+    model_bytes = {k: tokens * v for k, v in bytes_per_token(d).items()}
+    ln_ops = [op for op in ops if part_of(op["op"]) == "layernorm"]
+    fp32 = {**H100, "flops": H100["fp32_flops"]}
+    nums = {"flop_share_768": f["layernorm"] / sum(f.values()), "time_share": layernorm_time_share(ops),
+            "time_share_tc70": layernorm_time_share(ops, TENSOR_CORE_EFFICIENCY),
+            "layernorm_bytes_over_flops_time": sum(op["bytes"] for op in ln_ops) / fp32["bandwidth"]
+            / (sum(op["flops"] for op in ln_ops) / fp32["flops"]),
+            "matmul_flops_counted": flops["matmul"], "matmul_flops_model": tokens * f["matmul"],
+            "attention_flops_counted": flops["attention"], "attention_flops_model": tokens * f["attention"],
+            "matmul_bytes_counted": nbytes["matmul"], "matmul_bytes_model": model_bytes["matmul"] + weights,
+            "layernorm_bytes_counted": nbytes["layernorm"], "layernorm_bytes_model": model_bytes["layernorm"],
+            "elementwise_bytes_counted": nbytes["elementwise"], "elementwise_bytes_model": model_bytes["elementwise"]}
     nums["time_over_flops"] = nums["time_share"] / nums["flop_share_768"]
-    return Evidence(nums, {
-        "matmul_count": counted["counted_matmul"] == counted["formula_matmul"],
-        "attention_count": counted["counted_attention"] == counted["formula_attention"],
-        "flop_share_small": nums["flop_share_768"] < 1e-3,
-        # Memory-bound: LayerNorm's least time is set by its bytes, ten times over its FLOPs' time.
-        "layernorm_memory_bound": t["layernorm"] > 10 * T06_SHAPE["batch"] * T06_SHAPE["seq"]
-        * flops_per_token(T06_SHAPE["d"], T06_SHAPE["seq"])["layernorm"] / H100["fp32_flops"],
-        # "Not negligible": at least 10× the FLOP share, and over 2 % of the block.
-        "time_share_not_negligible": nums["time_over_flops"] > 10 and nums["time_share"] > 0.02,
-    })
+    return nums
 
 
 # ----------------------------------------------------------------------------- T07–T08: training
@@ -414,7 +543,7 @@ def t06() -> Evidence:
 # the loss overflows. 200 full-batch steps let a run at a good rate fit the training set (loss below a
 # tenth of its start), so "trains" can mean learning, not merely not diverging.
 SWEEP = {"depth": 8, "width": 32, "steps": 200, "lrs": (*(2.0 ** (k / 2) for k in range(-4, 3)), 8.0),
-         "seeds": (0, 1, 2, 3, 4), "fit": 0.1}
+         "seeds": (0, 1, 2, 3, 4), "data": 45, "fit": 0.1}
 
 
 def classification_data(n: int = 512, d_in: int = 32, classes: int = 4, seed: int = 45):
@@ -426,9 +555,10 @@ def classification_data(n: int = 512, d_in: int = 32, classes: int = 4, seed: in
 
 
 @functools.lru_cache(maxsize=None)
-def sgd_run(use_ln: bool, lr: float, seed: int) -> dict[str, float]:
-    """Full-batch SGD on the teacher problem: initial and final training loss, train and test accuracy."""
-    (xtr, ytr), (xte, yte) = classification_data()
+def sgd_run(use_ln: bool, lr: float, seed: int, data_seed: int = SWEEP["data"]) -> dict[str, float]:
+    """Full-batch SGD on the teacher problem drawn with ``data_seed``, from the weights drawn with ``seed``:
+    initial and final training loss, train and test accuracy."""
+    (xtr, ytr), (xte, yte) = classification_data(seed=data_seed)
     model = seeded_start(relu_mlp(SWEEP["depth"], SWEEP["width"], "layer" if use_ln else "none", seed=seed))
     opt = torch.optim.SGD(model.parameters(), lr=lr)
     loss_fn = torch.nn.functional.cross_entropy
@@ -460,7 +590,7 @@ def trains(run: dict[str, float]) -> bool:
 
 def sweep(use_ln: bool, seed: int) -> list[dict[str, float]]:
     """One run per learning rate of the grid, each with its ``lr``."""
-    return [{"lr": lr, **sgd_run(use_ln, lr, seed)} for lr in SWEEP["lrs"]]
+    return [{"lr": lr, **sgd_run(use_ln, lr, seed, SWEEP["data"])} for lr in SWEEP["lrs"]]
 
 
 def largest_lr(use_ln: bool, seed: int, criterion) -> float:
@@ -468,24 +598,39 @@ def largest_lr(use_ln: bool, seed: int, criterion) -> float:
     return max((r["lr"] for r in sweep(use_ln, seed) if criterion(r)), default=0.0)
 
 
-def best_run(use_ln: bool, seed: int) -> dict[str, float]:
-    """The run with the lowest final training loss over the grid."""
-    return min((r for r in sweep(use_ln, seed) if math.isfinite(r["final"])), key=lambda r: r["final"])
-
-
 def lr_ratios(criterion) -> list[float]:
     """Per seed: the largest learning rate meeting ``criterion`` with LayerNorm over that without."""
     return [largest_lr(True, s, criterion) / largest_lr(False, s, criterion) for s in SWEEP["seeds"]]
 
 
-def matched_test_gains() -> list[float]:
-    """Per seed: the mean, over the learning rates at which both networks fit the training set, of
-    test accuracy with LayerNorm minus without (a paired comparison at equal learning rates)."""
-    gains = []
-    for s in SWEEP["seeds"]:
-        pairs = [(a, b) for a, b in zip(sweep(False, s), sweep(True, s)) if trains(a) and trains(b)]
-        gains.append(sum(b["test_acc"] - a["test_acc"] for a, b in pairs) / len(pairs))
-    return gains
+def fit_lrs() -> list[float]:
+    """The largest fitting learning rate of every seed, both networks."""
+    return [largest_lr(k, s, trains) for k in (False, True) for s in SWEEP["seeds"]]
+
+
+GRID_STEP = 2**0.5  # the sweep's factor between learning rates
+# Fit ratios are powers of the grid step: half a step in log space keeps "at most 2×" off float rounding.
+HALF_STEP = GRID_STEP**0.5
+
+
+def _decide_t07(n) -> dict[str, bool]:
+    return {
+        # Not established: no seed's gain exceeds the claim's lower end, 2× (every seed beyond it would make the
+        # claim hold here), and the gain is real on average over seeds (one below 1× would make it fail here).
+        # A single seed may land below 1×: seed 0's run with LayerNorm at the rate that decides it ends at
+        # 0.0997 of its starting loss, against the cut at 0.1.
+        "no_seed_beyond_2x": n["fit_ratio_max"] < 2 * HALF_STEP,
+        "larger_on_average": n["fit_ratio_gmean"] > 1,
+        # The grid brackets every seed's largest fitting rate, both networks, to one step of √2: some rate fits,
+        # and the next one up, still on the dense grid, does not.
+        "grid_brackets": n["fit_lr_min"] >= n["lr_min"] and n["fit_lr_max"] < n["lr_dense_max"],
+        # The loss stays finite with LayerNorm at every rate tried and overflows without it at the largest on
+        # every seed: the finite range is wider on every seed (by how much, the grid's gap from 2 to 8 hides).
+        "ln_never_overflows": n["ln_overflows"] == 0, "plain_overflows_at_max": n["plain_overflows_at_max"] == n["seeds"],
+        "finite_range_wider": n["finite_ratio_min"] > 1,
+        # "Learns almost nothing": at its largest finite rate the normalized network loses under 10 % of its loss.
+        "extra_range_barely_learns": n["ln_drop_at_max"] < 0.1,
+    }
 
 
 @claim(
@@ -493,47 +638,73 @@ def matched_test_gains() -> list[float]:
     source=f"{SRC} §effects",
     claim="LayerNorm allows learning rates 2–10× larger.",
     statement=(
-        "Not established: in a toy the gain straddles the claim's 2×. In a ReLU MLP of {depth} layers of width "
-        "{width} trained by full-batch SGD for {steps} steps ({seeds} seeds, learning rates in factors of √2), "
+        "Not established: in a toy the gain is at most the claim's lower end. In a ReLU MLP of {depth} layers "
+        "trained by full-batch SGD for {steps} steps ({seeds} seeds, learning rates in steps of √2 ≈ 1.41), "
         "the largest rate at which the network still fits its training set (loss below a tenth of its start) "
-        "is {fit_ratio_gmean:.2f}× larger with LayerNorm (geometric mean; three standard errors reach from "
-        "{fit_ratio_low:.2f}× to {fit_ratio_high:.2f}×), but seed by seed it is {fit_ratio_min:.2f}× to "
-        "{fit_ratio_max:.2f}×: {seeds_at_2x} of {seeds} seeds reach 2×, the others do not. What LayerNorm widens by far more is the range where the loss merely stays "
-        "finite: at least {finite_ratio_min:.0f}× on every seed (it never overflows up to {lr_max:g}, while "
-        "without it the loss overflows from {first_nan_none:g} on), but there the normalized network learns "
-        "nothing (its loss falls by at most {ln_drop_at_max:.1%}): it survives large rates by growing its "
-        "weights (chapter 1, F13). Deciding the claim needs Transformers trained with Adam and tuned "
-        "schedules, with and without LayerNorm, over many seeds."
+        "is larger with LayerNorm on average over seeds, but at most 2× larger on any seed; where a seed lands "
+        "moves with the last digits of its starting weights. LayerNorm widens far more the range where the loss "
+        "merely stays finite: its loss stays finite at every rate tried, up to {lr_max:g}, where the plain "
+        "network's overflows on every seed; but there the normalized network learns almost nothing (its loss "
+        "falls by under a tenth): it survives large rates by growing its weights "
+        "(chapter 1, F13). Deciding the claim needs Transformers trained with Adam and tuned schedules, with "
+        "and without LayerNorm, over many seeds."
     ),
     verdict="not established",
+    decide=_decide_t07,
+    # A world where the claim holds in the toy: LayerNorm's fitting range reaches twice as far on every seed,
+    # so every seed reaches 2× and some go beyond it.
+    null=lambda n: {**n, **{k: 2 * n[k] for k in ("fit_ratio_min", "fit_ratio_max", "fit_ratio_gmean")}},
+    outcomes=("fit_ratio_gmean", "fit_ratio_min", "fit_ratio_max", "fit_lr_min", "fit_lr_max", "finite_ratio_min",
+              "ln_drop_at_max"),
 )
-def t07() -> Evidence:
+def t07() -> dict:
     """The evidence for T07. See book/03_transformer.ipynb, section "What it does for training"."""
     ratios = lr_ratios(trains)
-    fit = over_seeds(math.log(r) for r in ratios)  # in log space: the ratios are factors
-    # Ratios are powers of √2 (the grid): half a grid step of slack keeps "reaches 2×" off float rounding.
-    at_2x = [r >= 2 / 2**0.25 for r in ratios]
-    finite = lr_ratios(stays_finite)
-    nan_lrs = [r["lr"] for s in SWEEP["seeds"] for r in sweep(False, s) if not math.isfinite(r["final"])]
+    runs = lambda use_ln: [r for s in SWEEP["seeds"] for r in sweep(use_ln, s)]  # noqa: E731
     at_max = [r for s in SWEEP["seeds"] for r in sweep(True, s) if r["lr"] == largest_lr(True, s, stays_finite)]
-    nums = {"depth": SWEEP["depth"], "width": SWEEP["width"], "steps": SWEEP["steps"], "seeds": len(SWEEP["seeds"]),
-            "fit_ratio_gmean": math.exp(fit.mean), "fit_ratio_min": math.exp(min(fit.values)),
-            "fit_ratio_max": math.exp(max(fit.values)), "fit_ratio_low": math.exp(fit.mean - 3 * fit.se),
-            "fit_ratio_high": math.exp(fit.mean + 3 * fit.se), "finite_ratio_min": min(finite),
-            "seeds_at_2x": sum(at_2x), "lr_max": SWEEP["lrs"][-1], "first_nan_none": min(nan_lrs, default=0.0),
+    return {"depth": SWEEP["depth"], "steps": SWEEP["steps"], "seeds": len(SWEEP["seeds"]),
+            "fit_ratio_gmean": math.exp(statistics.fmean(math.log(r) for r in ratios)),
+            "fit_ratio_min": min(ratios), "fit_ratio_max": max(ratios), "fit_lr_min": min(fit_lrs()),
+            "fit_lr_max": max(fit_lrs()), "lr_min": SWEEP["lrs"][0], "lr_dense_max": SWEEP["lrs"][-2],
+            "finite_ratio_min": min(lr_ratios(stays_finite)),
+            "ln_overflows": sum(not stays_finite(r) for r in runs(True)),
+            "lr_max": SWEEP["lrs"][-1],
+            "plain_overflows_at_max": sum(not stays_finite(r) for r in runs(False) if r["lr"] == SWEEP["lrs"][-1]),
             "ln_drop_at_max": max(1 - r["final"] / r["initial"] for r in at_max)}
-    ln_finite = all(math.isfinite(r["final"]) for s in SWEEP["seeds"] for r in sweep(True, s))
-    return Evidence(nums, {
-        # Undecided: some seeds reach the claim's lower end, 2×, and some do not (every seed at 2× or more
-        # would make it hold here; every seed below would make it fail here).
-        "undecided_at_2x": any(at_2x) and not all(at_2x),
-        # The grid brackets the fitting rates on both sides for both networks.
-        "grid_brackets": all(0 < largest_lr(k, s, trains) < SWEEP["lrs"][-1] for k in (False, True) for s in SWEEP["seeds"]),
-        "ln_never_overflows": ln_finite, "plain_overflows": bool(nan_lrs),
-        "finite_range_much_wider": nums["finite_ratio_min"] >= 4,
-        # "Learns nothing": at its largest finite rate the normalized network loses under 10 % of its loss.
-        "extra_range_barely_learns": nums["ln_drop_at_max"] < 0.1,
-    })
+
+
+# T08's datasets and initializations: data and weights drawn afresh for each (init seed, data seed) pair, and
+# both networks trained at the two smallest rates of the sweep, where both usually fit the training set.
+T08 = {"pairs": tuple((s, SWEEP["data"] + s) for s in range(8)), "lrs": SWEEP["lrs"][:2]}
+
+
+def t08_differences() -> dict[str, list[float]]:
+    """Per (init, data) pair, averaged over T08's learning rates at which both networks fit the training set:
+    test accuracy with LayerNorm minus without, and the train–test accuracy gap with LayerNorm minus without;
+    and how many rates were averaged."""
+    gain, gap, matched = [], [], []
+    for seed, data in T08["pairs"]:
+        runs = [(sgd_run(False, lr, seed, data), sgd_run(True, lr, seed, data)) for lr in T08["lrs"]]
+        runs = [(a, b) for a, b in runs if trains(a) and trains(b)]
+        gain.append(statistics.fmean(b["test_acc"] - a["test_acc"] for a, b in runs) if runs else math.nan)
+        gap.append(statistics.fmean((b["train_acc"] - b["test_acc"]) - (a["train_acc"] - a["test_acc"])
+                                    for a, b in runs) if runs else math.nan)
+        matched.append(len(runs))
+    return {"gain": gain, "gap": gap, "matched": matched}
+
+
+def _decide_t08(n) -> dict[str, bool]:
+    return {
+        "both_fit_on_every_pair": n["matched_min"] >= 1,
+        # Not established: three standard errors around the gain reach into the claim's 1–3 points ...
+        "gain_consistent_with_claim": n["gain_mean"] - 3 * n["gain_se"] < 0.03
+        and n["gain_mean"] + 3 * n["gain_se"] > 0.01,
+        # ... and are wider than one point, the precision at which the claim is stated.
+        "too_coarse_for_one_point": 3 * n["gain_se"] > 0.01,
+        # Both networks fit their training set, so the train–test gap narrows by what test accuracy gains:
+        # the two halves of the claim are one measurement here (they differ by less than a standard error).
+        "gap_mirrors_gain": abs(n["gap_diff_mean"] + n["gain_mean"]) < n["gain_se"],
+    }
 
 
 @claim(
@@ -541,33 +712,51 @@ def t07() -> Evidence:
     source=f"{SRC} §effects",
     claim="LayerNorm improves accuracy by 1–3% and regularizes, reducing overfitting.",
     statement=(
-        "Not established: the figure belongs to large tasks, and what a toy shows depends on how the "
-        "comparison is made. LayerNorm adds no noise (a sample's output does not depend on its batch, F01), so "
-        "it lacks the mechanism by which BatchNorm regularizes. In the MLP of T07 ({seeds} seeds), at equal "
-        "learning rates where both networks fit the training set, test accuracy with LayerNorm minus without "
-        "is {matched_mean:+.1%} ± {matched_se:.1%} (mean ± standard error): no effect, and three standard "
-        "errors ({matched_resolution:.1%}) exclude a 3-point gain but not a 1-point one. Each network at the "
-        "learning rate that trains it best, the difference is {best_mean:+.1%} ± {best_se:.1%}, a comparison "
-        "that mixes the norm's effect with that of the larger rates it reaches. Deciding the claim needs "
-        "Transformers trained on a real task, tuned per variant, over many seeds."
+        "Not established: a toy is consistent with the figure but too coarse to confirm it, and the figure "
+        "belongs to large tasks. LayerNorm adds no noise (a sample's output does not depend on its batch, F01), "
+        "so it lacks the mechanism by which BatchNorm regularizes. In the MLP of T07, on {pairs} datasets drawn "
+        "afresh, each with its own initialization, and at equal learning rates where both networks fit the "
+        "training set, test accuracy with LayerNorm minus without is {gain_mean:+.1%} ± {gain_se:.1%} (mean ± "
+        "standard error); the train–test gap narrows by as much, since both fit their training set, so here "
+        "regularizing and gaining accuracy are one measurement. Deciding the claim needs Transformers trained "
+        "on a real task, tuned per variant, over many more datasets and seeds."
     ),
     verdict="not established",
+    decide=_decide_t08,
+    # A world where LayerNorm does nothing for accuracy or the gap, measured as precisely as a claim stated in
+    # whole points needs (a standard error of a sixth of a point, some 36 times the datasets).
+    null=lambda n: {**n, "gain_mean": 0.0, "gap_diff_mean": 0.0, "gain_se": 0.01 / 6, "gap_diff_se": 0.01 / 6},
+    outcomes=("gain_mean", "gain_se", "gap_diff_mean", "gap_diff_se", "matched_min"),
 )
-def t08() -> Evidence:
+def t08() -> dict:
     """The evidence for T08. See book/03_transformer.ipynb, section "What it does for training"."""
-    matched = over_seeds(matched_test_gains())
-    best = over_seeds(best_run(True, s)["test_acc"] - best_run(False, s)["test_acc"] for s in SWEEP["seeds"])
-    nums = {"seeds": len(SWEEP["seeds"]), "matched_mean": matched.mean, "matched_se": matched.se,
-            "matched_resolution": 3 * matched.se, "best_mean": best.mean, "best_se": best.se}
-    return Evidence(nums, {
-        # At equal rates the experiment has the power to see a 3-point effect and sees none ...
-        "matched_no_effect": not matched.beyond(0.0), "matched_resolves_3_points": 3 * matched.se < 0.03,
-        # ... but cannot rule out 1 point; a toy that could would change this verdict.
-        "matched_cannot_exclude_1_point": abs(matched.mean - 0.01) < 3 * matched.se,
-    })
+    diff = t08_differences()
+    gain, gap = over_seeds(diff["gain"]), over_seeds(diff["gap"])
+    return {"pairs": len(T08["pairs"]), "gain_mean": gain.mean, "gain_se": gain.se, "gap_diff_mean": gap.mean,
+            "gap_diff_se": gap.se, "matched_min": min(diff["matched"])}
 
 
 # ----------------------------------------------------------------------------- T09: inference
+
+
+def batchnorm_block_diffs(x: torch.Tensor) -> dict[str, float]:
+    """T09's null world, measured: the same block with BatchNorm over the features (statistics over the
+    batch and positions) in place of each LayerNorm, one batch-1 and one train/eval difference."""
+    torch.manual_seed(41)
+    block = TransformerBlock(x.shape[-1]).double()
+    for sub in block:
+        sub.norm = _FeatureBatchNorm(x.shape[-1]).double()
+    with torch.no_grad():
+        batch1 = max_abs(block.train()(x)[:1], block.train()(x[:1]))
+        modes = max_abs(block.train()(x), block.eval()(x))
+    return {"bn_batch1_diff": batch1, "bn_train_eval_diff": modes}
+
+
+class _FeatureBatchNorm(torch.nn.BatchNorm1d):
+    """BatchNorm1d on (B, L, d): statistics per feature over the batch and the positions."""
+
+    def forward(self, x):
+        return super().forward(x.transpose(1, 2)).transpose(1, 2)
 
 
 @claim(
@@ -581,8 +770,15 @@ def t08() -> Evidence:
         "evaluation mode (difference {train_eval_diff:.2g})."
     ),
     verdict="holds",
+    # float64; batched and single-sample matmuls may differ in summation order, hence 1e-12 rather than 0.
+    decide=lambda n: {"no_running_stats": n["ln_buffers"] == 0 and n["bn_buffers"] == 3,
+                      "batch1_same": n["batch1_diff"] < 1e-12, "modes_same": n["train_eval_diff"] == 0.0},
+    # A world where the block's norm were BatchNorm: running statistics kept, and a sequence's output depends
+    # on its batch and on the mode (measured with a BatchNorm1d in the block's place).
+    null=lambda n: {**n, "ln_buffers": n["bn_buffers"], "batch1_diff": n["bn_batch1_diff"],
+                    "train_eval_diff": n["bn_train_eval_diff"]},
 )
-def t09() -> Evidence:
+def t09() -> dict:
     """The evidence for T09. See book/03_transformer.ipynb, section "Inference"."""
     torch.manual_seed(41)
     block = TransformerBlock(32).double()
@@ -591,12 +787,9 @@ def t09() -> Evidence:
         alone = block(x[:1])
         diff = max_abs(block(x)[:1], alone)
         train_eval = max_abs(block.train()(x), block.eval()(x))
-    nums = {"ln_buffers": len(list(torch.nn.LayerNorm(8).buffers())),
+    return {"ln_buffers": len(list(torch.nn.LayerNorm(8).buffers())),
             "bn_buffers": len(list(torch.nn.BatchNorm1d(8).buffers())), "batch1_diff": diff,
-            "train_eval_diff": train_eval}
-    # float64; batched and single-sample matmuls may differ in summation order, hence 1e-12 rather than 0.
-    return Evidence(nums, {"no_running_stats": nums["ln_buffers"] == 0 and nums["bn_buffers"] == 3,
-                           "batch1_same": diff < 1e-12, "modes_same": train_eval == 0.0})
+            "train_eval_diff": train_eval, **batchnorm_block_diffs(x)}
 
 
 # ----------------------------------------------------------------------------- T10: the unbiased-std pitfall
@@ -613,12 +806,13 @@ def ln_fixed(x: torch.Tensor) -> torch.Tensor:
 
 
 def unbiased_gap(widths=(2, 4, 8, 16, 64, 256, 768, 4096), seed: int = 43) -> list[dict[str, float]]:
-    """Per width d, on a random row: the elementwise ratio buggy/correct (its smallest and largest
-    element) and the closed form √((d−1)/d). The claim is about every element, so the extremes decide."""
+    """Per width d, on a random row: the elementwise ratio of the buggy version to PyTorch's own layer_norm
+    (its fused kernel, ε = 0: a route independent of ``ln_fixed``), its smallest and largest element, and
+    the closed form √((d−1)/d). The claim is about every element, so the extremes decide."""
     out = []
     for d in widths:
         x = randn(d, seed=seed + d)
-        ratio = ln_unbiased(x) / ln_fixed(x)  # (d,)
+        ratio = ln_unbiased(x) / torch.nn.functional.layer_norm(x, (d,), eps=0.0)  # (d,)
         out.append({"d": d, "min": float(ratio.min()), "max": float(ratio.max()), "closed": math.sqrt((d - 1) / d)})
     return out
 
@@ -630,29 +824,37 @@ def unbiased_gap(widths=(2, 4, 8, 16, 64, 256, 768, 4096), seed: int = 43) -> li
     statement=(
         "Holds. On x = (1, 0, 0, 0) the unbiased version gives {buggy_max:.4f} where LayerNorm gives "
         "{correct_max:.4f} (√3); torch.std(correction=0) fixes it (difference from torch's layer_norm "
-        "{fixed_vs_torch:.2g}). The two differ by the constant factor √((d−1)/d) for every input (every element's "
-        "ratio on random rows from d = 2 to 4096 is within {ratio_err:.2g} of the closed form): {gap_4:.1%} at d = 4, {gap_768:.3%} at "
-        "d = 768. A learned γ can absorb the factor, so training does not notice; loading weights trained "
-        "with the other convention does."
+        "{fixed_vs_torch:.2g}). The two differ by the constant factor √((d−1)/d) for every input: on random rows "
+        "from d = 2 to 4096, every element of the unbiased version divided by torch's own layer_norm is within "
+        "{ratio_err:.2g} of the closed form. The gap is {gap_4:.1%} at d = 4, {gap_768:.3%} at d = 768. A learned "
+        "γ can absorb the factor, so training does not notice; loading weights trained with the other "
+        "convention does."
     ),
     verdict="holds",
+    kind="derivation",
+    decide=lambda n: {
+        # Hand arithmetic (tests/test_transformer.py): deviations (3/4, −1/4, −1/4, −1/4), sample std 1/2, population √3/4.
+        "buggy_is_1_5": abs(n["buggy_max"] - 1.5) < 1e-12,
+        "correct_is_sqrt3": abs(n["correct_max"] - math.sqrt(3)) < 1e-12,
+        # float64, two implementations of the population formula: rounding only.
+        "fix_matches_torch": n["fixed_vs_torch"] < 1e-12,
+        # The buggy version against PyTorch's kernel, element by element, at every width: rounding only.
+        "constant_factor": n["ratio_err"] < 1e-12,
+    },
+    # A world without the pitfall, where torch.std defaulted to the population estimator: the hand-written
+    # version is LayerNorm itself, so its ratio to torch's layer_norm is 1, off the closed form by the gap at d = 2.
+    null=lambda n: {**n, "buggy_max": n["correct_max"], "ratio_err": n["gap_2"]},
 )
-def t10() -> Evidence:
+def t10() -> dict:
     """The evidence for T10. See book/03_transformer.ipynb, section "A pitfall the source does not mention: the unbiased standard deviation"."""
     x = torch.tensor([1.0, 0.0, 0.0, 0.0], dtype=F64)
     gaps = unbiased_gap()
     ratio_err = max(max(g["max"] - g["closed"], g["closed"] - g["min"]) for g in gaps)
     rows = randn(16, 64, seed=44)
     gap = {g["d"]: 1 - g["closed"] for g in gaps}
-    nums = {"buggy_max": float(ln_unbiased(x).max()), "correct_max": float(ln_fixed(x).max()),
+    return {"buggy_max": float(ln_unbiased(x).max()), "correct_max": float(ln_fixed(x).max()),
             "fixed_vs_torch": max_abs(ln_fixed(rows), torch.nn.functional.layer_norm(rows, (64,), eps=0.0)),
-            "ratio_err": ratio_err, "gap_4": gap[4], "gap_768": gap[768]}
-    return Evidence(nums, {
-        "buggy_is_1_5": abs(nums["buggy_max"] - 1.5) < 1e-12,
-        "correct_is_sqrt3": abs(nums["correct_max"] - math.sqrt(3)) < 1e-12,
-        "fix_matches_torch": nums["fixed_vs_torch"] < 1e-12,
-        "constant_factor": ratio_err < 1e-12,
-    })
+            "ratio_err": ratio_err, "gap_2": gap[2], "gap_4": gap[4], "gap_768": gap[768]}
 
 
 # ----------------------------------------------------------------------------- exercises
