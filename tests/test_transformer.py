@@ -9,6 +9,7 @@ import torch
 
 from lnbook import models, variance
 from lnbook.experiments import transformer as tx
+from lnbook.experiments import transformer_training
 from lnbook.experiments.common import FLOPS_PER_ELEMENT
 from lnbook.models import Block, CausalSelfAttention, TransformerBlock
 
@@ -199,7 +200,7 @@ def test_transformer_block_rejects_bad_placement_and_norm():
 
 def test_sgd_runs_are_seeded():
     # The cache would hide nondeterminism: call the uncached function twice.
-    run = tx.sgd_run.__wrapped__
+    run = transformer_training.sgd_run.__wrapped__
     assert run(True, 0.5, 0) == run(True, 0.5, 0)
 
 
