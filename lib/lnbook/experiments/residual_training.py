@@ -83,7 +83,8 @@ def reversal_run(placement: str, lr: float, warmup: int, seed: int) -> list[floa
 
 
 def end_loss(losses: list[float], budget: int) -> float:
-    """The mean loss of the last ``REVERSAL["tail"]`` steps of a run stopped after ``budget`` steps (one step is noisy)."""
+    """The mean loss of the last ``REVERSAL["tail"]`` steps of a run stopped after ``budget`` steps (one
+    step is noisy)."""
     return sum(losses[budget - REVERSAL["tail"]: budget]) / REVERSAL["tail"]
 
 
@@ -118,10 +119,10 @@ def _cell_key(placement: str, i: int, budget: int) -> str:
     return f"{placement}_lr{i}_{budget}"
 
 
-# Tolerances of the decision, in nats. 0.3 (a tenth of a guess's cost) is the gain below which warm-up does
-# not matter: the seeds of a cell where it does not differ by a few hundredths. 1 nat marks a seed that is
-# far behind, not just slower. Half a guess's cost separates a model that learned from one that did not
-# (learned runs end below 0.3 nats, failed ones above 2).
+# Tolerances of the decision, in nats. 0.3 (about a tenth of a guess's cost) is the gain below which warm-up
+# does not matter: where it does not, a seed's runs with and without it end within a few hundredths of each
+# other. 1 nat marks a seed that is far behind, not just slower. Half a guess's cost separates a model that
+# learned from one that did not (learned runs end below 0.3 nats, failed ones above 2).
 MATTERS, FAR_BEHIND = 0.3, 1.0
 
 
@@ -144,19 +145,23 @@ def fails_either_way(n, key: str) -> bool:
 
 
 def _decide_r22(n) -> dict[str, bool]:
-    post, pre = (lambda i, b, p=p: _cell_key(p, i, b) for p in ("post", "pre"))
+    short, long = BUDGETS
+    post = lambda i, b: _cell_key("post", i, b)  # noqa: E731
+    pre = lambda i, b: _cell_key("pre", i, b)  # noqa: E731
+    half_guess = n["chance"] / 2
     return {
-        "post_not_needed_at_lr1": not_needed(n, post(1, 150)) and not_needed(n, post(1, 450)),
+        "post_not_needed_at_lr1": not_needed(n, post(1, short)) and not_needed(n, post(1, long)),
         # A delay: needed for the short run, not needed by the end of the long one (every seed caught up).
-        "post_delays_only_at_lr2": needed(n, post(2, 150)) and not_needed(n, post(2, 450)),
-        "post_fails_either_way_at_lr3": fails_either_way(n, post(3, 450)),
-        "pre_not_needed_at_lr1": not_needed(n, pre(1, 150)) and not_needed(n, pre(1, 450)),
+        "post_delays_only_at_lr2": needed(n, post(2, short)) and not_needed(n, post(2, long)),
+        "post_fails_either_way_at_lr3": fails_either_way(n, post(3, long)),
+        "pre_not_needed_at_lr1": not_needed(n, pre(1, short)) and not_needed(n, pre(1, long)),
         # Needed for the short run, and still on average after the long one, with some seed still far behind.
-        "pre_needed_at_lr2": (needed(n, pre(2, 150)) and n[f"{pre(2, 450)}_gain"] > n["matters"]
-                              and n[f"{pre(2, 450)}_gain_max"] > FAR_BEHIND),
+        "pre_needed_at_lr2": (needed(n, pre(2, short)) and n[f"{pre(2, long)}_gain"] > n["matters"]
+                              and n[f"{pre(2, long)}_gain_max"] > FAR_BEHIND),
         # The offset: at the rate where Post-LN fails either way, Pre-LN with warm-up learns.
-        "pre_learns_with_warmup_where_post_fails": n["pre_lr2"] == n["post_lr3"] and n[f"{pre(2, 450)}_warm"] < n["chance"] / 2,
-        "pre_fails_either_way_at_lr3": fails_either_way(n, pre(3, 450)),
+        "pre_learns_with_warmup_where_post_fails": (n["pre_lr2"] == n["post_lr3"]
+                                                    and n[f"{pre(2, long)}_warm"] < half_guess),
+        "pre_fails_either_way_at_lr3": fails_either_way(n, pre(3, long)),
     }
 
 
@@ -262,7 +267,7 @@ def warmup_figure():
         ax.set(xscale="log", ylabel=f"loss after {b} steps")
     plots.plain_log_axis(axes[-1], "x")
     axes[-1].set(xlabel="learning rate")
-    axes[0].legend(fontsize=plots.SMALLEST_PT, ncols=1)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center")  # below: the panels have no free corner
     return fig, axes
 
 
