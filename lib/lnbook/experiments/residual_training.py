@@ -346,8 +346,9 @@ def _decide_r20(n) -> dict[str, bool]:
         "over {seeds} seeds). Against the same model without skips and norms, which never gets below "
         "{plain_best:.2f} in the run's {steps} steps, the saving is more than {saving_plain_bound:.0%}. Against "
         "the same model with its skips but no norms, which reaches the target in {residual_steps:.0f} ± "
-        "{residual_steps_se:.0f} steps, LayerNorm saves {saving_residual:+.0%} ± {saving_residual_se:.0%}: here "
-        "the skips do the work, and the norm, at this depth and rate, saves no steps."
+        "{residual_steps_se:.0f} steps, LayerNorm's saving is {saving_residual:+.0%} ± {saving_residual_se:.0%}, "
+        "below 30 % by more than three standard errors: here the skips do the work, and at this depth and "
+        "rate the norm saves no steps."
     ),
     verdict="does not hold",
     kind="measurement",
