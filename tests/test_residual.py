@@ -133,7 +133,8 @@ def test_the_warmup_study_spans_each_placements_regimes():
     # Three rates per placement, the deciding ones with five seeds, the two placements sharing their middle rates.
     assert residual_training.rates("post") == [1e-2, 2e-2, 5e-2] and residual_training.rates("pre") == [2e-2, 5e-2, 1e-1]
     assert all(len(residual_training.WARMUP_SEEDS[p, lr]) == 5 for p in ("post", "pre") for lr in residual_training.rates(p)[1:])
-    assert residual_training.BUDGETS[1] >= 3 * residual_training.BUDGETS[0] <= residual_training.REVERSAL["steps"]
+    short, long = residual_training.BUDGETS
+    assert 3 * short <= long <= residual_training.REVERSAL["steps"]  # one run gives both budgets
 
 
 def test_reversal_batch_is_a_sequence_then_its_reverse():
