@@ -98,8 +98,43 @@ def test_gpt2_init_rejects_bad_n_layer():
 
 
 def test_train_rejects_unknown_kind():
-    with pytest.raises(ValueError, match=r"train: kind: expected 'pre' or 'plain', got 'sandwich'"):
+    with pytest.raises(ValueError, match=r"train: kind: expected 'pre', 'plain' or 'residual', got 'sandwich'"):
         residual_training.train("sandwich")
+
+
+def test_residual_model_is_pre_ln_without_its_norms():
+    torch.manual_seed(0)
+    pre = residual_training.markov_model("pre")
+    torch.manual_seed(0)
+    res = residual_training.markov_model("residual")
+    # The same weights (LayerNorm draws no random numbers), and no norm left anywhere.
+    res_weights = dict(res.named_parameters())
+    assert all(torch.equal(p, res_weights[k]) for k, p in pre.named_parameters() if k in res_weights)
+    is_norm = lambda m: isinstance(m, (torch.nn.LayerNorm, models.LayerNorm))  # noqa: E731
+    assert not any(is_norm(m) for m in res.modules())
+    # Pre-LN: one norm in each of a layer's two blocks, and a final one.
+    assert sum(is_norm(m) for m in pre.modules()) == 2 * toys.MARKOV["depth"] + 1
+
+
+def test_best_window_is_the_lowest_ten_step_mean():
+    assert residual_training.best_window([3.0] * 10 + [1.0] * 10 + [3.0] * 5) == 1.0
+    assert residual_training.steps_to([3.0] * 10 + [1.0] * 10, residual_training.best_window([3.0] * 10 + [1.0] * 10) + 1e-9) == 20
+
+
+def test_end_loss_scores_a_run_stopped_at_each_budget():
+    tail = residual_training.REVERSAL["tail"]
+    losses = [float(i) for i in range(450)]
+    # The last `tail` steps before the budget: for 150 steps, steps 110…149 (indices), mean 129.5.
+    assert residual_training.end_loss(losses, 150) == sum(range(150 - tail, 150)) / tail
+    assert residual_training.end_loss(losses, 450) == sum(range(450 - tail, 450)) / tail
+
+
+def test_the_warmup_study_spans_each_placements_regimes():
+    # Three rates per placement, the deciding ones with five seeds, the two placements sharing their middle rates.
+    assert residual_training.rates("post") == [1e-2, 2e-2, 5e-2] and residual_training.rates("pre") == [2e-2, 5e-2, 1e-1]
+    assert all(len(residual_training.WARMUP_SEEDS[p, lr]) == 5 for p in ("post", "pre") for lr in residual_training.rates(p)[1:])
+    short, long = residual_training.BUDGETS
+    assert 3 * short <= long <= residual_training.REVERSAL["steps"]  # one run gives both budgets
 
 
 def test_reversal_batch_is_a_sequence_then_its_reverse():

@@ -10,6 +10,7 @@ Every run is seeded, small, on one thread, and cached so that the chapter and th
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 
@@ -17,9 +18,10 @@ import torch
 from torch import nn
 
 from lnbook import norms
-from lnbook.claims import Evidence, claim
-from lnbook.experiments.common import one_thread, over_seeds, seeded_start
+from lnbook.claims import claim
+from lnbook.experiments.common import SeedSpread, one_thread, over_seeds, seeded_start
 from lnbook.experiments.toys import MARKOV, TinyLM, markov_batch, markov_entropy
+from lnbook.models import Block
 
 SRC = "seed 004"
 CHAPTER = "book/05_residual"  # the chapter that shows this module's claims
@@ -35,12 +37,20 @@ def linear_warmup(steps: int):
 # Reversal needs attention: the token to write at output position i sits length − 1 − i places before
 # the separator, and only attention can fetch it. Adam's β₂ = 0.98 and a linear warm-up are the
 # Transformer recipe (Vaswani et al. 2017); Xiong et al. (2020) show Post-LN failing without the warm-up.
-REVERSAL = {"symbols": 15, "length": 6, "depth": 6, "d": 32, "heads": 4, "batch": 32, "steps": 150,
+# Two layers keep the study within its compute (a 450-step run costs a few seconds of one core); the
+# six-layer model fails at lower rates, but in the same three regimes.
+REVERSAL = {"symbols": 15, "length": 6, "depth": 2, "d": 32, "heads": 4, "batch": 32, "steps": 450,
             "warmup": 50, "betas": (0.9, 0.98), "tail": 40}
-WARMUP_LRS = {"high": 1e-2, "low": 3e-3}
-# The deciding cell (Post-LN at the high rate) gets five seeds, the others three.
-WARMUP_SEEDS = {("post", "high"): (0, 1, 2, 3, 4), ("post", "low"): (0, 1, 2), ("pre", "high"): (0, 1, 2),
-                ("pre", "low"): (0, 1, 2)}
+# Two training budgets from one run: without a decay, the first 150 steps of a 450-step run are the
+# 150-step run (the warm-up schedule is the same), so each run is scored at both.
+BUDGETS = (150, 450)
+# A 1–2–5 grid of learning rates. For each placement the three rates that span its behaviour: warm-up
+# does not matter; it is needed; without it and with it training fails. Post-LN's sit at lower rates than
+# Pre-LN's, so the two placements share the middle rates. The cells that decide get five seeds, the one
+# that marks each placement's lower end three.
+WARMUP_SEEDS = {("post", 1e-2): (0, 1, 2), ("post", 2e-2): (0, 1, 2, 3, 4), ("post", 5e-2): (0, 1, 2, 3, 4),
+                ("pre", 2e-2): (0, 1, 2), ("pre", 5e-2): (0, 1, 2, 3, 4), ("pre", 1e-1): (0, 1, 2, 3, 4)}
+WARMUP_LRS = sorted({lr for _, lr in WARMUP_SEEDS})
 
 
 def reversal_batch(gen: torch.Generator, n: int) -> torch.Tensor:
@@ -72,21 +82,110 @@ def reversal_run(placement: str, lr: float, warmup: int, seed: int) -> list[floa
     return losses
 
 
-def end_loss(losses: list[float]) -> float:
-    """The mean loss of the last ``REVERSAL["tail"]`` steps (a fifth of the run: one step is noisy)."""
-    return sum(losses[-REVERSAL["tail"]:]) / REVERSAL["tail"]
+def end_loss(losses: list[float], budget: int) -> float:
+    """The mean loss of the last ``REVERSAL["tail"]`` steps of a run stopped after ``budget`` steps (one
+    step is noisy)."""
+    return sum(losses[budget - REVERSAL["tail"]: budget]) / REVERSAL["tail"]
 
 
-def warmup_gain(placement: str, rate: str):
-    """Per seed, the end loss without warm-up minus with it (> 0: warm-up helps), over :data:`WARMUP_SEEDS`."""
-    lr = WARMUP_LRS[rate]
-    return over_seeds(end_loss(reversal_run(placement, lr, 0, s)) - end_loss(reversal_run(placement, lr, REVERSAL["warmup"], s))
-                      for s in WARMUP_SEEDS[placement, rate])
+@dataclasses.dataclass(frozen=True)
+class WarmupCell:
+    """One placement at one learning rate and budget: the end losses without and with warm-up, over seeds."""
+
+    none: SeedSpread
+    warm: SeedSpread
+
+    @property
+    def gain(self) -> SeedSpread:
+        """Per seed, the end loss without warm-up minus with it (> 0: warm-up helps)."""
+        return SeedSpread(tuple(a - b for a, b in zip(self.none.values, self.warm.values)))
 
 
-def needs_warmup(gain) -> bool:
-    """Warm-up is needed when it lowers the end loss by more than 0.1 nats, beyond the spread over seeds."""
-    return gain.mean > 0.1 and gain.beyond(0.0)
+@functools.lru_cache(maxsize=None)
+def warmup_cell(placement: str, lr: float, budget: int) -> WarmupCell:
+    """The cell of the study at (placement, lr) after ``budget`` steps, over :data:`WARMUP_SEEDS`."""
+    seeds = WARMUP_SEEDS[placement, lr]
+    end = lambda w: over_seeds(end_loss(reversal_run(placement, lr, w, s), budget) for s in seeds)  # noqa: E731
+    return WarmupCell(end(0), end(REVERSAL["warmup"]))
+
+
+def rates(placement: str) -> list[float]:
+    """The learning rates at which ``placement`` is studied, lowest first."""
+    return sorted(lr for p, lr in WARMUP_SEEDS if p == placement)
+
+
+def _cell_key(placement: str, i: int, budget: int) -> str:
+    """The prefix of a cell's numbers: ``post_lr2_150`` is Post-LN at its second rate after 150 steps."""
+    return f"{placement}_lr{i}_{budget}"
+
+
+# Tolerances of the decision, in nats. 0.3 (about a tenth of a guess's cost) is the gain below which warm-up
+# does not matter: where it does not, a seed's runs with and without it end within a few hundredths of each
+# other. 1 nat marks a seed that is far behind, not just slower. Half a guess's cost separates a model that
+# learned from one that did not (learned runs end below 0.3 nats, failed ones above 2).
+MATTERS, FAR_BEHIND = 0.3, 1.0
+
+
+def needed(n, key: str) -> bool:
+    """Warm-up is needed in a cell when it lowers the mean end loss by more than :data:`MATTERS` and by more
+    than two standard errors over seeds (the gains of a cell near a threshold are bimodal: a seed has
+    learned or not, which widens the spread)."""
+    return n[f"{key}_gain"] > n["matters"] and n[f"{key}_gain"] > 2 * n[f"{key}_gain_se"]
+
+
+def not_needed(n, key: str) -> bool:
+    """Warm-up is not needed in a cell when no seed gains :data:`MATTERS` from it."""
+    return n[f"{key}_gain_max"] < n["matters"]
+
+
+def fails_either_way(n, key: str) -> bool:
+    """Training fails with or without warm-up: every seed without it, and the mean with it, stay above half
+    a guess's cost."""
+    return n[f"{key}_none_min"] > n["chance"] / 2 and n[f"{key}_warm"] > n["chance"] / 2
+
+
+def _decide_r22(n) -> dict[str, bool]:
+    short, long = BUDGETS
+    post = lambda i, b: _cell_key("post", i, b)  # noqa: E731
+    pre = lambda i, b: _cell_key("pre", i, b)  # noqa: E731
+    half_guess = n["chance"] / 2
+    return {
+        "post_not_needed_at_lr1": not_needed(n, post(1, short)) and not_needed(n, post(1, long)),
+        # A delay: needed for the short run, not needed by the end of the long one (every seed caught up).
+        "post_delays_only_at_lr2": needed(n, post(2, short)) and not_needed(n, post(2, long)),
+        "post_fails_either_way_at_lr3": fails_either_way(n, post(3, long)),
+        "pre_not_needed_at_lr1": not_needed(n, pre(1, short)) and not_needed(n, pre(1, long)),
+        # Needed for the short run, and still on average after the long one, with some seed still far behind.
+        "pre_needed_at_lr2": (needed(n, pre(2, short)) and n[f"{pre(2, long)}_gain"] > n["matters"]
+                              and n[f"{pre(2, long)}_gain_max"] > FAR_BEHIND),
+        # The offset: at the rate where Post-LN fails either way, Pre-LN with warm-up learns.
+        "pre_learns_with_warmup_where_post_fails": (n["pre_lr2"] == n["post_lr3"]
+                                                    and n[f"{pre(2, long)}_warm"] < half_guess),
+        "pre_fails_either_way_at_lr3": fails_either_way(n, pre(3, long)),
+    }
+
+
+def _null_r22(n) -> dict:
+    """The world of the source's claim: Pre-LN never needs warm-up. Pre-LN's higher-rate cells get the gains
+    of its lowest rate, and its losses without warm-up are those with it."""
+    world = dict(n)
+    for i in (2, 3):
+        for b in BUDGETS:
+            key, base = _cell_key("pre", i, b), _cell_key("pre", 1, b)
+            for part in ("gain", "gain_se", "gain_max"):
+                world[f"{key}_{part}"] = n[f"{base}_{part}"]
+            world[f"{key}_none"], world[f"{key}_none_min"] = n[f"{key}_warm"], n[f"{key}_warm_min"]
+    return world
+
+
+def _r22_cell_numbers(placement: str, i: int, lr: float, budget: int) -> dict:
+    cell, key = warmup_cell(placement, lr, budget), _cell_key(placement, i, budget)
+    return {f"{key}_none": cell.none.mean, f"{key}_none_min": min(cell.none.values), f"{key}_warm": cell.warm.mean,
+            f"{key}_warm_min": min(cell.warm.values), f"{key}_gain": cell.gain.mean, f"{key}_gain_se": cell.gain.se,
+            f"{key}_gain_max": max(cell.gain.values)}
+
+
+_R22_CELL_PARTS = ("none", "none_min", "warm", "warm_min", "gain", "gain_se", "gain_max")
 
 
 @claim(
@@ -94,56 +193,111 @@ def needs_warmup(gain) -> bool:
     source=f"{SRC} §8.3",
     claim="Pre-LN needs little or no warm-up; Post-LN needs it.",
     statement=(
-        "Holds under conditions: above a learning-rate threshold. On a task that needs attention, reversing "
-        "{length} tokens of {symbols} symbols (a uniform guess costs ln {symbols} = {chance:.2f} nats), a "
-        "{depth}-layer model of width 32 trained with Adam (β₂ = 0.98) for {steps} steps, with or without "
-        "{warmup} steps of linear warm-up: at learning rate {lr_high:g}, Post-LN without warm-up ends at loss "
-        "{post_high_none:.2f} and with it at {post_high_warm:.2f} (means over {seeds_deciding} seeds): warm-up "
-        "lowers the loss by {post_high_gain:.2f} ± {post_high_gain_se:.2f} nats (mean ± standard error; every "
-        "seed gains at least {post_high_gain_min:.2f}). Pre-LN at the same rate does not need it "
-        "({pre_high_gain:+.3f} ± {pre_high_gain_se:.3f}). At {lr_low:g} neither does: warm-up only delays "
-        "learning ({post_low_gain:+.2f} ± {post_low_gain_se:.2f} for Post-LN, {pre_low_gain:+.2f} ± "
-        "{pre_low_gain_se:.2f} for Pre-LN, three seeds each). This reproduces at toy scale what Xiong et al. "
-        "(2020) found in machine translation, where Post-LN without warm-up ended far worse; their BERT "
-        "pre-training trained Post-LN with warm-up only, and Pre-LN without it."
+        "Holds under conditions: only as an offset in learning rate. Pre-LN trains without warm-up at rates "
+        "where Post-LN needs it, but needs it too at higher ones; for Post-LN, warm-up on this grid only "
+        "delays learning or does not save it. On a task that needs attention, reversing {length} tokens of {symbols} symbols (a guess costs ln "
+        "{symbols} = {chance:.2f} nats), {depth}-layer models of width 32 trained with Adam (β₂ = 0.98), "
+        "with or without {warmup} steps of linear warm-up, scored after {short} and after {long} steps: "
+        "Post-LN at {post_lr1:g} does not need warm-up (no seed gains {matters:g} nats from it at either budget). "
+        "At {post_lr2:g} warm-up lowers its loss at {short} steps by {post_lr2_150_gain:.2f} ± "
+        "{post_lr2_150_gain_se:.2f} nats, but by {long} steps the runs without it have caught up "
+        "({post_lr2_450_gain:+.2f} ± {post_lr2_450_gain_se:.2f}): warm-up only delays. At {post_lr3:g} "
+        "Post-LN stays near a guess with or without warm-up ({post_lr3_450_none:.2f} and "
+        "{post_lr3_450_warm:.2f} nats after {long} steps). Pre-LN does not need warm-up at {pre_lr1:g}, "
+        "where Post-LN does (again no seed gains {matters:g} nats); at {pre_lr2:g}, where Post-LN fails either way, "
+        "Pre-LN needs it: without it the loss is {pre_lr2_150_none:.2f} after {short} steps against "
+        "{pre_lr2_150_warm:.2f} with it, and still {pre_lr2_450_none:.2f} against {pre_lr2_450_warm:.2f} "
+        "after {long} (gain {pre_lr2_450_gain:.2f} ± {pre_lr2_450_gain_se:.2f}, with seeds still far behind, "
+        "a wide spread); at {pre_lr3:g} Pre-LN too stays near a guess either way "
+        "({pre_lr3_450_none:.2f} and {pre_lr3_450_warm:.2f}). Pre-LN thus trains without warm-up at a higher "
+        "rate than Post-LN, the source's point, but is not free of the need: the placements differ by an "
+        "offset in learning rate, not by a threshold only Post-LN has. Gains are means ± standard errors "
+        "over {seeds_deciding} seeds; Xiong et al. (2020) saw the Post-LN half in machine translation."
     ),
     verdict="holds under conditions",
+    kind="measurement",
+    decide=_decide_r22,
+    # The source's world: Pre-LN needs no warm-up at any rate (every Pre-LN cell as at its lowest rate, with
+    # warm-up changing nothing).
+    null=_null_r22,
+    outcomes=tuple(f"{_cell_key(p, i, b)}_{part}" for p in ("post", "pre") for i in (1, 2, 3) for b in BUDGETS
+                   for part in _R22_CELL_PARTS),
 )
-def r22() -> Evidence:
+def r22() -> dict:
     """The evidence for R22. See book/05_residual.ipynb, section "Training: warm-up and speed"."""
     R = REVERSAL
-    cells = {(p, r): warmup_gain(p, r) for p, r in WARMUP_SEEDS}
-    deciding = WARMUP_SEEDS["post", "high"]
-    mean_end = lambda w: sum(end_loss(reversal_run("post", WARMUP_LRS["high"], w, s)) for s in deciding) / len(deciding)  # noqa: E731
     nums = {"length": R["length"], "symbols": R["symbols"], "chance": math.log(R["symbols"]), "depth": R["depth"],
-            "steps": R["steps"], "warmup": R["warmup"], "tail": R["tail"], "lr_high": WARMUP_LRS["high"],
-            "lr_low": WARMUP_LRS["low"],
-            "seeds_deciding": len(deciding), "post_high_none": mean_end(0), "post_high_warm": mean_end(R["warmup"]),
-            "post_high_gain_min": min(cells["post", "high"].values)}
-    for (p, r), g in cells.items():
-        nums[f"{p}_{r}_gain"], nums[f"{p}_{r}_gain_se"] = g.mean, g.se
-    return Evidence(nums, {
-        "post_needs_warmup_above": needs_warmup(cells["post", "high"]),
-        "post_without_warmup_near_chance": nums["post_high_none"] > nums["chance"] / 2,
-        "pre_does_not_above": not needs_warmup(cells["pre", "high"]),
-        "post_does_not_below": not needs_warmup(cells["post", "low"]),
-        "pre_does_not_below": not needs_warmup(cells["pre", "low"])})
+            "warmup": R["warmup"], "tail": R["tail"], "short": BUDGETS[0], "long": BUDGETS[1],
+            "seeds_deciding": max(len(s) for s in WARMUP_SEEDS.values()), "matters": MATTERS}
+    for p in ("post", "pre"):
+        for i, lr in enumerate(rates(p), 1):
+            nums[f"{p}_lr{i}"] = lr
+            for b in BUDGETS:
+                nums.update(_r22_cell_numbers(p, i, lr, b))
+    return nums
+
+
+def warmup_table() -> str:
+    """The study as a Markdown table: placement × learning rate × budget, the end losses without and with
+    warm-up (means over seeds), the gain ± its standard error, and the loss without warm-up against a guess's."""
+    chance = math.log(REVERSAL["symbols"])
+    rows = ["| placement | learning rate | steps | seeds | without warm-up | with warm-up | gain (nats) | without, ÷ a guess |",
+            "|---|---|---|---|---|---|---|---|"]
+    for p in ("post", "pre"):
+        for lr in rates(p):
+            for b in BUDGETS:
+                c = warmup_cell(p, lr, b)
+                rows.append(f"| {p.capitalize()}-LN | {lr:g} | {b} | {len(c.none.values)} | {c.none.mean:.2f} | "
+                            f"{c.warm.mean:.2f} | {c.gain.mean:+.2f} ± {c.gain.se:.2f} | {c.none.mean / chance:.2f} |")
+    return "\n".join(rows)
+
+
+def warmup_figure():
+    """The study as a figure: end loss against learning rate, without and with warm-up, one panel per budget."""
+    from lnbook import plots
+
+    fig, axes = plots.figure(nrows=len(BUDGETS), sharex=True)
+    for ax, b in zip(axes, BUDGETS):
+        for p, key in (("post", "ln_eps"), ("pre", "ln")):
+            for w, ls, words in ((0, "-", "without"), (REVERSAL["warmup"], "--", "with")):
+                cells = [warmup_cell(p, lr, b) for lr in rates(p)]
+                y = [(c.none if w == 0 else c.warm).mean for c in cells]
+                plots.line(ax, rates(p), y, key, label=f"{p.capitalize()}-LN, {words} warm-up", ls=ls, marker="o")
+        ax.axhline(math.log(REVERSAL["symbols"]), color=plots.COLORS["theory"], ls=":", lw=1, label="a guess")
+        ax.set(xscale="log", ylabel=f"loss after {b} steps")
+    plots.plain_log_axis(axes[-1], "x")
+    axes[-1].set(xlabel="learning rate")
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center")  # below: the panels have no free corner
+    return fig, axes
 
 
 # ----------------------------------------------------------------------------- training: speed
 
 SPEED_SEEDS = (0, 1, 2, 3, 4)
+# What the Pre-LN model is compared with: the same model without skips and norms, and with skips but no norms.
+SPEED_KINDS = ("pre", "plain", "residual")
 
+
+def markov_model(kind: str) -> TinyLM:
+    """The Markov-chain model of ``kind``: Pre-LN, plain (no skips, no norms), or residual (Pre-LN's skips
+    and weights with every norm replaced by the identity; LayerNorm draws no random numbers, so the
+    residual model starts from exactly the Pre-LN model's weights)."""
+    model = TinyLM("pre" if kind == "residual" else kind, MARKOV["vocab"], MARKOV["tokens"], MARKOV["depth"])
+    if kind == "residual":
+        for block in (m for m in model.modules() if isinstance(m, Block)):
+            block.norm = nn.Identity()
+        model.final = nn.Identity()
+    return model
 
 
 @functools.lru_cache(maxsize=None)
 def train(kind: str, seed: int = 0) -> list[float]:
-    """Adam on next-token prediction of :func:`markov_batch` (Pre-LN or plain); the loss at every step."""
-    if kind not in ("pre", "plain"):
-        raise norms.arg_error(ValueError, "train", "kind", "'pre' or 'plain'", repr(kind))
+    """Adam on next-token prediction of :func:`markov_batch` (a kind of :data:`SPEED_KINDS`); the loss at every step."""
+    if kind not in SPEED_KINDS:
+        raise norms.arg_error(ValueError, "train", "kind", "'pre', 'plain' or 'residual'", repr(kind))
     with one_thread():
         torch.manual_seed(seed)
-        model = seeded_start(TinyLM(kind, MARKOV["vocab"], MARKOV["tokens"], MARKOV["depth"]))
+        model = seeded_start(markov_model(kind))
         opt = torch.optim.Adam(model.parameters(), lr=MARKOV["lr"], foreach=True)
         gen, losses = torch.Generator().manual_seed(1000 + seed), []
         for _ in range(MARKOV["steps"]):
@@ -164,33 +318,65 @@ def steps_to(losses: list[float], target: float) -> int | None:
     return None
 
 
+def best_window(losses: list[float]) -> float:
+    """The lowest 10-step mean loss of a run (what :func:`steps_to` compares with its target)."""
+    return min(sum(losses[i - 9: i + 1]) / 10 for i in range(9, len(losses)))
+
+
+def _decide_r20(n) -> dict[str, bool]:
+    # Every Pre-LN seed reaches the target inside the run, and no plain seed gets within 0.1 nats of it
+    # (0.1: several times the step-to-step wobble of a 10-step mean late in a run, a few hundredths of a nat).
+    checks = {"pre_reaches_target_every_seed": n["pre_steps_max"] < n["steps"],
+              "plain_never_reaches": n["plain_best"] > n["target"] + 0.1}
+    # Against the plain model the saving is at least its lower bound, above 50 %; against the residual model
+    # without norms it is below 30 % by more than three standard errors: outside 30–50 % on both sides.
+    checks["saving_vs_plain_above_50"] = checks["plain_never_reaches"] and n["saving_plain_bound"] > 0.5
+    checks["saving_vs_residual_below_30"] = n["saving_residual"] + 3 * n["saving_residual_se"] < 0.3
+    return checks
+
+
 @claim(
     "R20",
     source=f"{SRC} §7.1, §10",
     claim="LayerNorm and residual connections cut the training steps to a given accuracy by 30–50 %.",
     statement=(
-        "Does not hold as a fixed figure. On a Markov-chain language (best possible loss {entropy:.2f}), a "
-        "{depth}-layer Pre-LN model of width 32 reaches a 10-step mean loss of {target:.2f} within {pre_steps_max} "
-        "Adam steps on every one of {seeds} seeds; the same model without skips and norms does not reach "
-        "it within the run's {steps} steps on any seed (it ends at {plain_final:.2f}, against {pre_final:.2f}). "
-        "The saving is therefore more than {saving_bound:.0%}, far outside 30–50 %, and it is set by how hard the "
-        "baseline finds the task (depth, width, initialization, learning rate), not by the technique."
+        "Does not hold as a fixed figure: the saving is set by the baseline. On a Markov-chain language (best "
+        "possible loss {entropy:.2f}), a {depth}-layer Pre-LN model of width 32 trained with Adam reaches a "
+        "10-step mean loss of {target:.2f} in {pre_steps:.0f} ± {pre_steps_se:.0f} steps (mean ± standard error "
+        "over {seeds} seeds). Against the same model without skips and norms, which never gets below "
+        "{plain_best:.2f} in the run's {steps} steps, the saving is more than {saving_plain_bound:.0%}. Against "
+        "the same model with its skips but no norms, which reaches the target in {residual_steps:.0f} ± "
+        "{residual_steps_se:.0f} steps, LayerNorm's saving is {saving_residual:+.0%} ± {saving_residual_se:.0%}, "
+        "below 30 % by more than three standard errors: here the skips do the work, and at this depth and "
+        "rate the norm saves no steps."
     ),
     verdict="does not hold",
+    kind="measurement",
+    decide=_decide_r20,
+    # The world of the source's figure: the plain model reaches the target, and against both baselines the
+    # Pre-LN model needs 40 % fewer steps (the middle of 30–50 %), with the measured spread.
+    null=lambda n: {**n, "plain_best": n["target"] - 0.2, "saving_plain_bound": 0.4, "saving_residual": 0.4},
+    outcomes=("pre_steps", "pre_steps_se", "pre_steps_max", "residual_steps", "residual_steps_se", "plain_best",
+              "plain_final", "pre_final", "residual_final", "saving_plain_bound", "saving_residual",
+              "saving_residual_se"),
 )
-def r20() -> Evidence:
+def r20() -> dict:
     """The evidence for R20. See book/05_residual.ipynb, section "Training: warm-up and speed"."""
-    target = markov_entropy() + 0.5
-    pre = [steps_to(train("pre", s), target) for s in SPEED_SEEDS]
-    plain = [steps_to(train("plain", s), target) for s in SPEED_SEEDS]
+    # Two tenths of a nat above the best possible loss: close enough to the end of the run (the residual
+    # models end about 0.05 above it) that the step it is reached at is resolved, not the run's first steps.
+    target = markov_entropy() + 0.2
+    reach = {k: [steps_to(train(k, s), target) for s in SPEED_SEEDS] for k in ("pre", "residual")}
+    # A run that never reaches the target counts as the whole run (its true steps are more: a lower bound).
+    reach = {k: over_seeds(MARKOV["steps"] if r is None else r for r in v) for k, v in reach.items()}
     mean_final = lambda kind: sum(sum(train(kind, s)[-20:]) / 20 for s in SPEED_SEEDS) / len(SPEED_SEEDS)  # noqa: E731
-    reached = [p for p in pre if p is not None]
+    saving = over_seeds(1 - p / r for p, r in zip(reach["pre"].values, reach["residual"].values))
     nums = {"entropy": markov_entropy(), "depth": MARKOV["depth"], "target": target, "seeds": len(SPEED_SEEDS),
-            "steps": MARKOV["steps"], "pre_steps_max": max(reached, default=0),
-            "plain_final": mean_final("plain"), "pre_final": mean_final("pre")}
-    # A lower bound: the baseline needs more than the whole run, so the saving exceeds 1 − max(pre)/steps.
-    nums["saving_bound"] = 1 - nums["pre_steps_max"] / MARKOV["steps"]
-    return Evidence(nums, {"pre_reaches_target_every_seed": len(reached) == len(pre),
-                           "plain_never_reaches": all(p is None for p in plain),
-                           "saving_outside_30_50": nums["saving_bound"] > 0.5})
-
+            "steps": MARKOV["steps"], "pre_steps": reach["pre"].mean, "pre_steps_se": reach["pre"].se,
+            "pre_steps_max": max(reach["pre"].values), "residual_steps": reach["residual"].mean,
+            "residual_steps_se": reach["residual"].se,
+            "plain_best": min(best_window(train("plain", s)) for s in SPEED_SEEDS),
+            "plain_final": mean_final("plain"), "pre_final": mean_final("pre"), "residual_final": mean_final("residual"),
+            "saving_residual": saving.mean, "saving_residual_se": saving.se}
+    # A lower bound: the plain model needs more than the whole run, so the saving exceeds 1 − max(pre)/steps.
+    nums["saving_plain_bound"] = 1 - nums["pre_steps_max"] / MARKOV["steps"]
+    return nums
