@@ -276,8 +276,8 @@ def stream_max(placement: str, depth: int = STREAM["depth"], d: int = STREAM["d"
         "(largest over {depth} blocks: {post_max:.2f}), while a Pre-Norm stream is a sum of all branches "
         "and grows ({pre_growth:.2f}× over the same depth here). What keeps a norm finite is float32 "
         "statistics, which PyTorch and this book's kernels use: on the same row they are accurate to "
-        "{err_fp32_stats:.2g}. Post-Norm's real trouble is its training dynamics: chapter 5 (R22) shows it failing "
-        "without warm-up at a learning rate that Pre-Norm takes in its stride."
+        "{err_fp32_stats:.2g}. Post-Norm's real trouble is its training dynamics: chapter 5 (R22) finds it needing "
+        "warm-up, or failing with or without it, at learning rates where Pre-Norm still learns."
     ),
     verdict="does not hold",
     kind="measurement",
