@@ -2,7 +2,10 @@
 of floating-point results, and training amplifies them into other trajectories. As a stand-in, every
 training run starts one unit in the last place (ulp) away from its seeded weights
 (``LNBOOK_PERTURB_INIT=1``, :func:`lnbook.experiments.common.seeded_start`): every claim must keep its
-checks, and only the numbers a claim declares as ``outcomes`` of training may move."""
+checks, and only the numbers a claim declares as ``outcomes`` of training may move.
+
+Rerunning every training run costs as much as the training claims themselves (minutes of CPU), so the
+default suite leaves it to CI: ``.ci/run`` sets ``LNBOOK_PERTURB_TEST=1`` (set it to run it here)."""
 
 from __future__ import annotations
 
@@ -30,6 +33,8 @@ def perturbed() -> dict[str, dict]:
 
 
 @pytest.mark.xdist_group("perturbation")
+@pytest.mark.skipif(os.environ.get("LNBOOK_PERTURB_TEST") != "1",
+                    reason="reruns every training run (minutes of CPU): CI runs it; set LNBOOK_PERTURB_TEST=1")
 def test_one_ulp_at_the_start_changes_no_check_and_moves_only_outcomes(perturbed):
     moved_any = []
     for cid, c in claims.registry().items():
