@@ -1,10 +1,13 @@
 """Colab and Binder, simulated offline: each launch notebook runs top to bottom in a fresh environment.
 
-tools/launch_sim.py builds (once, cached under .venv/launch/) a Colab-like environment without
-myst-nb, Sphinx or lnbook, points each notebook's bootstrap at git+file:// of a clone of this working
-tree, runs the notebook outside the checkout and samples the kernel's memory; the Binder-like one is
-built from environment.yml. The default suite runs the quickest chapter in the Colab-like one; with
-LNBOOK_LAUNCH_FULL=1 (set by .ci/run) every page runs in both.
+tools/launch_sim.py builds (once, cached under .venv/launch/) two environments with Colab's versions
+(GPU runtime: torch 2.11.0 and triton 3.6.0; CPU runtime: torch 2.11.0 without triton), without myst-nb,
+Sphinx or lnbook, points each notebook's bootstrap at git+file:// of a clone of this working tree, runs
+the notebook outside the checkout and samples the kernel's memory; the Binder-like one is built from
+environment.yml. Colab's torch is PyPI's CUDA build (about 4.7 GB installed), so the default suite runs
+the quickest chapter in the Binder-like one only (tests/test_launch_resolver.py shows, without
+installing, that the bootstrap keeps Colab's torch); with LNBOOK_LAUNCH_FULL=1 (set by .ci/run) every
+page runs in all three.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import launch  # tools/launch.py and tools/launch_sim.py (tests/conftest.py puts
 import launch_sim
 
 FULL = os.environ.get("LNBOOK_LAUNCH_FULL") == "1"
-QUICKEST = [("colab", "02_principles")]  # about 30 s with the environment cached
+QUICKEST = [("binder", "02_principles")]  # about 30 s with the environment cached
 CASES = [(env, name) for env in launch_sim.ENVS for name in launch.pages()] if FULL else QUICKEST
 
 # One xdist group: the cases share the cached environments, which one process must build.
@@ -46,17 +49,30 @@ def test_colab_bootstrap_is_pointed_at_the_clone(tmp_path):
         launch_sim._colab_notebook({"cells": [{"cell_type": "code", "source": ["import lnbook"]}]}, tmp_path)
 
 
-def test_colab_environment_holds_no_book_tooling():
-    reqs = " ".join(launch_sim.requirements("colab"))
-    assert not any(tool in reqs for tool in ("myst", "sphinx", "jupyter-book", "lnbook")), reqs
-    assert all(pkg in reqs for pkg in ("torch", "numpy", "sympy", "matplotlib", "triton", "nbclient"))
+@pytest.mark.parametrize("env", ["colab-gpu", "colab-cpu"])
+def test_colab_environment_holds_colab_s_versions_and_no_book_tooling(env):
+    reqs = launch_sim.requirements(env)
+    assert not any(tool in " ".join(reqs) for tool in ("myst", "sphinx", "jupyter-book", "lnbook")), reqs
+    assert {"torch==2.11.0", "triton==3.6.0", "numpy", "sympy", "matplotlib", "nbclient"} <= set(reqs)
+
+
+def test_binder_environment_names_nothing_from_the_checkout():
+    reqs = launch_sim.requirements("binder")
+    assert not any(r.startswith(("-e", ".", "/", "file:", "git+")) for r in reqs), reqs
+    assert "triton>=3.7" in reqs, "Binder runs the kernels interpreted"
+
+
+def test_cpu_build_metadata_drops_what_only_the_cuda_build_requires():
+    lines = ["Name: torch", "Requires-Dist: sympy>=1.13.3", 'Requires-Dist: triton==3.6.0; platform_system == "Linux"',
+             "Requires-Dist: nvidia-nccl-cu13==2.28.9", "Requires-Dist: cuda-bindings<14,>=13.0.3"]
+    assert launch_sim.cpu_build_metadata(lines) == lines[:2]
 
 
 def test_one_process_at_a_time_uses_an_environment(tmp_path, monkeypatch):
     """While one process builds the environment or runs a notebook in it, another waits (xdist workers)."""
     monkeypatch.setattr(launch_sim, "CACHE", tmp_path)
     probe = [sys.executable, "-c", "import fcntl, sys; fcntl.flock(open(sys.argv[1], 'w'), fcntl.LOCK_EX | fcntl.LOCK_NB)",
-             str(tmp_path / "colab.lock")]
-    with launch_sim.exclusive("colab"):
+             str(tmp_path / "colab-gpu.lock")]
+    with launch_sim.exclusive("colab-gpu"):
         assert subprocess.run(probe, capture_output=True).returncode != 0, "another process took the held lock"
     assert subprocess.run(probe, capture_output=True).returncode == 0, "the lock outlived its block"
