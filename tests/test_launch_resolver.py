@@ -12,6 +12,7 @@ the index's list of Triton releases.
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import subprocess
 import sys
@@ -25,6 +26,10 @@ from lnbook.kernels import INTERPRETER_TRITON
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 COLAB = json.loads((ROOT / "tests" / "data" / "colab.json").read_text())
 LARGE = ("torch", "nvidia-", "cuda-")  # what a torch reinstall brings: gigabytes
+pytestmark = pytest.mark.xdist_group("launch-resolver")  # one process builds the wheel once
+# pip run without this process's PYTHONPATH: a checkout's lib/ (and the lnbook.egg-info a build leaves
+# there) would look like an installed lnbook.
+PIP_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
 
 
 def runtime(kind: str) -> dict[str, list[str]]:
@@ -51,18 +56,27 @@ def stub_environment(folder: pathlib.Path, dists: dict[str, list[str]]) -> pathl
     return folder / "bin" / "python"
 
 
-def dry_run(python: pathlib.Path, report: pathlib.Path) -> dict[str, str]:
-    """What ``pip install <this checkout>`` would install into ``python``'s environment: ``{name: version}``."""
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> pathlib.Path:
+    """lnbook built once from this checkout (what the bootstrap's ``git+…`` install builds)."""
+    folder = tmp_path_factory.mktemp("wheel")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(folder), str(ROOT)],
+                   check=True, timeout=300, env=PIP_ENV)
+    return next(folder.glob("lnbook-*.whl"))
+
+
+def dry_run(python: pathlib.Path, wheel: pathlib.Path, report: pathlib.Path) -> dict[str, str]:
+    """What ``pip install lnbook`` would install into ``python``'s environment: ``{name: version}``."""
     subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--dry-run", "--quiet",
-                    "--report", str(report), str(ROOT)], check=True, timeout=300)
+                    "--report", str(report), str(wheel)], check=True, timeout=300, env=PIP_ENV)
     items = json.loads(report.read_text())["install"]
     return {item["metadata"]["name"].lower(): item["metadata"]["version"] for item in items}
 
 
 @pytest.mark.parametrize("kind", ["gpu", "cpu"])
-def test_launching_on_colab_installs_lnbook_and_keeps_colab_s_torch(kind, tmp_path):
+def test_launching_on_colab_installs_lnbook_and_keeps_colab_s_torch(kind, wheel, tmp_path):
     python = stub_environment(tmp_path / "env", runtime(kind))
-    installs = dry_run(python, tmp_path / "report.json")
+    installs = dry_run(python, wheel, tmp_path / "report.json")
     assert "lnbook" in installs, installs
     large = sorted(n for n in installs if n.startswith(LARGE))
     assert not large, f"Colab's {kind} runtime: the bootstrap would reinstall {large}"
@@ -73,12 +87,12 @@ def test_launching_on_colab_installs_lnbook_and_keeps_colab_s_torch(kind, tmp_pa
         assert tuple(map(int, installs["triton"].split(".")[:2])) >= INTERPRETER_TRITON, installs
 
 
-def test_the_resolver_would_replace_a_torch_below_the_floors(tmp_path):
+def test_the_resolver_would_replace_a_torch_below_the_floors(wheel, tmp_path):
     """The null case: the same dry run against a torch older than pyproject's floor does reinstall torch,
     so the test above can fail."""
     dists = runtime("cpu")
     dists["torch"] = [line.replace("Version: 2.11.0", "Version: 2.10.0") for line in dists["torch"]]
-    installs = dry_run(stub_environment(tmp_path / "env", dists), tmp_path / "report.json")
+    installs = dry_run(stub_environment(tmp_path / "env", dists), wheel, tmp_path / "report.json")
     assert "torch" in installs, installs
 
 
