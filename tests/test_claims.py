@@ -29,6 +29,23 @@ def test_claim(claim_id):
 
 
 @pytest.mark.parametrize("claim_id", claim_params())
+def test_the_decision_rejects_a_world_without_the_effect(claim_id):
+    """The null case: the claim's decision, handed the numbers of a world where the claim's effect is absent
+    or reversed (its ``null``), fails; handed the measured numbers, it gives the checks the card shows."""
+    result = result_of(claim_id)
+    c, measured = result.claim, result.evidence.numbers
+    assert c.decide is not None and c.null is not None, f"{claim_id}: register decide= and null= with the claim"
+    assert c.decide(dict(measured)) == result.evidence.checks
+    world = c.null(dict(measured))
+    assert set(world) == set(measured), f"{claim_id}: the null world names other numbers"
+    changed = {k: (measured[k], world[k]) for k in measured if world[k] != measured[k]}
+    assert changed, f"{claim_id}: the null world is the measured one"
+    checks = c.decide(world)
+    assert set(checks) == set(result.evidence.checks)
+    assert not all(checks.values()), f"{claim_id}: the decision accepts the null world {changed}"
+
+
+@pytest.mark.parametrize("claim_id", claim_params())
 def test_numbers_are_plain_python(claim_id):
     # Glue and JSON want plain floats: NumPy/torch scalars format poorly and do not serialize.
     result = result_of(claim_id)
@@ -76,6 +93,32 @@ def test_every_verdict_has_its_own_colour_and_words():
     ("Not a fixed number.", "does not hold", False), ("The formula holds.", "holds", False)])
 def test_opening_words(statement, verdict, ok):
     assert claims.opens_with_verdict(statement, verdict) is ok
+
+
+def test_registration_rejects_a_bad_kind_or_a_decision_without_null():
+    with pytest.raises(ValueError, match=r"claim F99: kind: expected one of .* got 'guess'"):
+        claims.claim("F99", source="x", claim="x", statement="Holds.", verdict="holds", kind="guess")
+    with pytest.raises(ValueError, match=r"claim F99: assumptions: expected them for a model"):
+        claims.claim("F99", source="x", claim="x", statement="Holds.", verdict="holds", kind="model")
+    with pytest.raises(ValueError, match=r"claim F99: null: expected a null world with the decision"):
+        claims.claim("F99", source="x", claim="x", statement="Holds.", verdict="holds", decide=lambda n: {})
+
+
+def test_a_decided_claim_measures_then_decides(monkeypatch):
+    monkeypatch.setattr(claims, "_REGISTRY", {})
+    claims.claim("F97", source="x", claim="x", statement="Holds: {a}.", verdict="holds",
+                 decide=lambda n: {"positive": n["a"] > 0}, null=lambda n: {**n, "a": -1.0})(lambda: {"a": 2.0})
+    result = claims.run.__wrapped__("F97")
+    assert result.evidence.checks == {"positive": True} and result.statement == "Holds: 2.0."
+    assert result.claim.decide(result.claim.null({"a": 2.0})) == {"positive": False}
+
+
+def test_outcomes_name_measured_numbers(monkeypatch):
+    monkeypatch.setattr(claims, "_REGISTRY", {})
+    claims.claim("F96", source="x", claim="x", statement="Holds.", verdict="holds", outcomes=("loss",),
+                 decide=lambda n: {"ok": True}, null=lambda n: n)(lambda: {"a": 1.0})
+    with pytest.raises(KeyError, match=r"outcomes name \['loss'\]"):
+        claims.run.__wrapped__("F96")
 
 
 def test_registration_rejects_bad_verdict_id_and_opening():

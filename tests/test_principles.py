@@ -86,3 +86,17 @@ def test_coupling_groups_argument_errors(bad, exc, pattern):
 def test_running_standardize_argument_errors(kwargs, exc, pattern):
     with pytest.raises(exc, match=pattern):
         px.running_standardize(**kwargs)
+
+
+def test_dgamma_ratio_is_the_largest_feature_mean_of_xhat():
+    # Under dy = c·1: Σ_b dγ_i = c·Σ_b x̂_bi and Σ_b dβ_i = c·B, so the ratio is max_i |mean_b x̂_bi| (rounding only).
+    x = torch.randn(64, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) + torch.arange(8.0)
+    expected = float(px.ln(x, eps=1e-5).mean(0).abs().max())
+    assert math.isclose(px.dgamma_ratio(x), expected, rel_tol=1e-12)
+
+
+def test_trained_network_exposes_each_layernorm_input_and_gamma():
+    feats, gammas = px.trained_ln_inputs(0)
+    width = px.M08_NET["width"]
+    assert [tuple(f.shape) for f in feats] == [(256, width)] * px.M08_NET["depth"]
+    assert len(gammas) == px.M08_NET["depth"] and not torch.equal(gammas[1], torch.ones(width, dtype=gammas[1].dtype))

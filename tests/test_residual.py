@@ -139,3 +139,48 @@ def test_gpt2_small_count_matches_hand_formula():
     # 12·(12d² + 13d) + (V + T)·d + 2d with d = 768: the per-layer weights and biases, embeddings, ln_f.
     d = 768
     assert residual_practice.gpt2_small_counts()["params"] == 12 * (12 * d * d + 13 * d) + (50257 + 1024) * d + 2 * d
+
+
+def test_local_statistics_are_exact_with_one_shard_and_wrong_with_four():
+    # One shard is the whole row: no error but rounding. Four shards of unequal scale: an O(1) error.
+    assert residual_practice.local_statistics_error(1) == 0.0
+    assert residual_practice.local_statistics_error(4) > 0.1
+
+
+def test_one_pass_variance_gives_nan_only_when_it_cancels():
+    assert residual_practice.one_pass_nan_count(torch.randn(1, 64, generator=torch.Generator().manual_seed(3)), 1e-5) == 0
+    row = residual_practice.near_constant_row()
+    assert residual_practice.one_pass_nan_count(row, 1e-5) == row.numel()  # E[x²] − E[x]² < −ε on this row
+    assert residual_practice.one_pass_nan_count(row, 10.0) == 0  # an ε larger than the cancellation error cures it
+
+
+def test_counted_add_and_matmul_are_pytorch_counts_of_the_hand_formula():
+    counted, hand = residual_practice.counted_add_and_matmul(16, d=8), residual_practice.add_vs_matmul_cost(16, d=8)
+    assert counted == {k: hand[k] for k in counted}
+    assert counted["mm_flops"] == 2 * 16 * 8 * 32  # 2 per multiply-add of (16, 8) @ (8, 32)
+
+
+def test_r_squared_is_one_on_a_line_and_tells_an_exponential_from_a_line():
+    layers = range(1, 21)
+    assert residual.r_squared(layers, [3 - 0.1 * l for l in layers]) == pytest.approx(1, abs=1e-12)
+    # A steep exponential (a factor e⁻⁵ over 20 points) is a line in ln y and visibly curved in y.
+    steep = [math.exp(-0.25 * l) for l in layers]
+    assert residual.r_squared(layers, [math.log(v) for v in steep]) == pytest.approx(1, abs=1e-12)
+    assert residual.r_squared(layers, steep) < 0.9
+
+
+def test_deepnorm_is_classified_post_ln():
+    alpha = models.deepnorm_constants(12)[0]
+    assert residual.classify_placement(lambda n, f, x: n(alpha * x + f(x))) == "post"
+
+
+def test_model_update_is_proportional_to_the_step_and_zero_without_one(monkeypatch):
+    # In the linear regime the output moves in proportion to the step; a step of 0 moves nothing.
+    sizes = {}
+    for step in (0.0, 1e-4, 2e-4):
+        monkeypatch.setattr(residual, "UPDATE_STEP", step)
+        residual.model_update.cache_clear()
+        sizes[step] = residual.model_update("deepnorm", 2, 0)
+    residual.model_update.cache_clear()
+    assert sizes[0.0] == 0.0
+    assert sizes[2e-4] / sizes[1e-4] == pytest.approx(2, rel=0.02)  # second-order terms: ~1e-4 relative

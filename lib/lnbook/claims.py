@@ -31,6 +31,10 @@ from dataclasses import dataclass
 from typing import Callable
 
 VERDICTS = ("holds", "holds under conditions", "does not hold", "not established")
+# What kind of evidence decides a claim: a measurement (an experiment that could have come out otherwise),
+# a derivation (an identity proved or computed exactly, checked against an independent route), or a model
+# (arithmetic on stated assumptions such as datasheet figures, which the card names).
+KINDS = ("measurement", "derivation", "model")
 # Chapters in book order; an ID's letter says which chapter it belongs to.
 PREFIX_ORDER = "FMTWR"
 
@@ -74,6 +78,10 @@ class Evidence:
         return bool(self.checks) and all(self.checks.values())
 
 
+Numbers = dict  # named plain Python numbers (float, int or str), as a check measures them
+Decision = Callable[[Numbers], "dict[str, bool]"]
+
+
 @dataclass(frozen=True)
 class Claim:
     id: str
@@ -82,6 +90,15 @@ class Claim:
     statement: str  # what the book asserts; ``{name}`` fields are filled from the evidence
     verdict: str
     check: Callable[[], Evidence]
+    # The decision: the checks as a function of the numbers alone, so that a test can hand it the numbers
+    # of a world without the claim's effect (``null``) and see it fail.
+    decide: Decision | None = None
+    null: Callable[[Numbers], Numbers] | None = None  # the measured numbers -> those of a world without the effect
+    kind: str = "measurement"  # one of KINDS
+    assumptions: str = ""  # a model's assumptions, shown on its card
+    # Numbers that are outcomes of training: another processor moves them by up to their seed spread, so they
+    # are compared across machines by the checks they feed, never digit by digit (tests/test_perturbation.py).
+    outcomes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -104,8 +121,11 @@ class Result:
             "source": c.source,
             "claim": c.claim,
             "verdict": c.verdict,
+            "kind": c.kind,
+            **({"assumptions": c.assumptions} if c.assumptions else {}),
             "statement": self.statement,
             "numbers": self.evidence.numbers,
+            "outcomes": list(c.outcomes),
             "checks": self.evidence.checks,
             "passed": self.passed,
         }
@@ -114,8 +134,15 @@ class Result:
 _REGISTRY: dict[str, Claim] = {}
 
 
-def claim(id: str, *, source: str, claim: str, statement: str, verdict: str):
-    """Register the decorated zero-argument function as the check of claim ``id``."""
+def claim(id: str, *, source: str, claim: str, statement: str, verdict: str, decide: Decision | None = None,
+          null: Callable[[Numbers], Numbers] | None = None, kind: str = "measurement", assumptions: str = "",
+          outcomes: tuple[str, ...] = ()):
+    """Register the decorated zero-argument function as the check of claim ``id``.
+
+    With ``decide``, the function measures and returns the numbers, and ``decide(numbers)`` returns the
+    checks; ``null(numbers)`` gives the numbers of a world where the claim's effect is absent or reversed,
+    which the decision must reject (tests/test_claims.py). Without ``decide`` the function returns
+    :class:`Evidence` itself (kept for claims not yet split)."""
     if verdict not in VERDICTS:
         raise ValueError(f"claim {id}: verdict: expected one of {VERDICTS}, got {verdict!r}")
     if not opens_with_verdict(statement, verdict):
@@ -123,14 +150,35 @@ def claim(id: str, *, source: str, claim: str, statement: str, verdict: str):
                          f"(its verdict), got {statement[:40]!r}")
     if len(id) != 3 or id[0] not in PREFIX_ORDER or not id[1:].isdigit():
         raise ValueError(f"claim id: expected a letter of {PREFIX_ORDER!r} and two digits, got {id!r}")
+    if kind not in KINDS:
+        raise ValueError(f"claim {id}: kind: expected one of {KINDS}, got {kind!r}")
+    if (kind == "model") != bool(assumptions):
+        raise ValueError(f"claim {id}: assumptions: expected them for a model and only for one, got {assumptions!r} "
+                         f"for kind {kind!r}")
+    if (decide is None) != (null is None):
+        raise ValueError(f"claim {id}: null: expected a null world with the decision and only with it, got "
+                         f"decide={decide!r}, null={null!r}")
 
-    def register(check: Callable[[], Evidence]) -> Callable[[], Evidence]:
-        if id in _REGISTRY and _REGISTRY[id].check.__qualname__ != check.__qualname__:
+    def register(measure: Callable[[], Evidence | Numbers]) -> Callable:
+        if id in _REGISTRY and _REGISTRY[id].check.__qualname__ != measure.__qualname__:
             raise ValueError(f"claim {id}: registered twice ({_REGISTRY[id].check.__qualname__})")
-        _REGISTRY[id] = Claim(id, source, claim, statement, verdict, check)
-        return check
+        check = measure if decide is None else _decided(measure, decide)
+        _REGISTRY[id] = Claim(id, source, claim, statement, verdict, check, decide, null, kind, assumptions,
+                              tuple(outcomes))
+        return measure
 
     return register
+
+
+def _decided(measure: Callable[[], Numbers], decide: Decision) -> Callable[[], Evidence]:
+    """The check of a claim whose decision is apart from its measurement."""
+
+    @functools.wraps(measure)
+    def check() -> Evidence:
+        numbers = measure()
+        return Evidence(numbers, decide(numbers))
+
+    return check
 
 
 def chapter_of(c: Claim) -> str:
@@ -162,6 +210,9 @@ def run(id: str) -> Result:
     missing = set(_fields(c.statement)) - set(evidence.numbers)
     if missing:
         raise KeyError(f"claim {id}: statement uses {sorted(missing)} but the check computed none")
+    unknown = set(c.outcomes) - set(evidence.numbers)
+    if unknown:
+        raise KeyError(f"claim {id}: outcomes name {sorted(unknown)} but the check computed none")
     return Result(c, evidence)
 
 
@@ -290,6 +341,13 @@ def _evidence_table(result: Result) -> str:
     return "\n".join(rows)
 
 
+def kind_text(c: Claim) -> str:
+    """What kind of evidence decides claim ``c``, as its card says it."""
+    return {"measurement": "measurement",
+            "derivation": "derivation (an identity, checked against an independent route)",
+            "model": f"model, assuming {c.assumptions}"}[c.kind]
+
+
 def card_label(result: Result) -> str:
     """The card's title: the claim's ID and its verdict."""
     return f"{result.claim.id} · {result.claim.verdict}"
@@ -309,6 +367,8 @@ def markdown_card(result: Result) -> str:
             f"**Source** ({c.source}): {c.claim}",
             "",
             f"**The book:** {result.statement}",
+            "",
+            f"**Kind of evidence:** {kind_text(c)}",
             "",
             f"**Evidence** ({checks} {mark}):",
             "",
@@ -343,6 +403,7 @@ def html_card(result: Result) -> str:
         f'<p style="margin:0.2em 0;color:{style.colour}"><b>{esc(card_label(result))}</b></p>'
         f"{para}<b>Source</b> ({esc(c.source)}): {esc(c.claim)}</p>"
         f"{para}<b>The book:</b> {esc(result.statement)}</p>"
+        f"{para}<b>Kind of evidence:</b> {esc(kind_text(c))}</p>"
         f'{para}<b>Evidence</b> ({checks} {mark}):</p><table style="{box}">{numbers}</table></div>'
     )
 

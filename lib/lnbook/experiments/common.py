@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import os
 import statistics
 
 import torch
@@ -25,6 +26,23 @@ def ln(x: torch.Tensor, eps: float) -> torch.Tensor:
 def randn(*shape: int, seed: int, dtype: torch.dtype = F64) -> torch.Tensor:
     """Standard normal tensor from its own seeded generator (experiments never share RNG state)."""
     return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
+
+
+# Set to 1 to start every training run one unit in the last place away from its seeded weights: a stand-in
+# for another processor, whose last digits differ (tests/test_perturbation.py shows no verdict or check moves).
+PERTURB_ENV = "LNBOOK_PERTURB_INIT"
+
+
+def seeded_start(weights):
+    """A training run's initial weights (a module, or a tensor of them), as seeded; under
+    ``$LNBOOK_PERTURB_INIT=1`` each value first moves up by one unit in the last place. Every training run
+    passes its fresh model through here before its first step."""
+    if os.environ.get(PERTURB_ENV) == "1":
+        tensors = weights.parameters() if isinstance(weights, torch.nn.Module) else [weights]
+        with torch.no_grad():
+            for t in tensors:
+                t.copy_(torch.nextafter(t, torch.full_like(t, math.inf)))
+    return weights
 
 
 def max_abs(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -90,6 +108,13 @@ def over_seeds(values) -> SeedSpread:
     if len(values) < 3:
         raise norms.arg_error(ValueError, "over_seeds", "values", "at least 3 seeds", len(values))
     return SeedSpread(values)
+
+
+# One count of a norm's forward arithmetic per normalized element, used by every chapter: LayerNorm adds for
+# the mean (1), centres (1), squares (1) and adds for the variance (1), scales by rstd (1), then γ (1) and
+# β (1): 7; RMSNorm squares, adds, scales and applies γ: 4. Per-row work (rstd's square root and
+# reciprocal) is not per element and is left out.
+FLOPS_PER_ELEMENT = {"layer_norm": 7, "rms_norm": 4}
 
 
 # A roofline: an op takes at least max(FLOPs / peak, bytes / bandwidth). The figures are quoted, not

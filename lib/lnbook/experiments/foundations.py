@@ -62,27 +62,27 @@ def f01() -> Evidence:
         "shrinks the output's standard deviation to σ/√(σ²+ε) = {std_small:.3f} instead of 1."
     ),
     verdict="holds",
+    kind="measurement",
+    decide=lambda n: {
+        "eps0_gives_nan": n["nan_count"] == n["n"],
+        "eps_gives_zero": n["zero_out"] == 0.0,
+        # float64: only rounding separates the measured std from the closed form σ/√(σ²+ε).
+        "std_matches_closed_form": abs(n["std_small"] - n["std_predicted"]) < 1e-12,
+    },
+    # A world where ε = 0 is harmless (no NaN to prevent) and ε leaves the standard deviation at 1.
+    null=lambda n: {**n, "nan_count": 0, "std_small": 1.0},
 )
-def f02() -> Evidence:
+def f02() -> dict:
     """The evidence for F02. See book/01_foundations.ipynb, section "The formula"."""
     n = 8
     const = torch.full((1, n), 3.0, dtype=F64)
-    nan_count = int(torch.isnan(ln(const, eps=0.0)).sum())
-    zero_out = float(ln(const, eps=1e-5).abs().max())
     noise = randn(1, n, seed=2)
     sigma = 1e-3
     near = 3.0 + sigma * (noise - noise.mean()) / noise.std(correction=0)  # std exactly σ
-    std_small = float(ln(near, eps=1e-5).std(correction=0))
-    predicted = sigma / math.sqrt(sigma**2 + 1e-5)
-    return Evidence(
-        {"n": n, "nan_count": nan_count, "zero_out": zero_out, "sigma_small": sigma, "std_small": std_small},
-        {
-            "eps0_gives_nan": nan_count == n,
-            "eps_gives_zero": zero_out == 0.0,
-            # float64: only rounding separates the measured std from the closed form.
-            "std_matches_closed_form": abs(std_small - predicted) < 1e-12,
-        },
-    )
+    return {"n": n, "nan_count": int(torch.isnan(ln(const, eps=0.0)).sum()),
+            "zero_out": float(ln(const, eps=1e-5).abs().max()), "sigma_small": sigma,
+            "std_small": float(ln(near, eps=1e-5).std(correction=0)),
+            "std_predicted": sigma / math.sqrt(sigma**2 + 1e-5)}
 
 
 def affine_recovery_error(x: torch.Tensor) -> float:

@@ -16,10 +16,11 @@ import math
 
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from lnbook import distributed, norms, variance
 from lnbook.claims import Evidence, claim
-from lnbook.experiments.common import F64, H100, max_abs, randn, roofline_seconds
+from lnbook.experiments.common import F64, FLOPS_PER_ELEMENT, H100, max_abs, randn, roofline_seconds
 from lnbook.models import TransformerBlock, deepnorm_constants, gpt2_init_
 
 SRC = "seed 004"
@@ -50,16 +51,41 @@ def grad_vs_scale(scales=(1e-4, 1e-2, 1.0, 1e2), d: int = 64, seed: int = 6) -> 
         "{g_1e_4:.1f}, not the {uncapped:.0f} that 1/s would give."
     ),
     verdict="holds",
+    decide=lambda n: {
+        # Var(s·x) = s²·Var(x) ≈ s²; ε = 1e-5 changes the factor by ε/(2s²): 5e-10 at s = 100, 0.05 at s = 0.01.
+        "inverse_scale": math.isclose(n["prod_1e2"], n["prod_1"], rel_tol=1e-4),
+        "eps_visible_at_0.01": abs(n["prod_1e_2"] / n["prod_1"] - 1) > 0.01,
+        "capped": n["g_1e_4"] < n["uncapped"] / 10},
+    # A backward without the factor: the same gradient norm at every scale.
+    null=lambda n: {**n, "prod_1e2": 100 * n["prod_1"], "prod_1e_2": 0.01 * n["prod_1"], "g_1e_4": n["prod_1"]},
 )
-def r10() -> Evidence:
+def r10() -> dict:
     """The evidence for R10. See book/05_residual.ipynb, section "LayerNorm's backward, ε and precision"."""
     g = grad_vs_scale()
-    nums = {"prod_1e2": 100 * g[1e2], "prod_1": g[1.0], "prod_1e_2": 0.01 * g[1e-2], "g_1e_4": g[1e-4],
+    return {"prod_1e2": 100 * g[1e2], "prod_1": g[1.0], "prod_1e_2": 0.01 * g[1e-2], "g_1e_4": g[1e-4],
             "uncapped": g[1.0] / 1e-4}
-    # Var(s·x) = s²·Var(x) ≈ s²; ε = 1e-5 changes the factor by ε/(2s²): 5e-10 at s = 100, 0.05 at s = 0.01.
-    return Evidence(nums, {"inverse_scale": math.isclose(nums["prod_1e2"], nums["prod_1"], rel_tol=1e-4),
-                           "eps_visible_at_0.01": abs(nums["prod_1e_2"] / nums["prod_1"] - 1) > 0.01,
-                           "capped": nums["g_1e_4"] < nums["uncapped"] / 10})
+
+
+def near_constant_row(value: float = 3000.1, d: int = 1024) -> torch.Tensor:
+    """A float32 row of two neighbouring floats around ``value``, alternating: its true variance is ~1e-8,
+    and the one-pass E[x²] − E[x]² of it cancels to a negative number. Shape (1, d)."""
+    row = torch.full((1, d), value, dtype=torch.float32)
+    row[0, ::2] = torch.nextafter(torch.tensor(value), torch.tensor(1e9))
+    return row
+
+
+def one_pass_nan_count(row: torch.Tensor, eps: float) -> int:
+    """NaN outputs of LayerNorm on ``row`` when its variance is the one-pass E[x²] − E[x]² (float32)."""
+    y = (row - row.mean(-1, keepdim=True)) / torch.sqrt(variance.naive(row) + eps)
+    return int(torch.isnan(y).sum())
+
+
+def grad_at_eps(row: torch.Tensor, eps: float, seed: int = 11) -> float:
+    """‖∂⟨c, LN(x)⟩/∂x‖ for the two-pass LayerNorm in float64 (autograd): the worst-case factor 1/√(Var + ε)
+    at work on a row whose variance is far below ε."""
+    x = row.to(F64).requires_grad_()
+    (randn(*row.shape, seed=seed) * norms.layer_norm(x, row.shape[-1:], eps=eps)).sum().backward()
+    return float(x.grad.norm())
 
 
 @claim(
@@ -67,27 +93,33 @@ def r10() -> Evidence:
     source=f"{SRC} §7.3",
     claim="To avoid NaN, lower LayerNorm's ε (for example from 1e-5 to 1e-6).",
     statement=(
-        "Does not hold: lowering ε raises the worst-case factor 1/√(Var + ε) of a constant row from {rstd_5:.0f} "
-        "to {rstd_6:.0f}, and it does nothing for the NaN that cancellation causes: a constant float32 row of "
-        "value {value:g} gets the one-pass variance {naive_var:g}, and √(Var + ε) of that is NaN for every ε "
-        "below {neg:g}. The cures are the two-pass or Welford variance ({two_pass_var:g} on the same row) and, "
-        "if anything, a larger ε."
+        "Does not hold: lowering ε from 1e-5 to 1e-6 multiplies LayerNorm's gradient on a row of variance far "
+        "below ε by {grad_ratio:.2f} (the factor 1/√(Var + ε) grows by {factor_ratio:.2f}), and it does nothing for the NaN "
+        "that cancellation causes: a float32 row alternating between two neighbouring floats around {value:g} "
+        "gets the one-pass variance {naive_var:g}, and LayerNorm with it gives {nan_5} NaN of {d} outputs at "
+        "ε = 1e-5 and {nan_6} at 1e-6 (NaN for every ε below {neg:g}). The cures are the two-pass or Welford "
+        "variance ({two_pass_var:g} on the same row) and, if anything, a larger ε."
     ),
     verdict="does not hold",
+    decide=lambda n: {
+        # Measured by autograd against the factor's closed form; they differ by the Jacobian's x̂x̂ᵀ/n term,
+        # whose size relative to the rest is Var/(Var + ε) ≤ 3 % at ε = 1e-6 here.
+        "smaller_eps_larger_gradient": n["grad_ratio"] > 1 and abs(n["grad_ratio"] / n["factor_ratio"] - 1) < 0.05,
+        "naive_negative": n["naive_var"] < 0,
+        "nan_at_both_eps": n["nan_5"] == n["d"] and n["nan_6"] == n["d"],
+        # Two neighbouring floats 2.4e-4 apart: the true variance is about 1.5e-8, and two-pass stays near it.
+        "two_pass_nonnegative": 0 <= n["two_pass_var"] < 1e-6},
+    # The world the source assumes: a smaller ε cures the NaN and costs no larger gradient.
+    null=lambda n: {**n, "nan_6": 0, "grad_ratio": 1.0, "factor_ratio": 1.0},
 )
-def r16() -> Evidence:
+def r16() -> dict:
     """The evidence for R16. See book/05_residual.ipynb, section "LayerNorm's backward, ε and precision"."""
-    value = 3000.1
-    row = torch.full((1, 1024), value, dtype=torch.float32)
-    row[0, ::2] = torch.nextafter(torch.tensor(value), torch.tensor(1e9))  # two neighbouring floats
-    naive, two = float(variance.naive(row)), float(variance.two_pass(row))
-    nums = {"rstd_5": 1 / math.sqrt(1e-5), "rstd_6": 1 / math.sqrt(1e-6), "value": value,
-            "naive_var": naive, "neg": -naive, "two_pass_var": two}
-    nan = lambda eps: math.isnan(float(torch.sqrt(torch.tensor(naive + eps, dtype=torch.float32))))  # noqa: E731
-    return Evidence(nums, {"smaller_eps_larger_factor": nums["rstd_6"] > nums["rstd_5"],
-                           "naive_negative": naive < 0, "nan_at_1e-6": nan(1e-6) and nan(1e-5),
-                           # Two neighbouring floats 2.4e-4 apart: the true variance is about 1.5e-8, and two-pass stays near it.
-                           "two_pass_nonnegative": 0 <= two < 1e-6})
+    row, value = near_constant_row(), 3000.1
+    naive, var = float(variance.naive(row)), float(row.to(F64).var(correction=0))
+    return {"grad_ratio": grad_at_eps(row, 1e-6) / grad_at_eps(row, 1e-5),
+            "factor_ratio": math.sqrt((var + 1e-5) / (var + 1e-6)), "value": value, "d": row.shape[-1],
+            "naive_var": naive, "neg": -naive, "nan_5": one_pass_nan_count(row, 1e-5),
+            "nan_6": one_pass_nan_count(row, 1e-6), "two_pass_var": float(variance.two_pass(row))}
 
 
 # ----------------------------------------------------------------------------- precision
@@ -110,19 +142,22 @@ R13_ROWS = {"rows": 8, "d": 1024, "seed": 7}  # the rows of R13: std 1 around th
         "part that matters."
     ),
     verdict="holds under conditions",
+    decide=lambda n: {
+        # float32's 2⁻²⁴ ≈ 6e-8 per operation: two passes over 1024 values stay below 1e-5; Welford's running mean
+        # of size 1e4 loses about 1e4·2⁻²⁴ per update, so 1e-2 is its bound here.
+        "naive32_fails": n["naive32"] > 0.1, "two_pass32_accurate": n["two32"] < 1e-5,
+        "welford32_repairs": n["wel32"] < 1e-2, "welford32_behind_two_pass": n["wel32"] > n["two32"],
+        "naive16_fails": n["naive16"] > 1, "fp32_stats_best": n["fp32_16"] < min(1e-5, n["two16"])},
+    # The source's world: Welford at least as accurate as two passes, and float32 statistics no better than
+    # float16 two-pass ones.
+    null=lambda n: {**n, "wel32": n["two32"], "fp32_16": n["two16"]},
 )
-def r13() -> Evidence:
+def r13() -> dict:
     """The evidence for R13. See book/05_residual.ipynb, section "LayerNorm's backward, ε and precision"."""
     e32 = variance.relative_errors(1e4, torch.float32, **R13_ROWS)
     e16 = variance.relative_errors(100.0, torch.float16, **R13_ROWS)
-    nums = {"naive32": e32["naive"], "two32": e32["two_pass"], "wel32": e32["welford"],
+    return {"naive32": e32["naive"], "two32": e32["two_pass"], "wel32": e32["welford"],
             "naive16": e16["naive"], "two16": e16["two_pass"], "wel16": e16["welford"], "fp32_16": e16["fp32_stats"]}
-    # float32's 2⁻²⁴ ≈ 6e-8 per operation: two passes over 1024 values stay below 1e-5; Welford's running mean
-    # of size 1e4 loses about 1e4·2⁻²⁴ per update, so 1e-2 is its bound here.
-    return Evidence(nums, {"naive32_fails": nums["naive32"] > 0.1, "two_pass32_accurate": nums["two32"] < 1e-5,
-                           "welford32_repairs": nums["wel32"] < 1e-2,
-                           "naive16_fails": nums["naive16"] > 1,
-                           "fp32_stats_best": nums["fp32_16"] < min(1e-5, nums["two16"])})
 
 
 def autocast_dtypes() -> dict[str, str]:
@@ -153,15 +188,17 @@ def autocast_dtypes() -> dict[str, str]:
         "float32; only the output is stored in the input's dtype."
     ),
     verdict="holds under conditions",
+    decide=lambda n: {
+        "linear_autocasts": n["linear"] == "bfloat16", "cpu_ln_follows_input": n["ln_bf16_input"] == "bfloat16",
+        "fp32_in_fp32_out": n["ln_fp32_input"] == "float32",
+        # Outputs of size ≤ √15 < 4: one bfloat16 rounding is at most 2⁻⁸·4 = 2⁻⁶.
+        "bf16_output_one_rounding": n["ln_bf16_err"] <= 2 ** -6},
+    # A CPU autocast that keeps LayerNorm in float32, as CUDA's does.
+    null=lambda n: {**n, "ln_bf16_input": "float32"},
 )
-def r18() -> Evidence:
+def r18() -> dict:
     """The evidence for R18. See book/05_residual.ipynb, section "LayerNorm's backward, ε and precision"."""
-    a = autocast_dtypes()
-    return Evidence({**a, "version": torch.__version__.split("+")[0]},
-                    {"linear_autocasts": a["linear"] == "bfloat16", "cpu_ln_follows_input": a["ln_bf16_input"] == "bfloat16",
-                     "fp32_in_fp32_out": a["ln_fp32_input"] == "float32",
-                     # Outputs of size ≤ √15 < 4: one bfloat16 rounding is at most 2⁻⁸·4 = 2⁻⁶.
-                     "bf16_output_one_rounding": a["ln_bf16_err"] <= 2 ** -6})
+    return {**autocast_dtypes(), "version": torch.__version__.split("+")[0]}
 
 
 # ----------------------------------------------------------------------------- memory and compute
@@ -202,13 +239,15 @@ def saved_bytes(checkpoint: bool, d: int = 64, seed: int = 10) -> int:
         "sublayers gives savings and costs in between."
     ),
     verdict="holds under conditions",
+    decide=lambda n: {"keeps_only_input": n["ckpt_kb"] == n["input_kb"], "saving_above_half": n["saving"] > 0.5},
+    # The source's world: checkpointing keeps 55 % of the activations (a saving of 45 %).
+    null=lambda n: {**n, "ckpt_kb": 0.55 * n["plain_kb"], "saving": 0.45},
 )
-def r12() -> Evidence:
+def r12() -> dict:
     """The evidence for R12. See book/05_residual.ipynb, section "What the pair costs"."""
     plain, ckpt = saved_bytes(False), saved_bytes(True)
-    nums = {"plain_kb": plain / 1024, "ckpt_kb": ckpt / 1024, "saving": 1 - ckpt / plain}
-    input_bytes = 4 * 32 * 64 * 4
-    return Evidence(nums, {"keeps_only_input": ckpt == input_bytes, "saving_above_half": nums["saving"] > 0.5})
+    return {"plain_kb": plain / 1024, "ckpt_kb": ckpt / 1024, "saving": 1 - ckpt / plain,
+            "input_kb": 4 * 32 * 64 * 4 / 1024}  # the layer's input: (4, 32, 64) float32
 
 
 GPT2_SMALL = {"n_layer": 12, "d": 768, "heads": 12, "vocab": 50257, "context": 1024}
@@ -218,18 +257,19 @@ def gpt2_small_counts() -> dict[str, float]:
     """Parameters and forward FLOPs per token of GPT-2 small, counted by hand (tied embeddings).
 
     FLOPs: 2 per multiply-add of every matrix product (weights, the attention's QKᵀ and AV over a full
-    context, the tied output layer); LayerNorm ≈ 8 per element (mean, centre, square, sum, scale,
-    γ, β, and one more for rstd broadcast), a residual add 1 per element.
+    context, the tied output layer); LayerNorm :data:`~lnbook.experiments.common.FLOPS_PER_ELEMENT` per
+    element, a residual add 1 per element.
     """
     L, d, V, T = (GPT2_SMALL[k] for k in ("n_layer", "d", "vocab", "context"))
     per_layer = (d * 3 * d + 3 * d) + (d * d + d) + (d * 4 * d + 4 * d) + (4 * d * d + d) + 2 * 2 * d
     ln_params = (2 * L + 1) * 2 * d
     params = V * d + T * d + L * per_layer + 2 * d
     matmul = 2 * L * (12 * d * d) + 2 * L * 2 * T * d + 2 * d * V
-    ln_flops, add_flops = 8 * d * (2 * L + 1), d * 2 * L
+    ln_flops, add_flops = FLOPS_PER_ELEMENT["layer_norm"] * d * (2 * L + 1), d * 2 * L
     total = matmul + ln_flops + add_flops
     return {"params": params, "ln_params": ln_params, "ln_param_share": ln_params / params,
-            "flops": total, "add_share": add_flops / total, "ln_add_share": (ln_flops + add_flops) / total}
+            "flops": total, "add_share": add_flops / total, "ln_add_share": (ln_flops + add_flops) / total,
+            "layer_matmul_flops": 2 * 12 * d * d + 2 * 2 * T * d}
 
 
 def gpt2_small_module_params() -> int:
@@ -240,26 +280,47 @@ def gpt2_small_module_params() -> int:
     return sum(p.numel() for p in layers.parameters()) + V * d + T * d
 
 
+def gpt2_layer_counted_flops() -> float:
+    """Matrix-product FLOPs per token of one GPT-2 small layer over a full context, as PyTorch's own
+    ``FlopCounterMode`` counts them (on the meta device: shapes only, no memory, no arithmetic)."""
+    d, T, h = (GPT2_SMALL[k] for k in ("d", "context", "heads"))
+    with torch.device("meta"):
+        layer, x = TransformerBlock(d, h), torch.empty(1, T, d)
+        with FlopCounterMode(display=False) as counter:
+            layer(x)
+    return counter.get_total_flops() / T
+
+
 @claim(
     "R21",
     source=f"{SRC} §7.1",
     claim="LN and residual connections add under 1 % of the parameters and the compute.",
     statement=(
-        "Holds for parameters and arithmetic. In GPT-2 small (12 layers, d = 768, vocabulary 50257, context "
-        "1024) the 25 LayerNorms hold {ln_params} of {params} parameters ({ln_param_share:.3%}); LayerNorm and "
-        "the residual adds are {ln_add_share:.3%} of the forward FLOPs per token. Their share of the running "
-        "time is larger, because they are memory-bound (R14 and the kernels chapter)."
+        "Holds under conditions: for parameters and arithmetic, not for running time. In GPT-2 small (12 layers, "
+        "d = 768, vocabulary 50257, context 1024) the 25 LayerNorms hold {ln_params} of {params} parameters "
+        "({ln_param_share:.3%}); LayerNorm and the residual adds are {ln_add_share:.3%} of the forward FLOPs per "
+        "token. Their share of the running time is larger, because they are memory-bound (R14 and the kernels "
+        "chapter)."
     ),
-    verdict="holds",
+    verdict="holds under conditions",
+    kind="model",
+    assumptions=("2 FLOPs per multiply-add of every matrix product over a full 1024-token context, 7 per "
+                 "LayerNorm element and 1 per residual-add element; the parameter count is exact"),
+    decide=lambda n: {
+        "params_match_modules": n["params"] == n["module_params"],
+        # 124,439,808: the count Hugging Face's GPT2Model reports for "gpt2".
+        "gpt2_small_size": n["params"] == 124_439_808,
+        # The hand count of a layer's matrix products against PyTorch's FlopCounterMode: both exact integers.
+        "matmul_count_matches_pytorch": n["layer_matmul_flops"] == n["layer_counted_flops"],
+        "under_one_percent": n["ln_param_share"] < 0.01 and n["ln_add_share"] < 0.01},
+    # The source's claim false: LayerNorm and the adds as costly as a few percent of either.
+    null=lambda n: {**n, "ln_param_share": 0.03, "ln_add_share": 0.03},
 )
-def r21() -> Evidence:
+def r21() -> dict:
     """The evidence for R21. See book/05_residual.ipynb, section "What the pair costs"."""
     c = gpt2_small_counts()
-    nums = {k: c[k] for k in ("ln_params", "params", "ln_param_share", "ln_add_share")}
-    return Evidence(nums, {"params_match_modules": c["params"] == gpt2_small_module_params(),
-                           # 124,439,808: the count Hugging Face's GPT2Model reports for "gpt2".
-                           "gpt2_small_size": c["params"] == 124_439_808,
-                           "under_one_percent": c["ln_param_share"] < 0.01 and c["ln_add_share"] < 0.01})
+    return {**{k: c[k] for k in ("ln_params", "params", "ln_param_share", "ln_add_share", "layer_matmul_flops")},
+            "module_params": gpt2_small_module_params(), "layer_counted_flops": gpt2_layer_counted_flops()}
 
 
 def add_vs_matmul_cost(tokens: int, d: int = 768, element_size: int = 2) -> dict[str, float]:
@@ -273,7 +334,19 @@ def add_vs_matmul_cost(tokens: int, d: int = 768, element_size: int = 2) -> dict
     mm = {"flops": 2 * tokens * d * 4 * d, "bytes": (tokens * d + d * 4 * d + tokens * 4 * d) * element_size}
     t_add, t_mm = (roofline_seconds(c["flops"], c["bytes"]) for c in (add, mm))
     return {"flop_ratio": add["flops"] / mm["flops"], "byte_ratio": add["bytes"] / mm["bytes"],
-            "time_ratio": t_add / t_mm}
+            "time_ratio": t_add / t_mm, "mm_flops": mm["flops"], "add_bytes": add["bytes"], "mm_bytes": mm["bytes"]}
+
+
+def counted_add_and_matmul(tokens: int, d: int = 768) -> dict[str, float]:
+    """The same quantities counted from PyTorch on the meta device (bfloat16 shapes, no arithmetic): the
+    product's FLOPs by ``FlopCounterMode``, every tensor's bytes as ATen's ops read and write them."""
+    with torch.device("meta"):
+        x, r, w = (torch.empty(*shape, dtype=torch.bfloat16) for shape in ((tokens, d), (tokens, d), (d, 4 * d)))
+        with FlopCounterMode(display=False) as counter:
+            y = x @ w
+        s = x + r
+    nbytes = lambda *ts: sum(t.numel() * t.element_size() for t in ts)  # noqa: E731
+    return {"mm_flops": counter.get_total_flops(), "add_bytes": nbytes(x, r, s), "mm_bytes": nbytes(x, w, y)}
 
 
 R14_TOKENS = (512, 8192)
@@ -294,20 +367,29 @@ R14_TOKENS = (512, 8192)
         "kernels chapter fuses it with LayerNorm (R11)."
     ),
     verdict="holds under conditions",
+    kind="model",
+    assumptions=("an op takes at least its bytes over the H100's bandwidth or its FLOPs over its bfloat16 peak "
+                 "(datasheet figures), whichever is longer; every tensor is read or written once"),
+    decide=lambda n: {
+        # The roofline's inputs, counted twice: by hand and by PyTorch on the meta device (exact integers).
+        "counts_match_pytorch": n["counts_agree"] == 1,
+        "negligible_in_flops": n["flop_ratio"] < 1e-3,
+        # "Not negligible in time": at least a tenth of the product's least time, in both regimes.
+        "not_negligible_in_time": min(n["time_ratio"], n["time_ratio_long"]) > 0.1},
+    # The source's world: the add's share of the time no larger than its share of the FLOPs.
+    null=lambda n: {**n, "time_ratio": n["flop_ratio"], "time_ratio_long": n["flop_ratio"], "excess": 1.0},
 )
-def r14() -> Evidence:
+def r14() -> dict:
     """The evidence for R14. See book/05_residual.ipynb, section "What the pair costs"."""
     short, long = (add_vs_matmul_cost(t) for t in R14_TOKENS)
+    counted = [counted_add_and_matmul(t) for t in R14_TOKENS]
+    agree = all(c[k] == m[k] for c, m in zip(counted, (short, long)) for k in c)
     d = 768
     closed = 3 * H100["flops"] / (4 * H100["bandwidth"] * d)  # add bytes 6·T·d over matmul FLOPs 8·T·d² at peak
-    nums = {**short, "excess": short["time_ratio"] / short["flop_ratio"], "time_ratio_long": long["time_ratio"],
-            "closed_form_long": closed, "bandwidth_tbs": H100["bandwidth"] / 1e12, "tflops": H100["flops"] / 1e12}
-    return Evidence(nums, {
-        "negligible_in_flops": nums["flop_ratio"] < 1e-3,
-        # "Not negligible in time": at least a tenth of the product's least time, in both regimes.
-        "not_negligible_in_time": min(nums["time_ratio"], nums["time_ratio_long"]) > 0.1,
-        # Both sides are exact counts; the compute-bound case must meet its closed form to rounding.
-        "closed_form_long": abs(nums["time_ratio_long"] - closed) < 1e-12 * closed})
+    return {**{k: short[k] for k in ("flop_ratio", "byte_ratio", "time_ratio")},
+            "excess": short["time_ratio"] / short["flop_ratio"], "time_ratio_long": long["time_ratio"],
+            "closed_form_long": closed, "bandwidth_tbs": H100["bandwidth"] / 1e12, "tflops": H100["flops"] / 1e12,
+            "counts_agree": int(agree)}
 
 
 # ----------------------------------------------------------------------------- distributed
@@ -339,22 +421,34 @@ def sharded_errors(processes: int) -> list[dict[str, float]]:
         "processes, against {act_bytes} bytes of a float32 activation row of width 4096."
     ),
     verdict="holds",
+    decide=lambda n: {
+        # Float32 on O(1) values: within 4× torch's own unsharded error plus 2 ulp at 1 (2 × 1.2e-7).
+        "sharded_equals_unsharded": max(n["err2"], n["err4"]) <= 4 * n["err_single"] + 2.4e-7,
+        # Without the reduction each shard normalizes with its own statistics: an O(1) error, not rounding.
+        "reduction_needed": n["err_local4"] > 1000 * n["err_single"],
+        "welford_shift_ok": n["err_welford_shift"] <= 2 * n["err_single_shift"],
+        "sums_shift_fails": n["err_sums_shift"] > 1000 * n["err_single_shift"],
+        "bytes_tiny": n["bytes_fwd4"] + n["bytes_bwd4"] < 0.01 * n["act_bytes"]},
+    # A world where the shards' own statistics would do: no reduction needed.
+    null=lambda n: {**n, "err_local4": n["err4"]},
 )
-def r15() -> Evidence:
+def r15() -> dict:
     """The evidence for R15. See book/05_residual.ipynb, section "LayerNorm across devices"."""
     e2, e4 = sharded_errors(2), sharded_errors(4)
     worst = lambda e: max(e[k] for k in ("y", "dx", "dw", "db"))  # noqa: E731
     b = distributed.bytes_per_token(4)
-    nums = {"N": R15_N, "err2": worst(e2[0]), "err4": worst(e4[0]), "err_single": max(e4[0]["y_single"], e4[0]["dx_single"]),
-            "err_welford_shift": max(worst(e2[1]), worst(e4[1])),
+    return {"N": R15_N, "err2": worst(e2[0]), "err4": worst(e4[0]), "err_single": max(e4[0]["y_single"], e4[0]["dx_single"]),
+            "err_local4": local_statistics_error(4), "err_welford_shift": max(worst(e2[1]), worst(e4[1])),
             "err_single_shift": max(e4[1]["y_single"], e4[1]["dx_single"]), "err_sums_shift": max(worst(e2[2]), worst(e4[2])),
             "bytes_fwd4": b["forward"], "bytes_bwd4": b["backward"], "act_bytes": 4096 * 4}
-    # Float32 on O(1) values: within 4× torch's own unsharded error plus 2 ulp at 1 (2 × 1.2e-7).
-    ok = lambda e: e <= 4 * nums["err_single"] + 2.4e-7  # noqa: E731
-    return Evidence(nums, {"sharded_equals_unsharded": ok(nums["err2"]) and ok(nums["err4"]),
-                           "welford_shift_ok": nums["err_welford_shift"] <= 2 * nums["err_single_shift"],
-                           "sums_shift_fails": nums["err_sums_shift"] > 1000 * nums["err_single_shift"],
-                           "bytes_tiny": nums["bytes_fwd4"] + nums["bytes_bwd4"] < 0.01 * nums["act_bytes"]})
+
+
+def local_statistics_error(shards: int, rows: int = 16, seed: int = 12) -> float:
+    """Largest error of LayerNorm when each of ``shards`` slices of the features is normalized with its own
+    mean and variance (no cross-device reduction), against the whole row's, in float64."""
+    x = randn(rows, R15_N, seed=seed) * torch.linspace(0.5, 2.0, R15_N, dtype=F64)  # features of unequal scale
+    local = torch.cat([norms.layer_norm(c, c.shape[-1:], eps=1e-5) for c in x.chunk(shards, -1)], -1)
+    return max_abs(local, norms.layer_norm(x, (R15_N,), eps=1e-5))
 
 
 # ----------------------------------------------------------------------------- exercises

@@ -18,7 +18,7 @@ from torch import nn
 
 from lnbook import norms
 from lnbook.claims import Evidence, claim
-from lnbook.experiments.common import one_thread, over_seeds
+from lnbook.experiments.common import one_thread, over_seeds, seeded_start
 from lnbook.experiments.toys import MARKOV, TinyLM, markov_batch, markov_entropy
 
 SRC = "seed 004"
@@ -55,7 +55,7 @@ def reversal_run(placement: str, lr: float, warmup: int, seed: int) -> list[floa
     R, L = REVERSAL, REVERSAL["length"]
     with one_thread():
         torch.manual_seed(seed)
-        model = TinyLM(placement, R["symbols"] + 1, 2 * L, R["depth"], R["d"], R["heads"])
+        model = seeded_start(TinyLM(placement, R["symbols"] + 1, 2 * L, R["depth"], R["d"], R["heads"]))
         # foreach: one fused update for all parameters (the same arithmetic, a fraction of the overhead)
         opt = torch.optim.Adam(model.parameters(), lr=lr, betas=R["betas"], foreach=True)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, linear_warmup(warmup))
@@ -143,7 +143,7 @@ def train(kind: str, seed: int = 0) -> list[float]:
         raise norms.arg_error(ValueError, "train", "kind", "'pre' or 'plain'", repr(kind))
     with one_thread():
         torch.manual_seed(seed)
-        model = TinyLM(kind, MARKOV["vocab"], MARKOV["tokens"], MARKOV["depth"])
+        model = seeded_start(TinyLM(kind, MARKOV["vocab"], MARKOV["tokens"], MARKOV["depth"]))
         opt = torch.optim.Adam(model.parameters(), lr=MARKOV["lr"], foreach=True)
         gen, losses = torch.Generator().manual_seed(1000 + seed), []
         for _ in range(MARKOV["steps"]):

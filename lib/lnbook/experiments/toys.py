@@ -17,7 +17,7 @@ import functools
 import torch
 from torch import nn
 
-from lnbook.experiments.common import F64, randn
+from lnbook.experiments.common import F64, randn, seeded_start
 from lnbook.models import CausalSelfAttention, PlainBlock, TransformerBlock, relu_mlp
 
 # ----------------------------------------------------------------------------- a teacher problem
@@ -49,7 +49,7 @@ def landscape(depth: int, lr: float, use_ln: bool, seed: int = 0, steps: int = 1
     the loss L(w − ηg) and the gradient change ‖∇L(w − ηg) − ∇L(w)‖ / ‖ηg‖ (an estimate of the local
     smoothness β). Returns one dict per probe.
     """
-    model, (x, y) = relu_mlp(depth, 32, "layer" if use_ln else "none", seed=seed), teacher_data()
+    model, (x, y) = seeded_start(relu_mlp(depth, 32, "layer" if use_ln else "none", seed=seed)), teacher_data()
     w = torch.nn.utils.parameters_to_vector(model.parameters()).detach()
     out = []
     for step in range(steps + 1):

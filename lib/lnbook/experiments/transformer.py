@@ -19,7 +19,8 @@ import torch
 
 from lnbook import norms, variance
 from lnbook.claims import Evidence, claim
-from lnbook.experiments.common import F64, H100, ln, max_abs, one_thread, over_seeds, randn, roofline_seconds
+from lnbook.experiments.common import (F64, H100, ln, max_abs, one_thread, over_seeds, randn, roofline_seconds,
+                                       seeded_start)
 from lnbook.models import LayerNorm, RMSNorm, TransformerBlock, relu_mlp
 
 SRC = "seed 002"
@@ -428,7 +429,7 @@ def classification_data(n: int = 512, d_in: int = 32, classes: int = 4, seed: in
 def sgd_run(use_ln: bool, lr: float, seed: int) -> dict[str, float]:
     """Full-batch SGD on the teacher problem: initial and final training loss, train and test accuracy."""
     (xtr, ytr), (xte, yte) = classification_data()
-    model = relu_mlp(SWEEP["depth"], SWEEP["width"], "layer" if use_ln else "none", seed=seed)
+    model = seeded_start(relu_mlp(SWEEP["depth"], SWEEP["width"], "layer" if use_ln else "none", seed=seed))
     opt = torch.optim.SGD(model.parameters(), lr=lr)
     loss_fn = torch.nn.functional.cross_entropy
     with one_thread():

@@ -21,7 +21,7 @@ import torch
 
 from lnbook import norms
 from lnbook.claims import Evidence, claim
-from lnbook.experiments.common import F64, ln, max_abs, one_thread, over_seeds, randn
+from lnbook.experiments.common import F64, ln, max_abs, one_thread, over_seeds, randn, seeded_start
 from lnbook.experiments.toys import LANDSCAPE_RUN, landscape, padded_batch, teacher_data
 from lnbook.models import relu_mlp
 
@@ -106,7 +106,7 @@ def ics_run(kind: str, seed: int = 0) -> dict:
     """
     x, y = teacher_data()
     with one_thread():
-        model = norm_mlp(kind, seed)
+        model = seeded_start(norm_mlp(kind, seed))
         opt = torch.optim.SGD(model.parameters(), lr=ICS_RUN["lr"])
         gen = torch.Generator().manual_seed(1000 + seed)
         probe = x[: ICS_RUN["probe"]]
