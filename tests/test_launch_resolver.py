@@ -5,8 +5,10 @@ libraries.
 The environments are stand-ins: a virtual environment without pip whose site-packages hold only the
 metadata (``*.dist-info/METADATA``) of Colab's distributions, from tests/data/colab.json (see its
 ``about``). pip reads installed distributions from that metadata alone, so the resolver meets what it
-would meet on Colab; nothing is downloaded but lnbook's build backend and, where Colab has no Triton,
-the index's list of Triton releases.
+would meet on Colab. lnbook is a stand-in wheel too, its metadata (name, version, Python, requirements)
+the [project] table of pyproject.toml, which is all the resolver reads of it (that the package builds is
+tested by tests/test_book.py). One resolver call per runtime; only the CPU runtime's needs the index (its
+list of Triton releases). The null case runs offline.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import pathlib
 import subprocess
 import sys
 import sysconfig
+import zipfile
 
 import pytest
 
@@ -26,7 +29,6 @@ from lnbook.kernels import INTERPRETER_TRITON
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 COLAB = json.loads((ROOT / "tests" / "data" / "colab.json").read_text())
 LARGE = ("torch", "nvidia-", "cuda-")  # what a torch reinstall brings: gigabytes
-pytestmark = pytest.mark.xdist_group("launch-resolver")  # one process builds the wheel once
 # pip run without this process's PYTHONPATH: a checkout's lib/ (and the lnbook.egg-info a build leaves
 # there) would look like an installed lnbook.
 PIP_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
@@ -56,19 +58,36 @@ def stub_environment(folder: pathlib.Path, dists: dict[str, list[str]]) -> pathl
     return folder / "bin" / "python"
 
 
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory) -> pathlib.Path:
-    """lnbook built once from this checkout (what the bootstrap's ``git+…`` install builds)."""
-    folder = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(folder), str(ROOT)],
-                   check=True, timeout=300, env=PIP_ENV)
-    return next(folder.glob("lnbook-*.whl"))
+def stand_in_wheel(folder: pathlib.Path, name: str, version: str, requires: list[str], python: str = "") -> pathlib.Path:
+    """A wheel at ``folder`` that holds only the metadata of ``name`` ``version`` (its requirements and
+    supported Pythons): what pip's resolver reads of a distribution."""
+    lines = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
+    lines += [f"Requires-Python: {python}"] * bool(python) + [f"Requires-Dist: {r}" for r in requires]
+    info = f"{name}-{version}.dist-info"
+    path = folder / f"{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as whl:
+        whl.writestr(f"{info}/METADATA", "\n".join(lines) + "\n")
+        whl.writestr(f"{info}/WHEEL", "Wheel-Version: 1.0\nGenerator: lnbook-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        whl.writestr(f"{info}/RECORD", f"{info}/METADATA,,\n{info}/WHEEL,,\n{info}/RECORD,,\n")
+    return path
 
 
-def dry_run(python: pathlib.Path, wheel: pathlib.Path, report: pathlib.Path) -> dict[str, str]:
-    """What ``pip install lnbook`` would install into ``python``'s environment: ``{name: version}``."""
+@pytest.fixture
+def wheel(tmp_path) -> pathlib.Path:
+    """lnbook as pip's resolver sees it: the metadata pyproject.toml declares."""
+    tomllib = pytest.importorskip("tomllib", reason="reading pyproject.toml needs Python 3.11's tomllib")
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    folder = tmp_path / "wheels"
+    folder.mkdir()
+    return stand_in_wheel(folder, project["name"], project["version"], project["dependencies"],
+                          project["requires-python"])
+
+
+def dry_run(python: pathlib.Path, wheel: pathlib.Path, report: pathlib.Path, *index: str) -> dict[str, str]:
+    """What ``pip install lnbook`` would install into ``python``'s environment: ``{name: version}``.
+    ``index``: pip's options for where to look (PyPI when none)."""
     subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--dry-run", "--quiet",
-                    "--report", str(report), str(wheel)], check=True, timeout=300, env=PIP_ENV)
+                    "--report", str(report), *index, str(wheel)], check=True, timeout=300, env=PIP_ENV)
     items = json.loads(report.read_text())["install"]
     return {item["metadata"]["name"].lower(): item["metadata"]["version"] for item in items}
 
@@ -89,11 +108,14 @@ def test_launching_on_colab_installs_lnbook_and_keeps_colab_s_torch(kind, wheel,
 
 def test_the_resolver_would_replace_a_torch_below_the_floors(wheel, tmp_path):
     """The null case: the same dry run against a torch older than pyproject's floor does reinstall torch,
-    so the test above can fail."""
-    dists = runtime("cpu")
+    so the test above can fail. Offline: a stand-in torch at the floor is on offer (and any pip's
+configuration adds)."""
+    dists = runtime("gpu")
     dists["torch"] = [line.replace("Version: 2.11.0", "Version: 2.10.0") for line in dists["torch"]]
-    installs = dry_run(stub_environment(tmp_path / "env", dists), wheel, tmp_path / "report.json")
-    assert "torch" in installs, installs
+    stand_in_wheel(wheel.parent, "torch", "2.11.0", [])
+    installs = dry_run(stub_environment(tmp_path / "env", dists), wheel, tmp_path / "report.json",
+                       "--no-index", "--find-links", str(wheel.parent))
+    assert set(installs) == {"lnbook", "torch"}, installs
 
 
 def test_stand_ins_are_colab_s_versions():

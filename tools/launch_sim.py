@@ -12,7 +12,8 @@ that launching works. Three environments, each a virtual environment cached unde
 * ``colab-cpu``: Colab's CPU runtime: torch 2.11.0 without triton. Its +cpu build is not reachable here
   (download.pytorch.org), so the stand-in is the same PyPI build with its metadata made the +cpu
   build's (:func:`cpu_build_metadata`): pip then resolves as on Colab's CPU runtime, where the
-  bootstrap brings the Triton lnbook needs and nothing else.
+  bootstrap brings the Triton lnbook needs and nothing else. It is made from ``colab-gpu`` as hard
+  links, so the 4.7 GB of torch and its NVIDIA libraries are installed once for both.
 * ``binder``: environment.yml's packages (conda names mapped to PyPI's, torch as here: a CPU build) and
   its pip section, nothing from the checkout; the notebooks run in ``book/launch/`` of a clone, where
   their first cell puts the clone's ``lib/`` on the path, as on Binder.
@@ -100,13 +101,21 @@ def requirements(env: str) -> list[str]:
     return [binder_torch_spec(), *[r for r in reqs if not r.startswith("torch")], *pip, *runner]
 
 
-def _as_cpu_runtime(python: pathlib.Path) -> None:
-    """Colab's CPU runtime from the GPU one: triton removed, torch's metadata the +cpu build's."""
-    subprocess.run([str(python), "-m", "pip", "uninstall", "-q", "-y", "triton"], check=True)
-    out = subprocess.run([str(python), "-c", "import importlib.metadata as m; print(m.distribution('torch')._path)"],
+def _as_cpu_runtime(folder: pathlib.Path) -> None:
+    """Colab's CPU runtime at ``folder``, made from the GPU one: a copy of its files as hard links (no second
+    4.7 GB; pip and Python replace files rather than rewrite them, and so does this), triton removed,
+    torch's metadata the +cpu build's."""
+    with exclusive("colab-gpu"):
+        ensure_venv("colab-gpu")
+        subprocess.run(["cp", "-al", str(CACHE / "colab-gpu"), str(folder)], check=True)
+    (folder / "requirements.json").unlink()  # the GPU runtime's stamp, a link to it
+    python = str(folder / "bin" / "python")
+    subprocess.run([python, "-m", "pip", "uninstall", "-q", "-y", "triton"], check=True)
+    out = subprocess.run([python, "-c", "import importlib.metadata as m; print(m.distribution('torch')._path)"],
                          capture_output=True, text=True, check=True).stdout.strip()
     metadata = pathlib.Path(out) / "METADATA"
     head, _, body = metadata.read_text().partition("\n\n")
+    metadata.unlink()  # a link to the GPU runtime's file: write a new one
     metadata.write_text("\n".join(cpu_build_metadata(head.splitlines())) + "\n\n" + body)
 
 
@@ -129,15 +138,21 @@ def ensure_venv(env: str) -> pathlib.Path:
     stamp = folder / "requirements.json"
     if not (stamp.is_file() and json.loads(stamp.read_text()) == reqs):
         shutil.rmtree(folder, ignore_errors=True)
-        subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True)
-        pip = [str(folder / "bin" / "python"), "-m", "pip"]
-        WHEELS.mkdir(parents=True, exist_ok=True)  # one download of Colab's torch for both runtimes
-        subprocess.run([*pip, "download", "-q", "-d", str(WHEELS), *reqs], check=True)
-        subprocess.run([*pip, "install", "-q", "--find-links", str(WHEELS), *reqs], check=True)
         if env == "colab-cpu":
-            _as_cpu_runtime(folder / "bin" / "python")
+            _as_cpu_runtime(folder)
+        else:
+            _install(folder, reqs)
         stamp.write_text(json.dumps(reqs))
     return folder / "bin" / "python"
+
+
+def _install(folder: pathlib.Path, reqs: list[str]) -> None:
+    """A virtual environment at ``folder`` holding ``reqs``, their wheels kept in :data:`WHEELS`."""
+    subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True)
+    pip = [str(folder / "bin" / "python"), "-m", "pip"]
+    WHEELS.mkdir(parents=True, exist_ok=True)
+    subprocess.run([*pip, "download", "-q", "-d", str(WHEELS), *reqs], check=True)
+    subprocess.run([*pip, "install", "-q", "--find-links", str(WHEELS), *reqs], check=True)
 
 
 def clone(dest: pathlib.Path) -> pathlib.Path:
