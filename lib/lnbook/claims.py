@@ -46,13 +46,13 @@ class VerdictStyle:
 
     opening: str
     admonition: str
-    colour: str  # border and label
+    colour: str  # border and label: a contrast of at least 4.5 on the background (the label is normal-sized text)
     background: str
 
 
 STYLES = {
     "holds": VerdictStyle("Holds", "tip", "#2e7d32", "#edf7ee"),
-    "holds under conditions": VerdictStyle("Holds under conditions", "warning", "#b26a00", "#fff6e5"),
+    "holds under conditions": VerdictStyle("Holds under conditions", "warning", "#9a5d00", "#fff6e5"),
     "does not hold": VerdictStyle("Does not hold", "error", "#c62828", "#fdecec"),
     "not established": VerdictStyle("Not established", "note", "#546e7a", "#eef2f4"),
 }
