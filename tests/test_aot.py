@@ -26,8 +26,10 @@ COMPILE = [
 
 @pytest.fixture(scope="module")
 def table() -> list[dict]:
-    env = {**os.environ, "TRITON_INTERPRET": "0", "TRITON_DEFAULT_FP_FUSION": "1",
-           "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}  # compiled kernels: their own process
+    # The command as documented: no TRITON_INTERPRET (without CUDA, lnbook.kernels would choose the
+    # interpreter; aot then compiles in a process of its own).
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env |= {"TRITON_DEFAULT_FP_FUSION": "1", "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     rows = []
     for args in COMPILE:
         out = subprocess.run([sys.executable, "-m", "lnbook.kernels.aot", "--json", *args], env=env,
@@ -60,6 +62,35 @@ def test_the_target_backward_is_pipelined(table):
     (row,) = [r for r in table if (r["op"], r["pass"], r["dtype"], r["N"], r["arch"])
               == ("layer_norm", "backward", "bf16", 8192, "sm_90")]
     assert row["kernel"] == "_backward_kernel" and row["async_copy"] and row["shared_bytes"] > 0, row
+
+
+@AOT_GROUP
+def test_every_backward_loop_keeps_copies_in_flight(table):
+    """Prefetch, not just cp.async: at the loop's wait the next rows' copies are still outstanding."""
+    # sm_75 (T4) has no cp.async: its loops load synchronously, with the warps of other blocks to hide latency.
+    backward = [r for r in table if r["pass"] == "backward" and r["arch"] != "sm_75"]
+    assert {r["kernel"] for r in backward} == {"_backward_kernel", "_split_backward_kernel"}
+    assert all(r["copies_in_flight"] >= 1 for r in backward), [r for r in backward if r["copies_in_flight"] < 1]
+
+
+def test_two_stages_wait_for_every_copy():
+    """What the column catches: with num_stages=2 the loop has one buffer and waits for all copies."""
+    code = ("import torch\n"
+            "from lnbook.kernels import aot, heuristics, rownorm\n"
+            "heuristics.NUM_STAGES = 2\n"
+            "launch = rownorm.launches_for('layer_norm', 'backward', 4096, 8192, torch.bfloat16, 132)[0]\n"
+            "print(aot.resources(aot.compile_launch(launch, 90))['copies_in_flight'])\n")
+    env = {**os.environ, "TRITON_INTERPRET": "0", "TRITON_DEFAULT_FP_FUSION": "1",
+           "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert int(out.stdout.split()[-1]) == 0
+
+
+def test_copies_in_flight_reads_the_loops_wait():
+    ir = ("%a = ttg.async_wait %x, %y {num = 4 : i32} loc(#loc1)\n"  # in the loop: 4 copies outstanding
+          "%b = ttg.async_wait  {num = 0 : i32} loc(#loc2)\n")  # after it: drained
+    assert aot.copies_in_flight(ir) == 4 and aot.copies_in_flight("tt.load") == 0
 
 
 def test_without_alignment_facts_the_loads_narrow():

@@ -93,9 +93,52 @@ def test_torch_compile_is_compiled_once_per_shape(monkeypatch):
     import torch
 
     calls = []
-    monkeypatch.setattr(torch, "compile", lambda fn, dynamic=None: calls.append(dynamic) or fn)
+    monkeypatch.setattr(torch, "compile", lambda fn, dynamic=None, backend=None: calls.append(dynamic) or fn)
     compiled = bench.CompiledPerShape(lambda x, shape: x * 2)
     for n in (4, 4, 8):
         compiled(torch.ones(2, n), (n,))
     compiled(torch.ones(2, 8, dtype=torch.float64), (8,))
     assert calls == [False, False, False]  # (2, 4), (2, 8), (2, 8) in float64
+
+
+def test_a_failing_provider_is_recorded_and_the_run_goes_on(tmp_path, monkeypatch):
+    """One provider's error (Liger-Kernel above N = 65536, say) is a result; the rest is measured,
+    and the record on disk holds every result measured so far."""
+    import torch
+
+    def broken(x, shape, *args):
+        raise ValueError(f"N = {shape[0]} is too wide")
+
+    monkeypatch.setattr(bench, "providers", lambda device: {"broken": {"layer_norm": broken}, "torch": bench.TORCH})
+    saved = []
+    monkeypatch.setattr(bench, "save", lambda record, out: saved.append(len(record["results"])))
+    record = bench.run(ops=("layer_norm",), modes=("forward",), dtypes=("fp32",), widths=(256, 512), numel=4096,
+                       device="cpu", out=tmp_path / "r.json")
+    by = {(r["provider"], r["N"]): r for r in record["results"]}
+    assert by[("broken", 512)]["error"] == "failed: ValueError: N = 512 is too wide" and by[("broken", 512)]["ms"] is None
+    assert by[("torch", 256)]["error"] is None and by[("torch", 512)]["ms"] > 0
+    assert saved == [1, 2, 3, 4]  # written after every result
+    assert "-" in bench.table(record)
+
+
+@pytest.mark.parametrize("op", ["layer_norm", "rms_norm"])
+def test_the_compiled_provider_really_compiles_every_shape(op):
+    """Reset before each shape: no shape runs eagerly after Dynamo's recompile limit (8), and each
+    op has its own function (F.rms_norm and F.layer_norm share a wrapper Dynamo would cache once)."""
+    import torch
+
+    compiled = bench.CompiledPerShape(bench.TORCH[op], backend="eager")  # Dynamo's graphs, no codegen
+    for N in (8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096):  # more shapes than the recompile limit
+        bench.fresh_compiles()
+        ms, _, error = bench.measure_guarded(compiled, op, "forward", 2, N, torch.float32, torch.device("cpu"))
+        assert error is None and ms > 0 and bench.compiled_graphs() >= 1, (N, error)
+
+
+def test_an_eager_run_of_the_compiled_provider_is_a_failure(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch, "compile", lambda fn, **options: fn)  # "compiled" without Dynamo
+    bench.fresh_compiles()
+    compiled = bench.CompiledPerShape(bench.torch_layer_norm)
+    _, _, error = bench.measure_guarded(compiled, "layer_norm", "forward", 2, 8, torch.float32, torch.device("cpu"))
+    assert error == "failed: torch.compile compiled no graph (the call ran eagerly)"

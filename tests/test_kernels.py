@@ -84,12 +84,17 @@ def test_widest_row_in_the_spec(op, M, dtype):
 @pytest.mark.parametrize("N", [3, 127, 1000])
 @pytest.mark.parametrize("op", OPS)
 def test_looped_path_with_tiny_blocks(op, N, monkeypatch):
-    """The split path with many ragged chunks, several groups of rows and a partial last group."""
+    """The split path with many ragged chunks, several groups of rows, a partial last group, and
+    sub-ranges of a group's rows in the backward, one of them empty."""
     monkeypatch.setattr(heuristics, "MAX_FUSED_N", {"forward": 2, "backward": 2})
     monkeypatch.setattr(heuristics, "LOOP_BLOCK_N", 64)
-    monkeypatch.setattr(heuristics, "GROUP_BYTES", 2 * 2 * N * 4)  # groups of 4 rows forward, 2 backward
+    # Windows of 20 rows' worth of one tensor: groups of 6 rows forward (window 3), 3 with a residual
+    # (6); backward 4 rows (window 5: x, dy twice, dx, next x, dy), 3 for add_layer_norm (6).
+    monkeypatch.setattr(heuristics, "WINDOW_BYTES", 20 * N * 4)
+    monkeypatch.setattr(heuristics, "COLUMN_PROGRAMS_PER_SLOT", math.ceil(N / 64))  # 2 sub-ranges a group
     assert not heuristics.plan(9, N, "forward").one_block and not heuristics.plan(9, N, "backward").one_block
-    assert heuristics.split_plan(9, N, 4, reread=2).groups == 5  # the last group has one row
+    split = heuristics.split_plan(9, N, 4, window=5, slots=heuristics.program_slots(torch.device(DEVICE)))
+    assert (split.groups, split.parts, split.part_rows) == (3, 2, 2)  # the last group: 1 row, an empty sub-range
     check_against_torch(op, 9, N, torch.float32)
 
 
@@ -171,6 +176,55 @@ def test_64_bit_offsets():
     y = kernels.layer_norm(x, (N,))
     last = F.layer_norm(x[-1:].to(F64), (N,))
     assert_no_worse_than_torch(y[-1:].cpu(), F.layer_norm(x[-1:], (N,)).cpu(), last.cpu(), torch.bfloat16)
+
+
+# Bench scale for the split kernels: 512 rows of 65536 are 16,384 forward programs and about as
+# many backward, far more than an H100 holds at once (one to a few blocks on each of 132 SMs).
+_PROGRESS = """
+import sys, torch, triton, triton.language as tl
+from lnbook import kernels
+
+@triton.jit
+def busy(X, iters):  # holds its SM until it ends: a dependent loop of float ops
+    v = tl.load(X + tl.program_id(0))
+    for _ in range(iters):
+        v = v * 0.999 + 0.001
+    tl.store(X + tl.program_id(0), v)
+
+def grads(op, x, w, b):
+    x, w = x.clone().requires_grad_(), w.clone().requires_grad_()
+    y = kernels.layer_norm(x, (x.shape[1],), w, b) if op == "layer_norm" else kernels.rms_norm(x, (x.shape[1],), w)
+    y.backward(y.detach())
+    return [y.detach(), x.grad, w.grad]
+
+gen = torch.Generator("cuda").manual_seed(0)
+x = torch.randn(512, 65536, device="cuda", dtype=torch.bfloat16, generator=gen)
+w, b = (torch.randn(65536, device="cuda", dtype=torch.bfloat16, generator=gen) for _ in range(2))
+for op in ("layer_norm", "rms_norm"):
+    first, second = grads(op, x, w, b), grads(op, x, w, b)
+    assert all(torch.equal(a, c) for a, c in zip(first, second)), op
+    side = torch.cuda.Stream()
+    sms = torch.cuda.get_device_properties(0).multi_processor_count
+    with torch.cuda.stream(side):  # most SMs taken while the split kernels start
+        busy[(sms - 4,)](torch.ones(sms, device="cuda"), 2_000_000, num_warps=32)
+    beside = grads(op, x, w, b)
+    torch.cuda.synchronize()
+    assert all(torch.equal(a, c) for a, c in zip(first, beside)), op
+print("progress ok")
+"""
+
+
+@pytest.mark.skipif(DEVICE != "cuda", reason="needs a GPU: the interpreter runs programs in order and never waits")
+def test_split_kernels_progress_whatever_order_blocks_start():
+    """No program waits for one that has not started (tickets): at bench scale, twice for identical
+    bits, and once beside a kernel that holds most SMs. A hang is a timeout, in a process of its own."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p), "TRITON_INTERPRET": "0"}
+    out = subprocess.run([sys.executable, "-c", _PROGRESS], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "progress ok" in out.stdout, out.stderr[-3000:]
 
 
 X = torch.randn(2, 8, device=DEVICE)

@@ -45,14 +45,15 @@ def test_split_rows_are_read_from_dram_once():
     M, N = WIDE
     chunks = N // heuristics.LOOP_BLOCK_N
     scratch = 2 * M * chunks * 2 * 4  # (M, chunks, 2) float32 moments, written and read
-    counters = lambda n: 2 * n * 4  # noqa: E731  int32 zero-filled, then counted up
+    counters = lambda n: 2 * (n + 1) * 4  # noqa: E731  int32 zero-filled, then counted up; + the ticket
     forward = traffic.model("layer_norm", "forward", M, N)
     assert forward["bytes"] == bench.bytes_moved("layer_norm", "forward", M, N, BF16) + scratch + counters(M)
-    # Backward: groups of rows whose x and dy fit in GROUP_BYTES, one float32 row of dw and db
-    # partials per group (read back from L2 by the sum).
-    groups = math.ceil(M / (heuristics.GROUP_BYTES // (2 * N * BF16)))
+    # Backward: one float32 row of dw and db partials per sub-range of a group (read back from L2
+    # by the sum), and a counter per sub-range; the counts of groups and sub-ranges are the plan's.
+    split = heuristics.split_plan(M, N, BF16, window=5, slots=traffic.H100_SMS)
+    partials = split.groups * split.parts
     backward = traffic.model("layer_norm", "backward", M, N)
-    extra = 2 * groups * N * 4 + scratch + counters(groups)
+    extra = 2 * partials * N * 4 + scratch + counters(partials)
     assert backward["bytes"] == bench.bytes_moved("layer_norm", "backward", M, N, BF16) + extra
     for op in ("layer_norm", "rms_norm", "add_layer_norm"):  # the issue's bound at 262144
         assert traffic.model(op, "forward", M, N)["ratio"] <= 1.15 and traffic.model(op, "backward", M, N)["ratio"] <= 1.15
@@ -74,3 +75,48 @@ def test_the_model_counts_the_launches_that_run():
         one_block = heuristics.plan(64, N, "backward").one_block
         assert kernels == [rownorm._backward_kernel if one_block else rownorm._split_backward_kernel,
                            rownorm._sum_partials_kernel]
+
+
+def _group_and_window(mode: str, M: int, N: int) -> tuple[int, int]:
+    """LayerNorm's split launch: bytes of one tensor's rows of a group, and its window counted by
+    hand: forward x read, y written, the next group's x read; backward x and dy read, dx written,
+    the next group's x and dy read."""
+    (launch,) = [l for l in rownorm.launches_for("layer_norm", mode, M, N, torch.bfloat16, traffic.H100_SMS)
+                 if l.kernel in (rownorm._split_forward_kernel, rownorm._split_backward_kernel)]
+    group = launch.args["group_rows"] * N * BF16
+    return group, {"forward": 3, "backward": 5}[mode] * group
+
+
+@pytest.mark.parametrize("mode", ["forward", "backward"])
+def test_the_second_read_needs_the_whole_window_in_l2(mode):
+    """The L2 rule asks how long a group stays: its window (its reads, writes and the next group's
+    reads) must fit, not just the group. An L2 that holds the group but not the window re-reads."""
+    M, N = WIDE
+    group, window = _group_and_window(mode, M, N)
+    reread = {"forward": 1, "backward": 2}[mode] * M * N * BF16  # x, or x and dy, once more
+    fits = traffic.model("layer_norm", mode, M, N, l2_bytes=window)["bytes"]
+    assert traffic.model("layer_norm", mode, M, N, l2_bytes=window - 1)["bytes"] - fits == reread
+    assert {"forward": 1, "backward": 2}[mode] * group < window - 1  # the re-read tensors alone would fit
+
+
+@pytest.mark.parametrize("op", ["layer_norm", "rms_norm", "add_layer_norm"])
+@pytest.mark.parametrize("N", [32768, 65536, 262144])
+def test_every_window_fits_an_a100s_l2(op, N):
+    """heuristics.WINDOW_BYTES sizes the groups so that the window fits a 40 MiB L2 at every split
+    width of the bench (M·N = 4096·8192): nothing more is read from DRAM than with an unlimited L2."""
+    M = 4096 * 8192 // N
+    for mode in ("forward", "backward"):
+        a100 = traffic.model(op, mode, M, N, l2_bytes=40 * 2**20)
+        assert a100["bytes"] == traffic.model(op, mode, M, N, l2_bytes=2**40)["bytes"], (mode, a100)
+
+
+@pytest.mark.parametrize("M", [4096, 2048])
+@pytest.mark.parametrize("N", [16384, 65536])
+def test_split_backward_has_two_column_programs_per_sm(M, N):
+    """The column phase, one program per (group, sub-range, chunk), fills every H100 SM twice."""
+    split = heuristics.split_plan(M, N, BF16, window=5, slots=traffic.H100_SMS)
+    assert split.column_programs >= 2 * traffic.H100_SMS
+    (launch, _) = rownorm.launches_for("layer_norm", "backward", M, N, torch.bfloat16, traffic.H100_SMS)
+    args = launch.args
+    columns = launch.grid[0] - split.groups * args["group_rows"] * args["chunks"]  # minus the statistics programs
+    assert columns == split.column_programs and args["parts"] == split.parts

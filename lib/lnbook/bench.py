@@ -79,12 +79,22 @@ def bytes_moved(op: str, mode: str, M: int, N: int, element_size: int) -> int:
 # ------------------------------------------------------------------------------- the providers
 
 
+# One Python function per op: torch.compile caches per code object, and F.layer_norm and F.rms_norm
+# share one (their torch-function wrapper), so compiling them directly would share one cache.
+def torch_layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
+    return F.layer_norm(x, normalized_shape, weight, bias, eps)
+
+
+def torch_rms_norm(x, normalized_shape, weight=None, eps=None):
+    return F.rms_norm(x, normalized_shape, weight, eps)
+
+
 def torch_add_layer_norm(x, residual, normalized_shape, weight=None, bias=None, eps=1e-5):
     s = x + residual
     return F.layer_norm(s, normalized_shape, weight, bias, eps), s
 
 
-TORCH = {"layer_norm": F.layer_norm, "rms_norm": F.rms_norm, "add_layer_norm": torch_add_layer_norm}
+TORCH = {"layer_norm": torch_layer_norm, "rms_norm": torch_rms_norm, "add_layer_norm": torch_add_layer_norm}
 OURS = {"layer_norm": kernels.layer_norm, "rms_norm": kernels.rms_norm, "add_layer_norm": kernels.add_layer_norm}
 
 
@@ -102,16 +112,29 @@ def _liger() -> dict:
 
 class CompiledPerShape:
     """``torch.compile(fn, dynamic=False)`` anew for every shape and dtype: a reused compiled
-    function would switch to dynamic shapes after the first width and time slower kernels."""
+    function would switch to dynamic shapes after the first width and time slower kernels.
+    :func:`run` also resets Dynamo before each shape (:func:`fresh_compiles`), or its limit of
+    recompilations per function (8) would leave the widest shapes running eagerly."""
 
-    def __init__(self, fn):
-        self.fn, self.compiled = fn, {}
+    def __init__(self, fn, backend: str = "inductor"):
+        self.fn, self.backend, self.compiled = fn, backend, {}
 
     def __call__(self, x, *args):
         key = (tuple(x.shape), x.dtype)
         if key not in self.compiled:
-            self.compiled[key] = torch.compile(self.fn, dynamic=False)
+            self.compiled[key] = torch.compile(self.fn, dynamic=False, backend=self.backend)
         return self.compiled[key](x, *args)
+
+
+def fresh_compiles() -> None:
+    """Forget every compiled graph and Dynamo's counters: the next shape compiles from scratch."""
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+
+
+def compiled_graphs() -> int:
+    """Graphs Dynamo compiled since :func:`fresh_compiles` (0: the call ran eagerly)."""
+    return torch._dynamo.utils.counters["stats"]["unique_graphs"]
 
 
 def providers(device: torch.device) -> dict[str, dict]:
@@ -252,32 +275,79 @@ class Result:
     provider: str
     M: int
     N: int
-    ms: float
-    gbps: float
-    fraction_of_copy: float
+    ms: float | None  # None where the measurement failed (see ``error``)
+    gbps: float | None
+    fraction_of_copy: float | None
     graph_ms: float | None  # forward replayed from a CUDA graph (see the module docstring)
+    error: str | None = None  # "failed: <reason>"; the run goes on with the next measurement
 
 
-def run(ops=OPS, modes=MODES, dtypes=tuple(DTYPES), widths=WIDTHS, numel=None, device=None) -> dict:
+def measure_guarded(fn, op: str, mode: str, M: int, N: int, dtype, device) -> tuple:
+    """:func:`measure` under a guard: ``(ms, graph_ms, None)``, or ``(None, None, "failed: …")``
+    where the provider raises (Liger-Kernel above N = 65536, say) or a compiled provider ran
+    eagerly (Dynamo compiled no graph)."""
+    try:
+        ms, graph = measure(fn, op, mode, M, N, dtype, device)
+    except Exception as error:  # noqa: BLE001  any provider's error is a result, not the end of the run
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)  # fails here too if the error left the device unusable
+        return None, None, f"failed: {type(error).__name__}: {str(error).splitlines()[0][:300] if str(error) else ''}"
+    if isinstance(fn, CompiledPerShape) and compiled_graphs() == 0:
+        return None, None, "failed: torch.compile compiled no graph (the call ran eagerly)"
+    return ms, graph, None
+
+
+def _result(name, op, mode, dtype_name, M, N, copy, measured) -> Result:
+    ms, graph, error = measured
+    gbps = None if ms is None else bytes_moved(op, mode, M, N, DTYPES[dtype_name].itemsize) / ms / 1e6
+    return Result(op, mode, dtype_name, name, M, N, ms, gbps, None if gbps is None else gbps / copy, graph, error)
+
+
+def cases(found: dict, device, ops, modes, dtypes, widths, numel):
+    """(dtype, op, N, provider, mode) in the order :func:`run` measures them: shape by shape,
+    every provider and mode of a shape together (one compilation per shape and provider)."""
+    for dtype_name in dtypes:
+        for op in ops:
+            for N in widths:
+                if numel % N:
+                    continue
+                for name, fns in found.items():
+                    if op not in fns or (dtype_name == "bf16" and name != "torch" and not supports_bfloat16(device)):
+                        continue  # e.g. a T4 (sm_75): Triton cannot compile bfloat16 there
+                    for mode in modes:
+                        yield dtype_name, op, N, name, mode
+
+
+def save(record: dict, out: pathlib.Path) -> None:
+    """Write the record whole, replacing the file only once the new text is complete."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(out.suffix + ".tmp")
+    tmp.write_text(json.dumps(record, indent=1) + "\n")
+    tmp.replace(out)
+
+
+def run(ops=OPS, modes=MODES, dtypes=tuple(DTYPES), widths=WIDTHS, numel=None, device=None,
+        out: pathlib.Path | None = None, record: dict | None = None) -> dict:
+    """Measure every provider × op × mode × dtype × N under its own guard; with ``out``, the
+    record is written after every result, so a run cut short keeps what it measured. Results
+    are appended to ``record`` when one is given (several runs, one record)."""
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     numel = numel or NUMEL[device.type]
-    copy = copy_gbps(device, numel * 4)
-    results = []
-    for name, fns in providers(device).items():
-        for dtype_name in dtypes:
-            if dtype_name == "bf16" and name != "torch" and not supports_bfloat16(device):
-                continue  # e.g. a T4 (sm_75): Triton cannot compile bfloat16 there
-            for op in ops:
-                for mode in modes:
-                    for N in widths:
-                        if op not in fns or numel % N:
-                            continue
-                        M = numel // N
-                        ms, graph = measure(fns[op], op, mode, M, N, DTYPES[dtype_name], device)
-                        gbps = bytes_moved(op, mode, M, N, DTYPES[dtype_name].itemsize) / ms / 1e6
-                        results.append(Result(op, mode, dtype_name, name, M, N, ms, gbps, gbps / copy, graph))
-    return {"environment": environment(device), "copy_gbps": copy, "numel": numel,
-            "bytes_moved": bytes_moved.__doc__.strip(), "results": [asdict(r) for r in results]}
+    found = providers(device)
+    if record is None or "environment" not in record:  # a new record, keeping what a caller noted in it
+        record = {"environment": environment(device), "copy_gbps": copy_gbps(device, numel * 4), "numel": numel,
+                  "bytes_moved": bytes_moved.__doc__.strip(), "results": [], **(record or {})}
+    shape = None
+    for dtype_name, op, N, name, mode in cases(found, device, ops, modes, dtypes, widths, numel):
+        if (dtype_name, op, N, name) != shape:
+            shape = (dtype_name, op, N, name)
+            fresh_compiles()
+        M = numel // N
+        measured = measure_guarded(found[name][op], op, mode, M, N, DTYPES[dtype_name], device)
+        record["results"].append(asdict(_result(name, op, mode, dtype_name, M, N, record["copy_gbps"], measured)))
+        if out is not None:
+            save(record, out)
+    return record
 
 
 def table(record: dict) -> str:
@@ -291,8 +361,8 @@ def table(record: dict) -> str:
     lines = [f"{record['environment']['device']}: copy {record['copy_gbps']:.1f} GB/s; GB/s at M·N = {record['numel']}",
              head, "-" * len(head)]
     for (op, mode, dtype, N), by in rows.items():
-        cells = " ".join(f"{by[n]['gbps']:14.1f}" if n in by else f"{'-':>14}" for n in names)
-        ratio = f"{by[first]['fraction_of_copy']:.0%}" if first in by else "-"
+        cells = " ".join(f"{by[n]['gbps']:14.1f}" if by.get(n, {}).get("gbps") else f"{'-':>14}" for n in names)
+        ratio = f"{by[first]['fraction_of_copy']:.0%}" if by.get(first, {}).get("fraction_of_copy") else "-"
         lines.append(f"{op:15} {mode:17} {dtype:5} {N:6d} {cells}   {ratio:>{len(first) + 5}}")
     return "\n".join(lines)
 
@@ -311,17 +381,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--numel", type=int, help="M·N (default 4096·8192 on a GPU, 2^20 on a CPU)")
     parser.add_argument("--out", type=pathlib.Path, help="write the record to this JSON file")
     parser.add_argument("--save", action="store_true", help="write it to bench-<device>.json in data_dir() (book/data)")
+    parser.add_argument("--append", action="store_true", help="add the results to the record already in --out")
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
         print("No CUDA GPU: the GPU tables (our kernels, torch.compile, Liger-Kernel) need one. On this CPU,\n"
               "timing torch eager only; our kernels run here in Triton's interpreter, for correctness.\n",
               file=sys.stderr)
-    record = run(args.ops, args.modes, args.dtypes, args.widths, args.numel)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    out = args.out or (default_path({"environment": environment(device)}) if args.save else None)
+    record = json.loads(out.read_text()) if args.append and out is not None and out.is_file() else None
+    record = run(args.ops, args.modes, args.dtypes, args.widths, args.numel, device, out, record)
     print(table(record))
-    out = args.out or (default_path(record) if args.save else None)
+    failed = [r for r in record["results"] if r["error"]]
+    for r in failed:
+        print(f"{r['provider']} {r['op']} {r['mode']} {r['dtype']} N={r['N']}: {r['error']}", file=sys.stderr)
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(record, indent=1) + "\n")
         print(f"\nwrote {out}")
     return 0
 

@@ -127,3 +127,107 @@ H100 = {"name": "H100 SXM5", "bandwidth": 3.35e12, "flops": 989e12, "fp32_flops"
 def roofline_seconds(flops: float, nbytes: float, device: dict = H100) -> float:
     """The least time an op of ``flops`` FLOPs moving ``nbytes`` bytes of memory can take on ``device``."""
     return max(flops / device["flops"], nbytes / device["bandwidth"])
+
+
+# ----------------------------------------------------------------------------- counted arithmetic
+# An op count independent of any formula: what PyTorch's dispatcher sees a callable do (claims F07, and the
+# chapters that count a norm's or a block's FLOPs). One FLOP is one arithmetic result on one element:
+#   - a pointwise op (ATen tag ``pointwise``: add, mul, pow, rsqrt, ...): one per element it produces;
+#   - a reduction (tag ``reduction``: sum, mean, ...): one per element it reduces (n − 1 adds and the
+#     mean's division make n per output);
+#   - a matrix product (mm, bmm, addmm): 2·M·N·K, a multiply and an add per term;
+#   - data movement (copies, casts, views, detach): none.
+# Any other op raises, so a fused op (native_layer_norm) is never counted as free: count a decomposed
+# reference instead. An op applied a second time to the very same inputs (the reference LayerNorm centres
+# x twice, once for the variance and once for x̂) is work a kernel does once: it is reported in
+# ``repeated`` and left out of ``total``.
+_FREE_OPS = {"_to_copy", "copy_", "clone", "view", "_unsafe_view", "reshape", "expand", "detach", "alias",
+             "t", "transpose", "permute", "unsqueeze", "squeeze", "slice", "select", "lift_fresh", "empty_like",
+             "empty", "zeros_like", "ones_like", "contiguous"}
+_MATMUL_OPS = {"mm", "bmm", "addmm"}
+
+
+@dataclasses.dataclass(frozen=True)
+class FlopCount:
+    """FLOPs a callable dispatched, per ATen op name (``total`` without repeats), and the repeated ones."""
+
+    per_op: dict[str, int]
+    repeated: int
+
+    @property
+    def total(self) -> int:
+        return sum(self.per_op.values())
+
+
+def _op_flops(func, args, out) -> int:
+    name = func.__name__.split(".")[0]
+    if torch.Tag.pointwise in func.tags:
+        return sum(t.numel() for t in torch.utils._pytree.tree_leaves(out) if isinstance(t, torch.Tensor))
+    if torch.Tag.reduction in func.tags:
+        return args[0].numel()
+    if name in _MATMUL_OPS:
+        a, b = args[-2], args[-1]  # (…, M, K) @ (…, K, N); addmm's bias is args[0]
+        return 2 * a.numel() * b.shape[-1]
+    if name in _FREE_OPS:
+        return 0
+    raise ValueError(f"count_flops: op: expected a pointwise, reduction, matrix-product or data-movement op, "
+                     f"got {func} (count a decomposed version of it)")
+
+
+def count_flops(fn, *args, **kwargs) -> FlopCount:
+    """Run ``fn(*args, **kwargs)`` under a dispatch mode and count its arithmetic (rules above). Meta tensors
+    count without computing anything."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    per_op: dict[str, int] = {}
+    seen: dict[tuple, object] = {}  # holds the inputs alive, so that their ids are not reused
+    repeated = 0
+
+    class Counter(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, a=(), kw=None):
+            nonlocal repeated
+            out = func(*a, **(kw or {}))
+            flops = _op_flops(func, a, out)
+            if flops:
+                key = (func, *(("t", id(x)) if isinstance(x, torch.Tensor) else ("v", repr(x)) for x in a),
+                       repr(sorted((kw or {}).items())))
+                if key in seen:
+                    repeated += flops
+                else:
+                    seen[key] = a
+                    per_op[func.__name__] = per_op.get(func.__name__, 0) + flops
+            return out
+
+    with Counter():
+        fn(*args, **kwargs)
+    return FlopCount(per_op, repeated)
+
+
+@dataclasses.dataclass(frozen=True)
+class Traffic:
+    """The ATen operations a callable dispatched, in order, and the bytes of every tensor each one read or
+    wrote (each dispatched operation is one pass over its tensors)."""
+
+    ops: tuple[str, ...]
+    bytes: int
+
+
+def count_traffic(fn, *args, **kwargs) -> Traffic:
+    """Run ``fn(*args, **kwargs)`` under a dispatch mode and count its operations and bytes. Meta tensors
+    count without memory or arithmetic. Tensors a callable creates (``empty``) count as written."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    ops, nbytes = [], 0
+
+    class Counter(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, a=(), kw=None):
+            nonlocal nbytes
+            out = func(*a, **(kw or {}))
+            ops.append(func.__name__)
+            nbytes += sum(t.numel() * t.element_size()
+                          for t in torch.utils._pytree.tree_leaves((a, kw, out)) if isinstance(t, torch.Tensor))
+            return out
+
+    with Counter():
+        fn(*args, **kwargs)
+    return Traffic(tuple(ops), nbytes)

@@ -18,12 +18,10 @@ import subprocess
 import sys
 
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_leaves
 
 from lnbook import bench, norms, variance
 from lnbook.claims import claim
-from lnbook.experiments.common import F64, randn
+from lnbook.experiments.common import F64, count_traffic, randn
 from lnbook.kernels import rownorm, traffic
 from lnbook.kernels.layer_norm import layer_norm  # the Triton kernel; the float64 reference is norms.layer_norm
 from lnbook.variance import FP16_MAX, tree_sum
@@ -165,9 +163,7 @@ def add_traffic(M: int, N: int, dtype: torch.dtype) -> dict:
     bytes are counted from the ATen ops eager PyTorch dispatches, on the meta device (no memory): the
     forward ``x + residual``, and in the backward the sum of the stream's gradient ds with LayerNorm's dx."""
     x, r = (torch.empty(M, N, dtype=dtype, device="meta") for _ in range(2))
-    with _OpCounter() as counter:
-        x + r
-    add_bytes = counter.bytes
+    add_bytes = count_traffic(lambda: x + r).bytes
     ln = {mode: traffic.model("layer_norm", mode, M, N, dtype)["bytes"] for mode in ("forward", "backward")}
     unfused = {"forward": add_bytes + ln["forward"], "backward": ln["backward"] + add_bytes}
     fused = {mode: traffic.model("add_layer_norm", mode, M, N, dtype)["bytes"] for mode in ("forward", "backward")}
@@ -235,22 +231,6 @@ def stored_records() -> list[dict]:
     return [r for r in records if not r["environment"]["device"].startswith("CPU")]
 
 
-class _OpCounter(TorchDispatchMode):
-    """Counts the ATen operations a call dispatches and the bytes each reads and writes."""
-
-    def __init__(self):
-        super().__init__()
-        self.ops: list[str] = []
-        self.bytes = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        tensors = [t for t in tree_leaves((args, kwargs, out)) if isinstance(t, torch.Tensor)]
-        self.ops.append(func.__name__)
-        self.bytes += sum(t.numel() * t.element_size() for t in tensors)
-        return out
-
-
 def eager_traffic(op: str, M: int = 64, N: int = 1024) -> dict:
     """ATen operations and bytes touched by one eager forward of ``op`` on this CPU (claims F07, W07).
 
@@ -262,9 +242,8 @@ def eager_traffic(op: str, M: int = 64, N: int = 1024) -> dict:
              "rms_norm": lambda: torch.nn.functional.rms_norm(x, (N,), w)}
     if op not in calls:
         raise norms.arg_error(ValueError, "eager_traffic", "op", f"one of {sorted(calls)}", repr(op))
-    with _OpCounter() as counter:
-        calls[op]()
-    return {"ops": counter.ops, "bytes": counter.bytes}
+    t = count_traffic(calls[op])
+    return {"ops": list(t.ops), "bytes": t.bytes}
 
 
 def plot_bandwidth(ax, record: dict, op: str, mode: str, dtype: str) -> None:

@@ -20,7 +20,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from lnbook import distributed, norms, variance
 from lnbook.claims import Evidence, claim
-from lnbook.experiments.common import F64, FLOPS_PER_ELEMENT, H100, max_abs, randn, roofline_seconds
+from lnbook.experiments.common import F64, FLOPS_PER_ELEMENT, H100, count_traffic, max_abs, randn, roofline_seconds
 from lnbook.models import TransformerBlock, deepnorm_constants, gpt2_init_
 
 SRC = "seed 004"
@@ -340,13 +340,11 @@ def add_vs_matmul_cost(tokens: int, d: int = 768, element_size: int = 2) -> dict
 def counted_add_and_matmul(tokens: int, d: int = 768) -> dict[str, float]:
     """The same quantities counted from PyTorch on the meta device (bfloat16 shapes, no arithmetic): the
     product's FLOPs by ``FlopCounterMode``, every tensor's bytes as ATen's ops read and write them."""
-    with torch.device("meta"):
-        x, r, w = (torch.empty(*shape, dtype=torch.bfloat16) for shape in ((tokens, d), (tokens, d), (d, 4 * d)))
-        with FlopCounterMode(display=False) as counter:
-            y = x @ w
-        s = x + r
-    nbytes = lambda *ts: sum(t.numel() * t.element_size() for t in ts)  # noqa: E731
-    return {"mm_flops": counter.get_total_flops(), "add_bytes": nbytes(x, r, s), "mm_bytes": nbytes(x, w, y)}
+    x, r, w = (torch.empty(*shape, dtype=torch.bfloat16, device="meta") for shape in ((tokens, d), (tokens, d), (d, 4 * d)))
+    with FlopCounterMode(display=False) as counter:
+        x @ w
+    return {"mm_flops": counter.get_total_flops(), "add_bytes": count_traffic(lambda: x + r).bytes,
+            "mm_bytes": count_traffic(lambda: x @ w).bytes}
 
 
 R14_TOKENS = (512, 8192)

@@ -8,7 +8,7 @@ chapter (the published models, RMSNorm, Pre-Norm, Post-Norm and FP16) is
 Every experiment is seeded and small. The training runs (W01, W02) run on one thread: their tensors
 are tiny, and on a busy 2-core machine handing them between threads costs far more than the
 arithmetic. Functions named after a quantity return data (for figures and the prose); the functions
-decorated with :func:`lnbook.claims.claim` turn that data into evidence.
+decorated with :func:`lnbook.claims.claim` return one claim's numbers, which its ``decide`` turns into checks.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import statistics
 import torch
 
 from lnbook import norms
-from lnbook.claims import Evidence, claim
+from lnbook.claims import claim
 from lnbook.experiments.common import F64, ln, max_abs, one_thread, over_seeds, randn, seeded_start
 from lnbook.experiments.toys import LANDSCAPE_RUN, landscape, padded_batch, teacher_data
 from lnbook.models import relu_mlp
@@ -68,6 +68,10 @@ class NoisyBatchNorm(torch.nn.Module):
 NOISE = {"shift": 0.5, "spread": 0.5}
 ICS_RUN = {"depth": 8, "width": 32, "lr": 0.2, "batch": 32, "steps": 200, "probe": 64}
 ICS_SEEDS = (0, 1, 2, 3, 4)
+# A learning rate at which the network without normalization does not train at all (it stays at a constant
+# guess on every seed) while BatchNorm's does: only there can the experiment say whether the added shift
+# takes away what normalization gives.
+ICS_FAST_LR = 1.0
 ICS_KINDS = ("none", "bn", "noisy")
 
 
@@ -95,7 +99,7 @@ def _relu_input_moments(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor
 
 
 @functools.lru_cache(maxsize=None)
-def ics_run(kind: str, seed: int = 0) -> dict:
+def ics_run(kind: str, seed: int = 0, lr: float = ICS_RUN["lr"]) -> dict:
     """Minibatch SGD on chapter 1's teacher problem; records losses and the per-step distribution shift.
 
     ``shift[t]`` is the mean over layers and units of |Δmean| + |Δstd| of the ReLU inputs (on a fixed
@@ -107,7 +111,7 @@ def ics_run(kind: str, seed: int = 0) -> dict:
     x, y = teacher_data()
     with one_thread():
         model = seeded_start(norm_mlp(kind, seed))
-        opt = torch.optim.SGD(model.parameters(), lr=ICS_RUN["lr"])
+        opt = torch.optim.SGD(model.parameters(), lr=lr)
         gen = torch.Generator().manual_seed(1000 + seed)
         probe = x[: ICS_RUN["probe"]]
         losses, moments = [], [_relu_input_moments(model, probe)]
@@ -128,19 +132,47 @@ def ics_run(kind: str, seed: int = 0) -> dict:
             "final_acc": float((logits.argmax(1) == y).double().mean())}
 
 
-def ics_summary() -> dict[str, dict[str, float]]:
-    """Per kind: final loss and accuracy and mean distribution shift, averaged over :data:`ICS_SEEDS`."""
+def ics_summary(lr: float = ICS_RUN["lr"]) -> dict[str, dict[str, float]]:
+    """Per kind at learning rate ``lr``, over :data:`ICS_SEEDS`: mean and smallest final loss, smallest final
+    accuracy, and mean distribution shift."""
     out = {}
     for kind in ICS_KINDS:
-        runs = [ics_run(kind, s) for s in ICS_SEEDS]
-        out[kind] = {key: sum(r[key] for r in runs) / len(runs) for key in ("final_loss", "final_acc")}
-        out[kind]["shift"] = sum(sum(r["shift"]) / len(r["shift"]) for r in runs) / len(runs)
+        runs = [ics_run(kind, s, lr) for s in ICS_SEEDS]
+        losses = [r["final_loss"] for r in runs]
+        out[kind] = {"final_loss": statistics.fmean(losses), "min_loss": min(losses),
+                     "min_acc": min(r["final_acc"] for r in runs),
+                     "shift": statistics.fmean(statistics.fmean(r["shift"]) for r in runs)}
     return out
 
 
-def paired(kind: str, other: str, key: str = "final_loss"):
+def paired(kind: str, other: str, key: str = "final_loss", lr: float = ICS_RUN["lr"]):
     """Per seed, ``key`` of ``kind`` minus that of ``other`` (same seed: same data order, same init)."""
-    return over_seeds(ics_run(kind, s)[key] - ics_run(other, s)[key] for s in ICS_SEEDS)
+    return over_seeds(ics_run(kind, s, lr)[key] - ics_run(other, s, lr)[key] for s in ICS_SEEDS)
+
+
+def kept_share(lr: float = ICS_FAST_LR) -> list[float]:
+    """Per seed, the share of BatchNorm's loss reduction against no norm that noisy BatchNorm keeps."""
+    loss = lambda kind, s: ics_run(kind, s, lr)["final_loss"]  # noqa: E731
+    return [(loss("none", s) - loss("noisy", s)) / (loss("none", s) - loss("bn", s)) for s in ICS_SEEDS]
+
+
+def _decide_w01(n: dict) -> dict[str, bool]:
+    return {
+        # The noise must make ICS worse: several times BatchNorm's shift per step, and more than no norm's.
+        "noise_increases_ics": n["fast_shift_ratio"] > 5 and n["shift_ratio"] > 5 and n["shift_ratio_none"] > 1,
+        # The condition. At the fast rate the un-normalized network stays at a constant guess's loss, log 4 ≈ 1.39
+        # (0.9 of it on every seed); at the slow rate it trains (70 % full-set accuracy on every seed against
+        # a chance of 25 %: it has learned most of the task).
+        "fast_none_fails": n["fast_loss_none_min"] > 0.9 * math.log(4),
+        "slow_none_trains": n["acc_none_min"] > 0.7,
+        # Where normalization is what makes training work, noisy BatchNorm keeps most of BatchNorm's loss
+        # reduction against no norm: more than half of it on every seed.
+        "fast_noisy_keeps_most": n["fast_kept_min"] > 0.5,
+        # Where the plain network trains anyway, the same noise costs BatchNorm's edge: noisy BatchNorm is worse
+        # than BatchNorm beyond 3 standard errors and not better than no norm beyond them.
+        "slow_noisy_worse_than_bn": n["gap_bn"] > 3 * n["gap_bn_se"],
+        "slow_noisy_not_better_than_none": not n["gap_none"] < -3 * n["gap_none_se"],
+    }
 
 
 @claim(
@@ -149,40 +181,42 @@ def paired(kind: str, other: str, key: str = "final_loss"):
     claim="Reducing internal covariate shift (ICS) is not why normalization works: papers show that with "
     "ICS made worse, a network with normalization still converges well.",
     statement=(
-        "Holds under conditions: for the paper, and only in its weak form at this scale. Santurkar et al. perturb "
-        "every activation of every sample after each BatchNorm of a VGG network with noise whose mean and variance "
-        "change at every step, and report that it trains nearly as well as with plain BatchNorm. Our "
-        "{depth}-layer MLP with noise of that kind (our reading of their recipe: per step and unit a new noise "
-        "mean and spread, per sample a new draw) shifts each unit's input distribution {shift_ratio:.0f}× as much "
-        "per step as BatchNorm does and {shift_ratio_none:.1f}× as much as no normalization. Over {seeds} seeds "
-        "it still trains (every seed above {acc_noisy_min:.0%} full-set accuracy, chance 25 %; mean loss "
-        "{loss_noisy:.3f}), so reducing ICS is not necessary for training. But it does not match BatchNorm "
-        "(mean loss {loss_bn:.3f}; noisy minus plain BatchNorm {gap_bn:+.3f} ± {gap_bn_se:.3f}, every seed "
-        "worse) and ends no better than the un-normalized network ({gap_none:+.3f} ± {gap_none_se:.3f} against "
-        "its {loss_none:.3f}): here the added shift does cost accuracy."
+        "Holds under conditions: where normalization is what makes the network train. Santurkar et al. (2018) "
+        "inject noise whose mean and variance change at every step after each BatchNorm of a VGG network and "
+        "report that it trains nearly as well as with plain BatchNorm. In our small MLP at learning rate "
+        "{lr_fast:g}, the network without normalization stays at chance on every seed; with noise of that kind, "
+        "which makes each layer's input move {fast_shift_ratio:.0f}× as much per step as BatchNorm alone, it "
+        "trains to a mean loss of {fast_loss_noisy:.2f} nats against plain BatchNorm's {fast_loss_bn:.2f}, "
+        "keeping most of BatchNorm's gain on every seed. At "
+        "learning rate {lr:g}, where the plain network trains too, the same noise costs BatchNorm's whole edge "
+        "(final loss {gap_bn:+.2f} ± {gap_bn_se:.2f} against BatchNorm, no better than without a norm)."
     ),
     verdict="holds under conditions",
+    kind="measurement",
+    decide=_decide_w01,
+    # The world where the added shift takes away what normalization gives (ICS would be why it works): at the
+    # fast rate noisy BatchNorm ends where the un-normalized network does, at a constant guess.
+    null=lambda n: {**n, "fast_loss_noisy": n["fast_loss_none_min"], "fast_kept_min": 0.0},
+    outcomes=("shift_ratio", "shift_ratio_none", "loss_none", "loss_bn", "acc_none_min", "gap_bn", "gap_bn_se",
+              "gap_none", "gap_none_se", "fast_shift_ratio", "fast_loss_none_min", "fast_loss_bn", "fast_loss_noisy",
+              "fast_kept_min"),
 )
-def w01() -> Evidence:
+def w01() -> dict:
     """The evidence for W01. See book/04_why.ipynb, section "Is it internal covariate shift?"."""
-    s = ics_summary()
-    bn_gap, none_gap = paired("noisy", "bn"), paired("noisy", "none")
-    nums = {"depth": ICS_RUN["depth"], "seeds": len(ICS_SEEDS), "shift_ratio": s["noisy"]["shift"] / s["bn"]["shift"],
-            "shift_ratio_none": s["noisy"]["shift"] / s["none"]["shift"],
-            "acc_noisy_min": min(ics_run("noisy", seed)["final_acc"] for seed in ICS_SEEDS),
-            "loss_noisy": s["noisy"]["final_loss"], "loss_bn": s["bn"]["final_loss"], "loss_none": s["none"]["final_loss"],
-            "gap_bn": bn_gap.mean, "gap_bn_se": bn_gap.se, "gap_none": none_gap.mean, "gap_none_se": none_gap.se}
-    return Evidence(
-        nums,
-        {"noise_increases_ics": nums["shift_ratio"] > 5 and nums["shift_ratio_none"] > 1,
-         # log 4 ≈ 1.39 is the loss of a constant guess: below half of it, and accuracy above 70 % against a
-         # chance of 25 %, on every seed, is a network that has learned most of the task.
-         "noisy_still_trains": all(ics_run("noisy", seed)["final_loss"] < 0.7 for seed in ICS_SEEDS)
-         and nums["acc_noisy_min"] > 0.7,
-         "noisy_worse_than_bn": bn_gap.beyond(0.0) and bn_gap.mean > 0,
-         # "No better than none": the mean difference is not below zero beyond the spread.
-         "noisy_not_better_than_none": not (none_gap.beyond(0.0) and none_gap.mean < 0)},
-    )
+    slow, fast = ics_summary(), ics_summary(ICS_FAST_LR)
+    gap_bn, gap_none = paired("noisy", "bn"), paired("noisy", "none")
+    return {"depth": ICS_RUN["depth"], "seeds": len(ICS_SEEDS), "lr": ICS_RUN["lr"], "lr_fast": ICS_FAST_LR,
+            # the slow rate (the figure's): every network trains
+            "shift_ratio": slow["noisy"]["shift"] / slow["bn"]["shift"],
+            "shift_ratio_none": slow["noisy"]["shift"] / slow["none"]["shift"],
+            "loss_none": slow["none"]["final_loss"], "loss_bn": slow["bn"]["final_loss"],
+            "acc_none_min": slow["none"]["min_acc"], "gap_bn": gap_bn.mean, "gap_bn_se": gap_bn.se,
+            "gap_none": gap_none.mean, "gap_none_se": gap_none.se,
+            # the fast rate: only the normalized networks train
+            "fast_shift_ratio": fast["noisy"]["shift"] / fast["bn"]["shift"],
+            "fast_loss_none_min": fast["none"]["min_loss"],
+            "fast_loss_bn": fast["bn"]["final_loss"], "fast_loss_noisy": fast["noisy"]["final_loss"],
+            "fast_kept_min": min(kept_share())}
 
 
 # ----------------------------------------------------------------------------- part 1: landscape
@@ -210,7 +244,8 @@ def smoothness(seed: int) -> dict[str, dict[str, float]]:
     "output is less sensitive to the input and the learning rate can be raised.",
     statement=(
         "Holds under conditions, as in chapter 1 (F11). At chapter 1's learning rate of 0.1 the plain network "
-        "need not train (its run 0 ends at {lr01_none_last_over_first:.2f}× its initial loss). With the same "
+        "need not train (over {seeds} runs its loss ends at {lr01_none_best:.2f} to {lr01_none_worst:.2f} times "
+        "its initial value). With the same "
         "probe at learning rate {lr}, where the plain 12-layer network does train (its loss falls to at most "
         "{none_last_over_first:.2f} of its "
         "initial value in every one of {seeds} runs), the loss along the gradient varies a median "
@@ -219,26 +254,31 @@ def smoothness(seed: int) -> dict[str, dict[str, float]]:
         "argument is the gradient through the norm (F11); the network-wide smoothing is a modest effect here."
     ),
     verdict="holds under conditions",
+    kind="measurement",
+    decide=lambda n: {
+        # 0.9: the plain baseline must lose at least a tenth of its loss in every run to count as training.
+        "baseline_trains": n["none_last_over_first"] < 0.9,
+        # Some run at learning rate 0.1 ends above its initial loss: there the baseline does not train.
+        "lr01_baseline_fails": n["lr01_none_worst"] > 1,
+        "loss_smoother_with_ln": n["loss_range_ratio"] > 1,
+        # β ratios of single runs scatter by about ±40 % here; above 1.5 would be a real smoothing of β.
+        "beta_not_smoother": n["beta_ratio"] < 1.5,
+    },
+    # A world where LayerNorm roughens the landscape instead: the loss along the gradient varies more with it.
+    null=lambda n: {**n, "loss_range_ratio": 1 / n["loss_range_ratio"]},
+    outcomes=("lr01_none_best", "lr01_none_worst", "none_last_over_first", "loss_range_ratio", "beta_ratio"),
 )
-def w02() -> Evidence:
+def w02() -> dict:
     """The evidence for W02. See book/04_why.ipynb, section "Is it internal covariate shift?"."""
     runs = [smoothness(s) for s in SMOOTH_SEEDS]
-    with one_thread():  # chapter 1's figure shows this very run, so it is cached when both are built
-        fast = landscape(**LANDSCAPE_RUN, use_ln=False, seed=0)
-    nums = {"lr01_none_last_over_first": fast[-1]["loss"] / fast[0]["loss"], "lr": SMOOTH_RUN["lr"],
+    with one_thread():  # chapter 1's F11 trains these very runs, so they are cached when both are run
+        fast = [landscape(**LANDSCAPE_RUN, use_ln=False, seed=s) for s in SMOOTH_SEEDS]
+    ends = [r[-1]["loss"] / r[0]["loss"] for r in fast]
+    return {"lr01_none_best": min(ends), "lr01_none_worst": max(ends), "lr": SMOOTH_RUN["lr"],
             "seeds": len(runs),
             "none_last_over_first": max(r["none"]["last"] / r["none"]["first"] for r in runs),
             "loss_range_ratio": statistics.median(r["none"]["loss_range"] / r["ln"]["loss_range"] for r in runs),
             "beta_ratio": statistics.median(r["none"]["beta"] / r["ln"]["beta"] for r in runs)}
-    return Evidence(
-        nums,
-        # 0.9: the plain baseline must lose at least a tenth of its loss in every run to count as training.
-        {"baseline_trains": nums["none_last_over_first"] < 0.9,
-         "lr01_baseline_fails": nums["lr01_none_last_over_first"] > 1,
-         "loss_smoother_with_ln": nums["loss_range_ratio"] > 1,
-         # β ratios of single runs scatter by about ±40 % here; above 1.5 would be a real smoothing of β.
-         "beta_not_smoother": nums["beta_ratio"] < 1.5},
-    )
 
 
 # ----------------------------------------------------------------------------- part 2: BN in Transformers
@@ -264,6 +304,24 @@ def padding_dilution(feature_mean: float) -> dict[str, float]:
             "ln_pad_diff": max_abs(ln(x, eps=1e-5)[mask], ln(real, eps=1e-5))}
 
 
+def _decide_w03(n: dict) -> dict[str, bool]:
+    p = n["share_real"]
+    return {
+        # The closed forms are algebraic identities: float64 rounding is all that separates them from the
+        # statistics computed over the padded positions.
+        "closed_forms": n["closed_form_err"] < 1e-12,
+        "share_is_105_of_200": p == 105 / 200,
+        "mean_scaled_by_p": abs(n["mean_ratio"] - p) < 1e-12,
+        "var_diluted_when_p_m2_small": n["var_ratio_centered"] < 1 and p * n["m2_over_v_centered"] < 1,
+        "var_inflated_when_p_m2_large": n["var_ratio_shifted"] > 1 and p * n["m2_over_v_shifted"] > 1,
+        # A standardized output has mean 0; 0.3 is far beyond what 105 tokens' own sampling moves it.
+        "bn_output_off": abs(n["bn_out_mean"]) > 0.3,
+        # 1/√p from the closed form; ε = 1e-5 and the sample's own spread move it by well under 1 %.
+        "centered_std_is_inv_sqrt_p": abs(n["bn_out_std_centered"] * math.sqrt(p) - 1) < 0.01,
+        "ln_unaffected": n["ln_pad_diff"] < 1e-12,
+    }
+
+
 @claim(
     "W03",
     source=f"{SRC} part 2.1",
@@ -281,29 +339,23 @@ def padding_dilution(feature_mean: float) -> dict[str, float]:
         "real tokens is unchanged by the padding (difference {ln_pad_diff:.2g})."
     ),
     verdict="holds under conditions",
+    kind="derivation",
+    decide=_decide_w03,
+    # A world where the padded positions are masked out of BatchNorm's sums: its statistics are the real
+    # tokens' own (ratios 1) and the real tokens come out standardized.
+    null=lambda n: {**n, "mean_ratio": 1.0, "var_ratio_centered": 1.0, "var_ratio_shifted": 1.0,
+                    "bn_out_mean": 0.0, "bn_out_std": 1.0, "bn_out_std_centered": 1.0},
 )
-def w03() -> Evidence:
+def w03() -> dict:
     """The evidence for W03. See book/04_why.ipynb, section "Why BatchNorm does not fit Transformers"."""
     centered, shifted = padding_dilution(0.0), padding_dilution(2.0)
-    nums = {"share_real": shifted["share_real"], "mean_ratio": shifted["mean_ratio"],
+    return {"share_real": shifted["share_real"], "mean_ratio": shifted["mean_ratio"],
             "var_ratio_centered": centered["var_ratio"], "var_ratio_shifted": shifted["var_ratio"],
             "bn_out_mean": shifted["bn_out_mean"], "bn_out_std": shifted["bn_out_std"],
             "bn_out_std_centered": centered["bn_out_std"],
-            "ln_pad_diff": max(centered["ln_pad_diff"], shifted["ln_pad_diff"])}
-    p = nums["share_real"]
-    return Evidence(
-        nums,
-        # The closed forms are algebraic identities: float64 rounding is all that separates them.
-        {"closed_forms": max(centered["closed_form_err"], shifted["closed_form_err"]) < 1e-12,
-         "share_is_105_of_200": p == 105 / 200,
-         "mean_scaled_by_p": abs(nums["mean_ratio"] - p) < 1e-12,
-         "var_diluted_when_p_m2_small": centered["var_ratio"] < 1 and p * centered["m2_over_v"] < 1,
-         "var_inflated_when_p_m2_large": shifted["var_ratio"] > 1 and p * shifted["m2_over_v"] > 1,
-         "bn_output_off": abs(nums["bn_out_mean"]) > 0.3,
-         # 1/√p from the closed form; ε = 1e-5 and the sample's own spread move it by well under 1 %.
-         "centered_std_is_inv_sqrt_p": abs(nums["bn_out_std_centered"] * math.sqrt(p) - 1) < 0.01,
-         "ln_unaffected": nums["ln_pad_diff"] < 1e-12},
-    )
+            "ln_pad_diff": max(centered["ln_pad_diff"], shifted["ln_pad_diff"]),
+            "closed_form_err": max(centered["closed_form_err"], shifted["closed_form_err"]),
+            "m2_over_v_centered": centered["m2_over_v"], "m2_over_v_shifted": shifted["m2_over_v"]}
 
 
 def _sequence_bn(x: torch.Tensor, **kw) -> torch.Tensor:
@@ -352,18 +404,24 @@ def batch_one_effects(t: int = 32, h: int = 16, seed: int = 40) -> dict[str, flo
         "{train_eval_gap:.2f} apart in training and evaluation mode (running statistics)."
     ),
     verdict="holds under conditions",
+    kind="measurement",
+    decide=lambda n: {
+        "batch1_refused": n["batch1_error"] == "ValueError",
+        # ε = 0: (a − b)/|a − b| is ±1 up to float64 rounding.
+        "pair_is_sign": n["pair_abs_dev"] < 1e-12,
+        # 0.01 against LayerNorm's exact 0: a change of the last token visible in the first token's output.
+        "bn_leaks_future": n["future_leak"] > 0.01, "ln_no_leak": n["ln_future_leak"] == 0.0,
+        # 0.1 in outputs of unit scale: a difference a reader would see, far above rounding.
+        "train_eval_differ": n["train_eval_gap"] > 0.1,
+    },
+    # A world where BatchNorm took its statistics within each token, as LayerNorm does: a batch of one is
+    # fine, no token sees another, and training and evaluation agree.
+    null=lambda n: {**n, "batch1_error": "no error", "pair_abs_dev": 1.0, "future_leak": n["ln_future_leak"],
+                    "train_eval_gap": 0.0},
 )
-def w04() -> Evidence:
+def w04() -> dict:
     """The evidence for W04. See book/04_why.ipynb, section "Why BatchNorm does not fit Transformers"."""
-    e = batch_one_effects()
-    return Evidence(
-        e,
-        {"batch1_refused": e["batch1_error"] == "ValueError",
-         # ε = 0: (a − b)/|a − b| is ±1 up to float64 rounding.
-         "pair_is_sign": e["pair_abs_dev"] < 1e-12,
-         "bn_leaks_future": e["future_leak"] > 0.01, "ln_no_leak": e["ln_future_leak"] == 0.0,
-         "train_eval_differ": e["train_eval_gap"] > 0.1},
-    )
+    return batch_one_effects()
 
 
 # ----------------------------------------------------------------------------- tokens: relative sizes
@@ -397,13 +455,22 @@ def token_magnitudes(seed: int = 90) -> dict[str, float]:
         "the gain control of W05, and the source's own later section says so."
     ),
     verdict="does not hold",
+    kind="derivation",
+    decide=lambda n: {
+        # LN(3x) = LN(x) exactly at ε = 0: float64 rounding only.
+        "ln_erases_size": n["ln_gap"] < 1e-12,
+        # 0.1: a gap between the two tokens a reader would see (before any norm it is raw_gap).
+        "bn_keeps_gap": n["bn_gap"] > 0.1,
+        # float64 differences of O(1) values: rounding only.
+        "bn_affine_per_feature": n["bn_ratio_spread"] < 1e-9,
+    },
+    # The source's world: LayerNorm keeps the two tokens' relative size (their gap is the raw one) and
+    # BatchNorm forces them into line (no gap, and no common factor per feature).
+    null=lambda n: {**n, "ln_gap": n["raw_gap"], "bn_gap": 0.0, "bn_ratio_spread": 1.0},
 )
-def w12() -> Evidence:
+def w12() -> dict:
     """The evidence for W12. See book/04_why.ipynb, section "Why BatchNorm does not fit Transformers"."""
-    m = token_magnitudes()
-    return Evidence(m, {"ln_erases_size": m["ln_gap"] < 1e-12, "bn_keeps_gap": m["bn_gap"] > 0.1,
-                        # float64 differences of O(1) values: rounding only.
-                        "bn_affine_per_feature": m["bn_ratio_spread"] < 1e-9})
+    return token_magnitudes()
 
 
 # ----------------------------------------------------------------------------- why LN wins: gain control
@@ -478,28 +545,33 @@ def direction_kept(mean_over_std: float = 1.0, d: int = 64, seed: int = 52) -> d
         "cosine, so a large query saturates its own softmax as much as a large key does. Direction: "
         "LayerNorm keeps the direction of the centred token, not of the token "
         "(cos(LN(x), x) = {cos_ln:.3f} for a token whose mean equals its standard deviation, closed form "
-        "1/√2); RMSNorm keeps it exactly (cos = {cos_rms:.6f})."
+        "1/√2); RMSNorm keeps it exactly (cos = {cos_rms:.3g})."
     ),
     verdict="holds under conditions",
+    kind="measurement",
+    decide=lambda n: {
+        # Half: saturation and a starved gradient well beyond the draw-to-draw scatter of random tokens.
+        "saturates_without_ln": n["entropy_none"] < 0.5 * n["entropy_ln"],
+        "gradient_collapses": n["grad_none"] < 0.5 * n["grad_ln"],
+        # The token directions are the same at every spread; only ε = 1e-5 against σ² ≥ 1 differs.
+        "ln_ignores_norms": n["ln_entropy_range"] < 1e-4,
+        # 0.9: "dominates" would make the largest token the top key for (nearly) every query.
+        "largest_not_always_top": n["top_none"] < 0.9,
+        # float64 against the closed form 1/√(1 + (μ/σ)²): rounding only.
+        "ln_direction_closed_form": abs(n["cos_ln"] - n["cos_closed_form"]) < 1e-12,
+        "rms_keeps_direction": abs(n["cos_rms"] - 1) < 1e-12,
+    },
+    # A world without gain control: attention without LayerNorm is as spread out, and passes as much
+    # gradient, as with it.
+    null=lambda n: {**n, "entropy_none": n["entropy_ln"], "grad_none": n["grad_ln"]},
 )
-def w05() -> Evidence:
+def w05() -> dict:
     """The evidence for W05. See book/04_why.ipynb, section "What LayerNorm does instead: gain control"."""
     sweep, direction = gain_sweep(), direction_kept()
     none, ln = sweep["none"][-1], sweep["ln"][-1]
     ln_entropies = [s["entropy"] for s in sweep["ln"]]
-    nums = {"t": 16, "max_spread": GAIN_SPREADS[-1], "entropy_none": none["entropy"], "entropy_ln": ln["entropy"],
+    return {"t": 16, "max_spread": GAIN_SPREADS[-1], "entropy_none": none["entropy"], "entropy_ln": ln["entropy"],
             "uniform_entropy": ln["uniform_entropy"], "ln_entropy_range": max(ln_entropies) - min(ln_entropies),
             "grad_none": none["softmax_grad"], "grad_ln": ln["softmax_grad"],
             "top_none": none["top_is_largest"], "share_none": none["share_largest"],
-            "cos_ln": direction["cos_ln"], "cos_rms": direction["cos_rms"]}
-    return Evidence(
-        nums,
-        {"saturates_without_ln": nums["entropy_none"] < 0.5 * nums["entropy_ln"],
-         "gradient_collapses": nums["grad_none"] < 0.5 * nums["grad_ln"],
-         # The token directions are the same at every spread; only ε = 1e-5 against σ² ≥ 1 differs.
-         "ln_ignores_norms": nums["ln_entropy_range"] < 1e-4,
-         "largest_not_always_top": nums["top_none"] < 0.9,
-         "ln_direction_closed_form": abs(nums["cos_ln"] - direction["closed_form"]) < 1e-12,
-         "rms_keeps_direction": abs(nums["cos_rms"] - 1) < 1e-12},
-    )
-
+            "cos_ln": direction["cos_ln"], "cos_rms": direction["cos_rms"], "cos_closed_form": direction["closed_form"]}

@@ -17,7 +17,7 @@ import math
 import torch
 
 from lnbook import norms
-from lnbook.claims import Evidence, claim
+from lnbook.claims import claim
 from lnbook.experiments.common import F64, ln, max_abs, one_thread, randn
 from lnbook.models import Block, zero_branches_
 from lnbook.variance import FP16_MAX, tree_sum
@@ -83,15 +83,18 @@ def configs_markdown() -> str:
         "does not depend on it: LayerNorm takes its statistics over whatever the width is."
     ),
     verdict="does not hold",
+    kind="measurement",  # a lookup: the source's figure against the released configurations
+    decide=lambda n: {"source_differs": n["published_hidden"] != n["source_hidden"],
+                      "4096_is_7b": n["models_4096"] != "" and all("7B" in m for m in n["models_4096"].split(" and "))},
+    # The source's world: Llama 2 70B released with a hidden size of 4096, one of the models of that width.
+    null=lambda n: {**n, "published_hidden": n["source_hidden"], "models_4096": n["models_4096"] + " and Llama 2 70B"},
 )
-def w06() -> Evidence:
+def w06() -> dict:
     """The evidence for W06. See book/04_why.ipynb, section "The models the source quotes"."""
     model, width = SOURCE_SAYS["hidden"]
     with_width = [name for name, c in PUBLISHED_CONFIGS.items() if c["hidden"] == width]
-    nums = {"source_hidden": width, "published_hidden": PUBLISHED_CONFIGS[model]["hidden"],
+    return {"source_hidden": width, "published_hidden": PUBLISHED_CONFIGS[model]["hidden"],
             "models_4096": " and ".join(with_width)}
-    return Evidence(nums, {"source_differs": nums["published_hidden"] != width,
-                           "4096_is_7b": bool(with_width) and all("7B" in name for name in with_width)})
 
 
 @claim(
@@ -104,17 +107,25 @@ def w06() -> Evidence:
         "{layers_7b}, and BERT-base and GPT-2 small have {layers_small}."
     ),
     verdict="holds under conditions",
+    kind="measurement",  # a lookup: the source's figures against the published configurations
+    decide=lambda n: {
+        "largest_in_range": n["layers_65b"] == n["source_low"]
+        and n["source_low"] <= n["layers_gpt3"] < n["source_high"],
+        "none_reach_100": n["layers_max"] < n["source_high"],
+        "smaller_models_shallower": n["layers_7b"] < n["source_low"],
+    },
+    # The source's world without its condition: every model of today, the 7B ones included, has 80 layers
+    # or more, and the largest reach 100.
+    null=lambda n: {**n, "layers_7b": n["source_low"], "layers_max": n["source_high"]},
 )
-def w10() -> Evidence:
+def w10() -> dict:
     """The evidence for W10. See book/04_why.ipynb, section "The models the source quotes"."""
     c = PUBLISHED_CONFIGS
-    nums = {"layers_70b": c["Llama 2 70B"]["layers"], "layers_gpt3": c["GPT-3 175B"]["layers"],
-            "layers_7b": c["Llama 2 7B"]["layers"], "layers_small": c["BERT-base"]["layers"]}
     low, high = SOURCE_SAYS["layers"]
-    return Evidence(nums, {
-        "largest_in_range": c["LLaMA 65B"]["layers"] == low and low <= nums["layers_gpt3"] < high,
-        "none_reach_100": max(m["layers"] for m in c.values()) < high,
-        "smaller_models_shallower": nums["layers_7b"] < low})
+    return {"layers_70b": c["Llama 2 70B"]["layers"], "layers_gpt3": c["GPT-3 175B"]["layers"],
+            "layers_7b": c["Llama 2 7B"]["layers"], "layers_small": c["BERT-base"]["layers"],
+            "layers_65b": c["LLaMA 65B"]["layers"], "layers_max": max(m["layers"] for m in c.values()),
+            "source_low": low, "source_high": high}
 
 
 @claim(
@@ -128,18 +139,26 @@ def w10() -> Evidence:
         "{eps_min:.1g} (BERT) to {eps_max:.1g} (GPT-2, Llama 2), and chapter 1 (F02) shows where ε matters."
     ),
     verdict="holds",
+    kind="measurement",  # a lookup: the source's statements against the published papers and configurations
+    decide=lambda n: {
+        "post_norm": n["post_agree"] == n["post_named"], "pre_norm": n["pre_agree"] == n["pre_named"],
+        "rms_norm": n["rms_agree"] == n["rms_named"], "gpt_uses_layernorm": n["gpt_layernorm"] == n["gpt_named"],
+        # "A tiny ε" is not one value: the published ones span at least six orders of magnitude.
+        "eps_spans_orders": n["eps_max"] / n["eps_min"] >= 1e6,
+    },
+    # A world where the source misremembers one model: GPT-2 small kept the original Post-Norm.
+    null=lambda n: {**n, "pre_agree": n["pre_agree"] - 1},
 )
-def w11() -> Evidence:
+def w11() -> dict:
     """The evidence for W11. See book/04_why.ipynb, section "The models the source quotes"."""
     c, s = PUBLISHED_CONFIGS, SOURCE_SAYS
     eps = [m["eps"] for m in c.values() if m["eps"] is not None]
-    nums = {"rows": len(c), "eps_min": min(eps), "eps_max": max(eps)}
-    return Evidence(nums, {
-        "post_norm": all(c[m]["placement"] == "post" for m in s["post_norm"]),
-        "pre_norm": all(c[m]["placement"] == "pre" for m in s["pre_norm"]),
-        "rms_norm": all(c[m]["norm"] == "RMSNorm" for m in s["rms_norm"]),
-        "gpt_uses_layernorm": all(c[m]["norm"] == "LayerNorm" for m in s["pre_norm"] if m.startswith("GPT")),
-        "eps_spans_orders": max(eps) / min(eps) >= 1e6})
+    gpt = [m for m in s["pre_norm"] if m.startswith("GPT")]
+    return {"rows": len(c), "eps_min": min(eps), "eps_max": max(eps),
+            "post_named": len(s["post_norm"]), "post_agree": sum(c[m]["placement"] == "post" for m in s["post_norm"]),
+            "pre_named": len(s["pre_norm"]), "pre_agree": sum(c[m]["placement"] == "pre" for m in s["pre_norm"]),
+            "rms_named": len(s["rms_norm"]), "rms_agree": sum(c[m]["norm"] == "RMSNorm" for m in s["rms_norm"]),
+            "gpt_named": len(gpt), "gpt_layernorm": sum(c[m]["norm"] == "LayerNorm" for m in gpt)}
 
 
 # ----------------------------------------------------------------------------- RMSNorm, the mathematics
@@ -177,21 +196,27 @@ def rms_ln_relation(mean_over_std: float, d: int = 64, seed: int = 60) -> dict[s
         "chapter measures. The compute saving is one reduction out of two; its speed is the kernels chapter's."
     ),
     verdict="holds under conditions",
+    kind="derivation",
+    decide=lambda n: {
+        # The library's RMSNorm, in float64, against cos θ·LN(x) + sin θ·1 and 2 sin(θ/2): rounding only.
+        "identity": n["identity_err"] < 1e-12,
+        "gap_closed_form": abs(n["gap_small"] - n["closed_small"]) < 1e-12
+        and abs(n["gap_large"] - n["closed_large"]) < 1e-12,
+        "ln_recentring_invariant": n["ln_shift_change"] < 1e-12,
+        # 0.1 in outputs of unit scale: a change a reader would see.
+        "rms_not_invariant": n["rms_shift_change"] > 0.1,
+    },
+    # A world where removing the mean changes nothing at all: RMSNorm's output is LayerNorm's for any mean,
+    # shift invariance included.
+    null=lambda n: {**n, "gap_small": 0.0, "gap_large": 0.0, "rms_shift_change": n["ln_shift_change"]},
 )
-def w07() -> Evidence:
+def w07() -> dict:
     """The evidence for W07. See book/04_why.ipynb, section "RMSNorm: what removing the mean changes"."""
     small, large = rms_ln_relation(0.1), rms_ln_relation(1.0)
-    nums = {"identity_err": max(small["identity_err"], large["identity_err"]),
+    return {"identity_err": max(small["identity_err"], large["identity_err"]),
             "gap_small": small["rms_gap"], "gap_large": large["rms_gap"],
+            "closed_small": small["closed_gap"], "closed_large": large["closed_gap"],
             "rms_shift_change": large["rms_shift_change"], "ln_shift_change": large["ln_shift_change"]}
-    return Evidence(
-        nums,
-        # float64 against a closed form: rounding only.
-        {"identity": nums["identity_err"] < 1e-12,
-         "gap_closed_form": all(abs(r["rms_gap"] - r["closed_gap"]) < 1e-12 for r in (small, large)),
-         "ln_recentring_invariant": nums["ln_shift_change"] < 1e-12,
-         "rms_not_invariant": nums["rms_shift_change"] > 0.1},
-    )
 
 
 # ----------------------------------------------------------------------------- FP16
@@ -255,26 +280,32 @@ def stream_max(placement: str, depth: int = STREAM["depth"], d: int = STREAM["d"
         "without warm-up at a learning rate that Pre-Norm takes in its stride."
     ),
     verdict="does not hold",
+    kind="measurement",
+    decide=lambda n: {
+        # The exhaustive scan against the closed form: the smallest float16 at or above √65504, whose
+        # neighbour below (float16 spacing 2⁻³ in [128, 256)) lies under it.
+        "square_limit_closed_form": n["square_limit"] - 2**-3 < n["sqrt_fp16_max"] <= n["square_limit"],
+        "rms_overflows": n["rms_sum"] == "inf", "ln_finite": n["ln_sum"] < n["fp16_max"],
+        # |x̂_i| ≤ √(d−1) for any row (equality for a one-hot row); γ = 1, β = 0 at initialization.
+        "post_bounded": n["post_max"] <= n["bound"],
+        # 1.3: growth well beyond the scatter of one random stack's largest entry.
+        "pre_grows": n["pre_growth"] > 1.3,
+        # Outputs of size ≤ √(d−1) ≈ 64 rounded to float16: half an ulp at 64 is 2⁻⁵.
+        "fp32_stats_accurate": n["err_fp32_stats"] < 2**-5,
+    },
+    # The source's world: RMSNorm's float16 sum of squares stays finite where LayerNorm's does, and Post-Norm's
+    # stream grows like Pre-Norm's, past the bound of a normalized row.
+    null=lambda n: {**n, "rms_sum": str(n["ln_sum"]), "post_max": n["bound"] * n["pre_growth"]},
 )
-def w08() -> Evidence:
+def w08() -> dict:
     """The evidence for W08. See book/04_why.ipynb, section "Pre-Norm, Post-Norm and FP16"."""
     sums = fp16_sum_of_squares(4.0)
     post, pre = stream_max("post"), stream_max("pre")
     d = STREAM["d"]
-    nums = {"square_limit": smallest_fp16_square_overflow(), "rms_sum": str(sums["rms_sum"]),
-            "ln_sum": sums["ln_sum"], "bound": math.sqrt(d - 1), "depth": STREAM["depth"],
-            "post_max": max(post), "pre_growth": pre[-1] / pre[0],
+    return {"square_limit": smallest_fp16_square_overflow(), "sqrt_fp16_max": math.sqrt(FP16_MAX),
+            "fp16_max": FP16_MAX, "rms_sum": str(sums["rms_sum"]), "ln_sum": sums["ln_sum"],
+            "bound": math.sqrt(d - 1), "depth": STREAM["depth"], "post_max": max(post), "pre_growth": pre[-1] / pre[0],
             "err_fp32_stats": max(sums["err_ln"], sums["err_rms"])}
-    return Evidence(
-        nums,
-        {"square_limit_256": nums["square_limit"] == 256.0,
-         "rms_overflows": sums["rms_sum"] == math.inf, "ln_finite": sums["ln_sum"] < FP16_MAX,
-         # |x̂_i| ≤ √(d−1) for any row (equality for a one-hot row); γ = 1, β = 0 at initialization.
-         "post_bounded": nums["post_max"] <= nums["bound"],
-         "pre_grows": nums["pre_growth"] > 1.3,
-         # Outputs of size ≤ √(d−1) ≈ 64 rounded to float16: half an ulp at 64 is 2⁻⁵.
-         "fp32_stats_accurate": nums["err_fp32_stats"] < 2**-5},
-    )
 
 
 # ----------------------------------------------------------------------------- Pre-Norm's gradient path
@@ -314,22 +345,26 @@ def stream_gradients(placement: str, depth: int = 24, d: int = 32, zero_branches
         "add to it. Training stability, the source's real point, is measured in chapter 5."
     ),
     verdict="holds under conditions",
+    kind="measurement",
+    decide=lambda n: {
+        # Exactly the identity when the branches are off: float64 autograd, rounding only.
+        "pre_identity_path": n["pre_zero_change"] < 1e-12,
+        # Projecting out 1 and x̂ from a random 32-wide gradient removes about 2/32 of its energy.
+        "post_projects": n["post_zero_change"] > 0.01,
+        "pre_not_attenuated": n["pre_ratio"] >= 1,
+        "pre_above_post": n["pre_ratio"] > n["post_ratio"],
+    },
+    # A world where Pre-Norm's residual path is no cleaner than Post-Norm's: it projects the gradient at
+    # every block and passes what Post-Norm passes.
+    null=lambda n: {**n, "pre_zero_change": n["post_zero_change"], "pre_ratio": n["post_ratio"]},
 )
-def w09() -> Evidence:
+def w09() -> dict:
     """The evidence for W09. See book/04_why.ipynb, section "Pre-Norm, Post-Norm and FP16"."""
     change = lambda g: abs(g[0] / g[-1] - 1)  # noqa: E731
     pre, post = stream_gradients("pre"), stream_gradients("post")
-    nums = {"depth": len(pre) - 1, "pre_ratio": pre[0] / pre[-1], "post_ratio": post[0] / post[-1],
+    return {"depth": len(pre) - 1, "pre_ratio": pre[0] / pre[-1], "post_ratio": post[0] / post[-1],
             "pre_zero_change": change(stream_gradients("pre", zero_branches=True)),
             "post_zero_change": change(stream_gradients("post", zero_branches=True))}
-    return Evidence(
-        nums,
-        {"pre_identity_path": nums["pre_zero_change"] < 1e-12,
-         # Projecting out 1 and x̂ from a random 32-wide gradient removes about 2/32 of its energy.
-         "post_projects": nums["post_zero_change"] > 0.01,
-         "pre_not_attenuated": nums["pre_ratio"] >= 1,
-         "pre_above_post": nums["pre_ratio"] > nums["post_ratio"]},
-    )
 
 
 # ----------------------------------------------------------------------------- exercises

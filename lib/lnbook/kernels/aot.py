@@ -4,10 +4,11 @@ Triton compiles ahead of time for any NVIDIA target with the ``ptxas`` it ships,
 needed, and ``cuobjdump`` (also shipped) reports each binary's registers, stack and shared memory.
 The kernels compiled here are the ones that run: the launches come from the same host code
 (:func:`lnbook.kernels.rownorm.launches_for`, on ``meta`` tensors of the requested shape), and the signature carries the alignment facts Triton's runtime specializes
-on (16-byte divisible pointers and integers, integers equal to 1 as constants). Run it in a process
-where ``TRITON_INTERPRET`` is ``0``, set before anything imports :mod:`lnbook.kernels`::
+on (16-byte divisible pointers and integers, integers equal to 1 as constants). It needs Triton's
+compiler, not its interpreter: on a machine without CUDA, where importing :mod:`lnbook.kernels`
+selects the interpreter, the command runs itself again in a process with ``TRITON_INTERPRET=0``::
 
-    TRITON_INTERPRET=0 python -m lnbook.kernels.aot --json     # a JSON list, one row per kernel
+    python -m lnbook.kernels.aot --json     # a JSON list, one row per kernel
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import pathlib
 import re
 import subprocess
@@ -75,7 +77,8 @@ def compile_launch(launch: rownorm.Launch, capability: int):
 
 def resources(kernel) -> dict:
     """Registers and stack (spill) bytes per thread from ``cuobjdump``, shared bytes per block from
-    the compiler's metadata; from the PTX, whether it copies asynchronously (cp.async) and its widest global load."""
+    the compiler's metadata; from the PTX, whether it copies asynchronously (cp.async) and its widest
+    global load; from the TritonGPU IR, the copies still in flight at the loop's wait."""
     cuobjdump = pathlib.Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump"
     with tempfile.TemporaryDirectory() as tmp:
         cubin = pathlib.Path(tmp) / "kernel.cubin"
@@ -85,7 +88,16 @@ def resources(kernel) -> dict:
     ptx = kernel.asm["ptx"]
     return {"registers": usage.get("REG", 0), "spill_bytes": usage.get("STACK", 0),
             "shared_bytes": kernel.metadata.shared,  # dynamic shared memory: what the launch requests
-            "async_copy": "cp.async" in ptx, "vector_bytes": widest_load(ptx)}
+            "async_copy": "cp.async" in ptx, "vector_bytes": widest_load(ptx),
+            "copies_in_flight": copies_in_flight(kernel.asm["ttgir"])}
+
+
+def copies_in_flight(ttgir: str) -> int:
+    """Asynchronous copies left in flight where a pipelined loop waits: the largest ``num`` of the
+    IR's ``async_wait`` ops (a wait lets ``num`` copy groups, one per load of a later tile, stay
+    outstanding). 0 means every wait drains all copies, so no load overlaps the arithmetic, as
+    after a loop or in a loop with one buffer (``num_stages=2``); 0 also without async copies."""
+    return max((int(n) for n in re.findall(r"async_wait\b[^{\n]*\{num = (\d+)", ttgir)), default=0)
 
 
 def widest_load(ptx: str) -> int:
@@ -111,7 +123,17 @@ def report(capability: int = 90, dtypes=tuple(DTYPES), widths=WIDTHS, ops=tuple(
     return rows
 
 
+def _compiled(argv: list[str]) -> int:
+    """Run this command again in a process that compiles (``TRITON_INTERPRET=0``), with this
+    process's import path, so that ``lnbook`` is found wherever it was found here."""
+    env = {**os.environ, "TRITON_INTERPRET": "0", "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    return subprocess.run([sys.executable, "-m", "lnbook.kernels.aot", *argv], env=env).returncode
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if heuristics.INTERPRETED:  # lnbook.kernels chose the interpreter (no CUDA here): compile elsewhere
+        return _compiled(argv)
     parser = argparse.ArgumentParser(prog="python -m lnbook.kernels.aot", description=__doc__.split("\n\n")[0])
     parser.add_argument("--arch", nargs="+", type=int, choices=tuple(SMS), default=tuple(SMS), help="compute capabilities")
     parser.add_argument("--dtypes", nargs="+", choices=tuple(DTYPES), default=tuple(DTYPES))

@@ -35,13 +35,24 @@ LOOP_BLOCK_N = 4096
 # Values per program when several short rows share one program: enough to keep a warp group
 # busy on a GPU; far more under the interpreter, whose cost is per program, not per value.
 VALUES_PER_PROGRAM = 16384 if INTERPRETED else 4096
-# Rows wider than a block are split across programs, in groups of rows whose re-read tensors fit
-# in this many bytes: a third of an A100's L2 (40 MiB), a quarter of an H100's (50 MiB), so a
-# group's second read finds it there while the next group is being read.
-GROUP_BYTES = 12 * 2**20
-# Loads of the next tile issued while the current one is reduced (cp.async double buffering on
-# sm_80 and newer); Triton's interpreter runs the loop as a plain range.
-NUM_STAGES = 2
+# Rows wider than a block are split across programs, in groups of rows that must stay in L2 from
+# their first read to their second. While a group is resident, L2 also takes what the group writes
+# and the next group's first reads (the programs that start beside its second phase); the group is
+# sized so that all of that, its *residency window*, fits in this many bytes: four fifths of an
+# A100's L2 (40 MiB), under two thirds of an H100's (50 MiB); lnbook.kernels.traffic checks the
+# window against the L2 it is given. Smaller groups would leave more room but cost traffic: the
+# split backward writes a float32 row of dw (and db) partials per group.
+WINDOW_BYTES = 32 * 2**20
+# Programs per SM (program slot) that the split backward's column phase should have at least:
+# with one 16-warp block per SM, two waves let one program's loads overlap another's arithmetic.
+# Each column program writes one float32 row of dw (and db) partials, so more cost traffic.
+COLUMN_PROGRAMS_PER_SLOT = 2
+# Pipeline stages of the loops that stream rows (cp.async on sm_80 and newer). Triton keeps
+# NUM_STAGES - 1 tiles in shared memory: with 2 there is one buffer, and the loop waits for every
+# copy (``async_wait {num = 0}``) before each tile, so nothing overlaps; with 3 there are two
+# buffers and the next tile's copies stay in flight while this one is reduced (lnbook.kernels.aot
+# reports the copies in flight at the wait). Triton's interpreter runs the loop as a plain range.
+NUM_STAGES = 3
 # Warps per block. The forward uses up to a whole SM (1024 threads). The pipelined backward keeps
 # the next tile in shared memory and more values live: at 32 warps (64 registers a thread) it
 # spills at N = 8192; at 16 warps it needs 127 of the 128 registers a thread may have, and fits.
@@ -101,15 +112,29 @@ class SplitPlan:
     chunks: int  # programs per row
     group_rows: int  # rows per group
     groups: int
+    parts: int = 1  # sub-ranges of a group's rows in the backward's column phase
+    part_rows: int = 0  # rows per sub-range (the last may have fewer); group_rows when parts == 1
+
+    @property
+    def column_programs(self) -> int:
+        """Programs of the backward's column phase: one per (group, sub-range, chunk)."""
+        return self.groups * self.parts * self.chunks
 
 
-def split_plan(M: int, N: int, element_size: int, reread: int) -> SplitPlan:
+def split_plan(M: int, N: int, element_size: int, window: int, slots: int = 0) -> SplitPlan:
     """How a wide row is split: chunks of LOOP_BLOCK_N columns, one program each, and groups of
-    rows whose ``reread`` tensors (x, or x and dy) fit in GROUP_BYTES, so that the second read of a
-    group comes from L2."""
+    rows whose residency window, ``window`` activation tensors' worth of the group's rows (see
+    WINDOW_BYTES), fits in WINDOW_BYTES, so that a group's second read comes from L2.
+
+    With ``slots`` (the backward), each group's rows are cut into sub-ranges, each with its own
+    column programs, until the column phase has COLUMN_PROGRAMS_PER_SLOT programs per slot."""
     chunks = triton.cdiv(N, LOOP_BLOCK_N)
-    group_rows = max(1, min(M, GROUP_BYTES // (reread * N * element_size)))
-    return SplitPlan(LOOP_BLOCK_N, triton.next_power_of_2(chunks), chunks, group_rows, triton.cdiv(M, group_rows))
+    group_rows = max(1, min(M, WINDOW_BYTES // (window * N * element_size)))
+    groups = triton.cdiv(M, group_rows)
+    parts = min(group_rows, triton.cdiv(COLUMN_PROGRAMS_PER_SLOT * slots, groups * chunks))
+    part_rows = triton.cdiv(group_rows, max(parts, 1))
+    parts = triton.cdiv(group_rows, part_rows)  # no sub-range of a whole group is empty
+    return SplitPlan(LOOP_BLOCK_N, triton.next_power_of_2(chunks), chunks, group_rows, groups, parts, part_rows)
 
 
 def sum_block_n(N: int, slots: int) -> int:

@@ -12,9 +12,10 @@ store the sum; ``HAS_DS``: add the sum's own gradient in the backward), set from
 Statistics are float32 for every input dtype. A row that fits in registers is read once (two-pass
 mean and variance on the held values). A wider row is split across programs, one chunk each:
 their (count, mean, M2) are combined with Chan's formula and each chunk is read again, from L2,
-to write y (the ``_split_*`` kernels; programs wait on counters for the chunks launched before
-them). dW and dB are reduced without atomic float adds: each backward program sums its own rows
-(or, split, its group's rows) in registers and writes them once, as one row of a float32
+to write y (the ``_split_*`` kernels; a program takes its logical index from an atomic ticket
+and waits on counters only for programs with lower tickets, which have started). dW and dB are
+reduced without atomic float adds: each backward program sums its own rows (or, split, a
+sub-range of its group's rows) in registers and writes them once, as one row of a float32
 partials buffer; a second kernel adds those rows in a fixed order, so the bits never vary.
 
 Host code describes each launch as a :class:`Launch` (kernel, grid, arguments by the kernel's own
@@ -143,10 +144,23 @@ def _forward_kernel(
 
 
 @triton.jit
-def _split_ids(first, second):
-    """(group, in the second phase?, index within the phase) of this program of a split launch,
-    whose programs come group by group: ``first`` programs of phase one, then ``second`` of two."""
-    pid = tl.program_id(0)
+def _ticket(TICKET):
+    """This program's logical index: how many programs of the launch took a ticket before it.
+
+    CUDA does not promise that blocks start in index order, so a program that waits for
+    lower-numbered ones by ``program_id`` may wait for one that cannot start until the waiter
+    ends. A ticket is taken when the program runs: every lower ticket belongs to a program that
+    has started, and a started program is resident and finishes (CUB's Onesweep does the same).
+    One thread takes it; Triton hands the scalar result to every thread. Under the interpreter,
+    which runs programs in order, the ticket equals ``program_id``."""
+    return tl.atomic_add(TICKET, 1)
+
+
+@triton.jit
+def _split_ids(pid, first, second):
+    """(group, in the second phase?, index within the phase) of the program with logical index
+    ``pid`` in a split launch, whose programs come group by group: ``first`` programs of phase
+    one, then ``second`` of phase two."""
     k = pid % (first + second)
     in_second = k >= first
     return pid // (first + second), in_second, tl.where(in_second, k - first, k)
@@ -160,8 +174,9 @@ def _arrive(COUNTER):
 
 @triton.jit
 def _wait(COUNTER, expected):
-    """Spin until ``expected`` programs have counted themselves. Those come earlier in launch order,
-    so they are running or done (under the interpreter, which runs programs in order, done)."""
+    """Spin until ``expected`` programs have counted themselves. Those hold lower tickets
+    (:func:`_ticket`), so they have started and are running or done (under the interpreter,
+    which runs programs in order, done): the wait ends whatever order the blocks start in."""
     arrived = tl.atomic_add(COUNTER, 0)
     while arrived < expected:
         arrived = tl.atomic_add(COUNTER, 0)
@@ -185,7 +200,7 @@ def _combine(MOMENTS, row64, chunks, N, BLOCK_N: tl.constexpr, BLOCK_C: tl.const
 
 @triton.jit
 def _split_forward_kernel(
-    X, R, S, Y, W, B, MEAN, RSTD, MOMENTS, ARRIVED,
+    X, R, S, Y, W, B, MEAN, RSTD, MOMENTS, ARRIVED, TICKET,
     stride_x, stride_r, stride_s, stride_y,
     M, N, eps, chunks, group_rows,
     CENTER: tl.constexpr, HAS_R: tl.constexpr, HAS_W: tl.constexpr, HAS_B: tl.constexpr,
@@ -193,18 +208,20 @@ def _split_forward_kernel(
 ):
     """Rows wider than a block, each split across ``chunks`` programs of BLOCK_N columns.
 
-    Programs come group by group (``group_rows`` rows): first a *statistics* program per (row,
+    Programs come group by group (``group_rows`` rows) in ticket order (:func:`_ticket`): first
+    a *statistics* program per (row,
     chunk), which stores its chunk's (mean, M2) and counts itself in ARRIVED[row]; then a
     *normalize* program per (row, chunk), which waits for its row's count, combines the moments
     and reads its chunk again to write y. A group's rows are sized to stay in L2 between the two
     reads (:func:`lnbook.kernels.heuristics.split_plan`), so x comes from DRAM once.
 
     X, R, S, Y, W, B, MEAN, RSTD, strides, M, N, eps and flags as in :func:`_forward_kernel`.
-    MOMENTS (M, chunks, 2) float32 scratch; ARRIVED (M,) int32 counters, zero at launch.
+    MOMENTS (M, chunks, 2) float32 scratch; ARRIVED (M,) int32 counters and TICKET (1,) int32,
+    zero at launch.
     chunks = ⌈N / BLOCK_N⌉ and group_rows int32; BLOCK_C a power of two ≥ chunks.
     """
     per_phase = group_rows * chunks
-    group, normalize, k = _split_ids(per_phase, per_phase)
+    group, normalize, k = _split_ids(_ticket(TICKET), per_phase, per_phase)
     row = group * group_rows + k // chunks
     chunk = k % chunks
     if row < M:
@@ -315,37 +332,40 @@ def _chunk_total(PTR, present):
 
 @triton.jit
 def _split_backward_kernel(
-    X, W, DY, DS, DX, MEAN, RSTD, SUMS, ARRIVED, DW_PART, DB_PART,
+    X, W, DY, DS, DX, MEAN, RSTD, SUMS, ARRIVED, TICKET, DW_PART, DB_PART,
     stride_x, stride_dy, stride_ds, stride_dx,
-    M, N, chunks, group_rows,
+    M, N, chunks, group_rows, parts, part_rows,
     CENTER: tl.constexpr, HAS_W: tl.constexpr, HAS_B: tl.constexpr, HAS_DS: tl.constexpr,
     BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr, NUM_STAGES: tl.constexpr,
 ):
     """The backward of :func:`_split_forward_kernel`'s rows, in the same grouped layout.
 
-    Per group of ``group_rows`` rows: first a program per (row, chunk) that stores its chunk's
-    sums of w·dy·xhat and w·dy in SUMS and counts itself in ARRIVED[group]; then a program per
-    chunk that waits for the whole group, and for each of the group's rows in order combines the
-    sums into c1, c2 (fixed order), reads its chunk of x and dy again (from L2), writes dx, and
-    adds dy·xhat and dy into dw, db held in registers: row ``group`` of the partials.
+    Per group of ``group_rows`` rows, in ticket order (:func:`_ticket`): first a program per
+    (row, chunk) that stores its chunk's sums of w·dy·xhat and w·dy in SUMS and counts itself in
+    ARRIVED of its row's sub-range (``parts`` sub-ranges of ``part_rows`` rows per group); then a
+    *column* program per (sub-range, chunk) that waits for its sub-range, and for each of its rows
+    in order combines the sums into c1, c2 (fixed order), reads its chunk of x and dy again (from
+    L2), writes dx, and adds dy·xhat and dy into dw, db held in registers: row ``group · parts +
+    sub-range`` of the partials (zeros for a sub-range past M).
 
     X, W, DY, DS, DX, MEAN, RSTD, strides and flags as in :func:`_backward_kernel`.
-    SUMS (M, chunks, 2) float32 scratch; ARRIVED (groups,) int32 counters, zero at launch;
-    DW_PART, DB_PART (groups, N) float32 outputs; chunks, group_rows int32; BLOCK_C ≥ chunks;
-    NUM_STAGES rows in flight in the second phase.
+    SUMS (M, chunks, 2) float32 scratch; ARRIVED (groups · parts,) int32 counters and TICKET (1,)
+    int32, zero at launch; DW_PART, DB_PART (groups · parts, N) float32 outputs; chunks,
+    group_rows, parts, part_rows int32; BLOCK_C ≥ chunks; NUM_STAGES as in :func:`_backward_kernel`.
     """
-    per_phase = group_rows * chunks
-    group, columns, k = _split_ids(per_phase, chunks)
+    group, columns, k = _split_ids(_ticket(TICKET), group_rows * chunks, parts * chunks)
     first_row = group * group_rows
     if columns:
-        rows_here = tl.minimum(group_rows, M - first_row)
-        cols = k * BLOCK_N + tl.arange(0, BLOCK_N)
+        part = k // chunks
+        start = first_row + part * part_rows
+        end = tl.minimum(tl.minimum(start + part_rows, first_row + group_rows), M)
+        cols = (k % chunks) * BLOCK_N + tl.arange(0, BLOCK_N)
         w = _vector(W, cols, N, HAS_W)
         dw = tl.zeros([BLOCK_N], dtype=tl.float32)
         db = tl.zeros([BLOCK_N], dtype=tl.float32)
-        _wait(ARRIVED + group, rows_here * chunks)
+        _wait(ARRIVED + group * parts + part, tl.maximum(end - start, 0) * chunks)
         c = tl.arange(0, BLOCK_C)
-        for row in tl.range(first_row, first_row + rows_here, num_stages=NUM_STAGES):
+        for row in tl.range(start, end, num_stages=NUM_STAGES):
             rows64, row_mask, mask = _tile(row + tl.arange(0, 1), cols, M, N)
             slot = SUMS + (rows64 * chunks + c) * 2  # (BLOCK_C,)
             c1 = tl.zeros([1], dtype=tl.float32) + _chunk_total(slot, c < chunks) / N
@@ -357,11 +377,11 @@ def _split_backward_kernel(
             _store_dx(DX, DS, rows64, cols, stride_dx, stride_ds, mask, xhat, wdy, rstd, c1, c2, HAS_DS)
             dw += tl.sum(dy * xhat, axis=0)
             db += tl.sum(dy, axis=0)
-        part = group.to(tl.int64) * N
+        out = (group * parts + part).to(tl.int64) * N
         if HAS_W:
-            tl.store(DW_PART + part + cols, dw, mask=cols < N)
+            tl.store(DW_PART + out + cols, dw, mask=cols < N)
         if HAS_B:
-            tl.store(DB_PART + part + cols, db, mask=cols < N)
+            tl.store(DB_PART + out + cols, db, mask=cols < N)
     else:
         row = first_row + k // chunks
         if row < M:
@@ -373,7 +393,7 @@ def _split_backward_kernel(
             slot = SUMS + (rows64 * chunks + k % chunks) * 2
             tl.store(slot, tl.sum(xhat * wdy, axis=1), mask=row_mask)
             tl.store(slot + 1, tl.sum(wdy, axis=1), mask=row_mask)  # read only with CENTER
-            _arrive(ARRIVED + group)
+            _arrive(ARRIVED + group * parts + (k // chunks) // part_rows)
 
 
 @triton.jit
@@ -423,6 +443,10 @@ class Launch:
         self.kernel[self.grid](**self.args, num_warps=self.num_warps)
 
 
+def _counters(n: int, device) -> torch.Tensor:
+    return torch.zeros(n, dtype=torch.int32, device=device)  # (n,) int32, zero at every launch
+
+
 def _dummy_for(t, dummy):
     return dummy if t is None else t  # a pointer for an absent tensor; its flag keeps it untouched
 
@@ -452,8 +476,9 @@ def forward_launches(x, weight, bias, residual, eps: float, op: str, max_fused_n
     if p.one_block:
         args |= {"BLOCK_M": p.block_m, "BLOCK_N": p.block_n}
         return (y, s, mean, rstd), [Launch(_forward_kernel, (triton.cdiv(M, p.block_m),), args, p.num_warps)]
-    split = heuristics.split_plan(M, N, x.element_size(), reread=1)
-    args |= {"MOMENTS": rstd.new_empty(M, split.chunks, 2), "ARRIVED": torch.zeros(M, dtype=torch.int32, device=x.device),
+    reads = 2 if flags.residual else 1  # x (and the residual) in the first phase; y (and s) written
+    split = heuristics.split_plan(M, N, x.element_size(), window=3 * reads)  # + the next group's first reads
+    args |= {"MOMENTS": rstd.new_empty(M, split.chunks, 2), "ARRIVED": _counters(M, x.device), "TICKET": _counters(1, x.device),
              "chunks": split.chunks, "group_rows": split.group_rows, "BLOCK_N": split.block_n, "BLOCK_C": split.block_c}
     grid = (split.groups * 2 * split.group_rows * split.chunks,)
     return (y, s, mean, rstd), [Launch(_split_forward_kernel, grid, args, p.num_warps)]
@@ -512,15 +537,19 @@ def _row_launches(args: dict, p, dw, db, slots: int) -> list[Launch]:
 def _wide_row_launches(args: dict, p, dw, db, slots: int) -> list[Launch]:
     """Rows wider than a block: the split backward, then the fixed-order sum of its group partials."""
     M, N = args["M"], args["N"]
-    split = heuristics.split_plan(M, N, args["X"].element_size(), reread=2)  # x and dy read twice
-    new = lambda wanted: args["RSTD"].new_empty(split.groups, N) if wanted else None  # noqa: E731
-    dw_part, db_part = new(dw is not None), new(db is not None)  # (groups, N) float32, each row written once
+    # Window: x and dy read twice, dx (and ds) once, and the next group's x and dy once.
+    split = heuristics.split_plan(M, N, args["X"].element_size(), window=5 + args["HAS_DS"], slots=slots)
+    partials = split.groups * split.parts
+    new = lambda wanted: args["RSTD"].new_empty(partials, N) if wanted else None  # noqa: E731
+    dw_part, db_part = new(dw is not None), new(db is not None)  # (groups · parts, N) float32, each row written once
+    device = args["X"].device
     kernel_args = {**args, "SUMS": args["RSTD"].new_empty(M, split.chunks, 2),
-                   "ARRIVED": torch.zeros(split.groups, dtype=torch.int32, device=args["X"].device),
+                   "ARRIVED": _counters(partials, device), "TICKET": _counters(1, device),
                    "DW_PART": _dummy_for(dw_part, args["RSTD"]), "DB_PART": _dummy_for(db_part, args["RSTD"]),
-                   "chunks": split.chunks, "group_rows": split.group_rows, "BLOCK_N": split.block_n,
+                   "chunks": split.chunks, "group_rows": split.group_rows, "parts": split.parts,
+                   "part_rows": split.part_rows, "BLOCK_N": split.block_n,
                    "BLOCK_C": split.block_c, "NUM_STAGES": heuristics.NUM_STAGES}
-    grid = (split.groups * (split.group_rows + 1) * split.chunks,)
+    grid = (split.groups * (split.group_rows + split.parts) * split.chunks,)
     launches = [Launch(_split_backward_kernel, grid, kernel_args, p.num_warps)]
     if dw is not None or db is not None:
         launches.append(_sum_launch(dw_part, db_part, dw, db, slots))

@@ -8,7 +8,14 @@ what the launches of :func:`lnbook.kernels.rownorm.launches_for` touch, with two
   count once per pass, since all programs read the same few values from L2;
 - what is read again soon is read from L2 when it fits there (``l2_bytes``, an H100's 50 MiB by
   default): a buffer one launch writes and the next reads (the partials: its write counts, its
-  read does not), and a split launch's second read of a group of rows (heuristics.GROUP_BYTES).
+  read does not), and a split launch's second read of a group of rows when the group's
+  *residency window* fits. A group must stay in L2 from its first read to its second; meanwhile
+  L2 also takes the group's other passes (y, s, dx written, ds read) and the first reads of the
+  next group, whose programs start while the group's second phase runs (programs start in ticket
+  order, group after group). The rule assumes L2 keeps the most recently used lines (an ideal LRU
+  cache of ``l2_bytes``), that a group has more programs than run at once (so only one next
+  group overlaps it: true at the shapes of :func:`table`, thousands of programs a group), and
+  counts nothing for the lines other kernels leave there.
 
 No clock is involved: these are counts from the launch arguments, the same on any machine.
 """
@@ -40,10 +47,16 @@ def _flagged(a: dict, pairs) -> list[str]:
     return [name for name, flag in pairs if a[flag]]
 
 
-def _rereads(a: dict, l2_bytes: int, *names: str) -> list[tuple[str, str, int]]:
-    """A split launch's second read of a group of rows: from L2 when the group's re-read tensors fit."""
-    group = sum(a["group_rows"] * a["N"] * a[name].element_size() for name in names)
-    return [] if group <= l2_bytes else _reads(a, *names)
+def residency_window(a: dict, first: list[str], others: list[str]) -> int:
+    """Bytes that enter L2 while a group of a split launch must stay there: its ``first`` reads
+    and the next group's, and its ``others`` passes (the second read is the group's own bytes)."""
+    group = lambda names: sum(a["group_rows"] * a["N"] * a[name].element_size() for name in names)  # noqa: E731
+    return 2 * group(first) + group(others)
+
+
+def _rereads(a: dict, l2_bytes: int, reread: list[str], first: list[str], others: list[str]):
+    """A split launch's second read of a group of rows: from L2 when its residency window fits."""
+    return [] if residency_window(a, first, others) <= l2_bytes else _reads(a, *reread)
 
 
 def accesses(launch: rownorm.Launch, l2_bytes: int = H100_L2_BYTES) -> list[tuple[str, str, int]]:
@@ -56,18 +69,19 @@ def accesses(launch: rownorm.Launch, l2_bytes: int = H100_L2_BYTES) -> list[tupl
         params = _flagged(a, (("W", "HAS_W"), ("B", "HAS_B")))
         summed = _reads(a, "R") + _writes(a, "S") if a["HAS_R"] else []
         out = _reads(a, "X", *params) + summed + _writes(a, "Y", *stats)
-        if kernel is rownorm._split_forward_kernel:  # + moments and counters; x (or s) again
-            out += _writes(a, "MOMENTS", "ARRIVED") + _reads(a, "MOMENTS", "ARRIVED")
-            out += _rereads(a, l2_bytes, "S" if a["HAS_R"] else "X")
+        if kernel is rownorm._split_forward_kernel:  # + moments, counters and the ticket; x (or s) again
+            out += _writes(a, "MOMENTS", "ARRIVED", "TICKET") + _reads(a, "MOMENTS", "ARRIVED", "TICKET")
+            first, others = (["X", "R"], ["S", "Y"]) if a["HAS_R"] else (["X"], ["Y"])
+            out += _rereads(a, l2_bytes, ["S" if a["HAS_R"] else "X"], first, others)
         return out
     if kernel is rownorm._backward_kernel:
         parts = _flagged(a, (("DW_PART", "HAS_W"), ("DB_PART", "HAS_B")))
         return _reads(a, "X", "DY", *ds, *weight, *stats) + _writes(a, "DX", *parts)
     if kernel is rownorm._split_backward_kernel:
         parts = _flagged(a, (("DW_PART", "HAS_W"), ("DB_PART", "HAS_B")))
-        scratch = _writes(a, "SUMS", "ARRIVED") + _reads(a, "SUMS", "ARRIVED")
+        scratch = _writes(a, "SUMS", "ARRIVED", "TICKET") + _reads(a, "SUMS", "ARRIVED", "TICKET")
         return (_reads(a, "X", "DY", *ds, *weight, *stats) + _writes(a, "DX", *parts) + scratch
-                + _rereads(a, l2_bytes, "X", "DY"))
+                + _rereads(a, l2_bytes, ["X", "DY"], ["X", "DY"], ["DX", *ds]))
     pairs = [(part, total) for part, total, flag in (("DW_PART", "DW", "HAS_W"), ("DB_PART", "DB", "HAS_B")) if a[flag]]
     return [access for part, total in pairs for access in _reads(a, part) + _writes(a, total)]  # the dw/db sum
 
