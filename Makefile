@@ -60,7 +60,7 @@ launch-urls: $(STAMP)
 # CUDA build, about 4.7 GB), then the suite without what needs the built site or the book tooling (the
 # launch tests, the site's, the build's records); the tests marked `interpreter` skip, saying why, where
 # this Triton's interpreter cannot run the kernels. Last, the compile table with this lowest Triton.
-# About 4 minutes once the wheels are downloaded, on a quiet machine; the compile table alone (720 kernels)
+# About 4 minutes once the wheels are downloaded; the compile table alone (720 kernels)
 # took 14 minutes with Triton 3.6 on 2 cores shared at a load average of about 10.
 FLOORS = $(VENV)/floors
 floors: $(STAMP)
