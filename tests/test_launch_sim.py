@@ -76,3 +76,16 @@ def test_one_process_at_a_time_uses_an_environment(tmp_path, monkeypatch):
     with launch_sim.exclusive("colab-gpu"):
         assert subprocess.run(probe, capture_output=True).returncode != 0, "another process took the held lock"
     assert subprocess.run(probe, capture_output=True).returncode == 0, "the lock outlived its block"
+
+
+@pytest.mark.skipif(not FULL, reason="the Colab environments are built by the full simulation (LNBOOK_LAUNCH_FULL=1)")
+def test_cpu_runtime_is_a_copy_that_leaves_the_gpu_runtime_as_it_was():
+    """colab-cpu is colab-gpu's files as hard links: its torch metadata rewritten (no triton, no NVIDIA
+    libraries), the GPU runtime's left requiring them, as the CUDA build does."""
+    requires = {}
+    for env in ("colab-gpu", "colab-cpu"):
+        with launch_sim.exclusive(env):
+            info = launch_sim.distributions(launch_sim.ensure_venv(env))["torch"]
+        requires[env] = [line for line in (info / "METADATA").read_text().splitlines() if line.startswith("Requires-Dist: ")]
+    assert any("triton" in line for line in requires["colab-gpu"]), requires["colab-gpu"]
+    assert requires["colab-cpu"] == launch_sim.cpu_build_metadata(requires["colab-gpu"]) != requires["colab-gpu"]
