@@ -23,8 +23,8 @@ instead of the GitHub URL, so it installs ``lnbook`` as it would in Colab (unins
 notebook); what it installed is measured (:attr:`Run.installed_mb`).
 
 Each notebook runs top to bottom with nbclient in a folder outside the checkout, while the
-proportional set size (PSS) of the kernel and all its descendants is sampled: Binder guarantees
-1 GB. Usage::
+proportional set size (PSS) of the kernel and all its descendants is sampled, against the runtime's
+memory (:data:`MEMORY_LIMIT_MB`: Binder guarantees 1 GB). Usage::
 
     python tools/launch_sim.py [--env colab-gpu|colab-cpu|binder] [pages…]   # default: colab-gpu, every page
 """
@@ -52,7 +52,9 @@ sys.path.insert(0, str(ROOT / "tools"))
 import launch  # noqa: E402  (tools/launch.py: pages, raw_myst)
 import notebooks as notebooks_tool  # noqa: E402
 
-MEMORY_LIMIT_MB = 1024  # mybinder.org guarantees 1 GB (and stops a kernel at 2 GB)
+# The memory a page may take, per environment: mybinder.org guarantees 1 GB (and stops a kernel at 2 GB);
+# Colab's free runtimes have about 12 GB (torch's CUDA build alone takes more than its CPU build).
+MEMORY_LIMIT_MB = {"binder": 1024, "colab-gpu": 12 * 1024, "colab-cpu": 12 * 1024}
 ENVS = ("colab-gpu", "colab-cpu", "binder")
 CONDA_TO_PIP = {"pytorch-cpu": "torch", "matplotlib-base": "matplotlib", "pip": None, "python": None}
 # Colab's runtimes (its published package list, read 2026-08): GPU torch 2.11.0 with triton 3.6.0, CPU
@@ -60,6 +62,9 @@ CONDA_TO_PIP = {"pytorch-cpu": "torch", "matplotlib-base": "matplotlib", "pip": 
 COLAB_TORCH = "torch==2.11.0"
 COLAB_TRITON = "triton==3.6.0"
 WHEELS = CACHE / "wheels"
+# What every process of a simulated environment runs with: no PYTHONPATH (a checkout's lib/ on it would be
+# an lnbook the bootstrap never installed) and no user site.
+SIMULATED = {**{k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, "PYTHONNOUSERSITE": "1"}
 # Distributions only torch's CUDA build requires (and triton, which its Linux wheels pin).
 CUDA_BUILD_ONLY = ("nvidia-", "cuda-", "triton")
 
@@ -110,9 +115,9 @@ def _as_cpu_runtime(folder: pathlib.Path) -> None:
         subprocess.run(["cp", "-al", str(CACHE / "colab-gpu"), str(folder)], check=True)
     (folder / "requirements.json").unlink()  # the GPU runtime's stamp, a link to it
     python = str(folder / "bin" / "python")
-    subprocess.run([python, "-m", "pip", "uninstall", "-q", "-y", "triton"], check=True)
+    subprocess.run([python, "-m", "pip", "uninstall", "-q", "-y", "triton"], check=True, env=SIMULATED)
     out = subprocess.run([python, "-c", "import importlib.metadata as m; print(m.distribution('torch')._path)"],
-                         capture_output=True, text=True, check=True).stdout.strip()
+                         capture_output=True, text=True, check=True, env=SIMULATED).stdout.strip()
     metadata = pathlib.Path(out) / "METADATA"
     head, _, body = metadata.read_text().partition("\n\n")
     metadata.unlink()  # a link to the GPU runtime's file: write a new one
@@ -151,8 +156,8 @@ def _install(folder: pathlib.Path, reqs: list[str]) -> None:
     subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True)
     pip = [str(folder / "bin" / "python"), "-m", "pip"]
     WHEELS.mkdir(parents=True, exist_ok=True)
-    subprocess.run([*pip, "download", "-q", "-d", str(WHEELS), *reqs], check=True)
-    subprocess.run([*pip, "install", "-q", "--find-links", str(WHEELS), *reqs], check=True)
+    subprocess.run([*pip, "download", "-q", "-d", str(WHEELS), *reqs], check=True, env=SIMULATED)
+    subprocess.run([*pip, "install", "-q", "--find-links", str(WHEELS), *reqs], check=True, env=SIMULATED)
 
 
 def clone(dest: pathlib.Path) -> pathlib.Path:
@@ -276,7 +281,7 @@ class Run:
 
     @property
     def ok(self) -> bool:
-        return self.error is None and not self.raw_myst and self.peak_mb <= MEMORY_LIMIT_MB
+        return self.error is None and not self.raw_myst and self.peak_mb <= MEMORY_LIMIT_MB[self.env]
 
 
 def _colab_notebook(nb: dict, repo: pathlib.Path) -> dict:
@@ -311,7 +316,7 @@ def runs(names: list[str], env: str = "colab-gpu"):
 def distributions(python: pathlib.Path) -> dict[str, pathlib.Path]:
     """``{name: its .dist-info folder}`` of every distribution installed in ``python``'s environment."""
     script = "import importlib.metadata as m, json; print(json.dumps({d.name: str(d._path) for d in m.distributions()}))"
-    out = subprocess.run([str(python), "-c", script], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run([str(python), "-c", script], capture_output=True, text=True, check=True, env=SIMULATED).stdout
     return {name: pathlib.Path(path) for name, path in json.loads(out).items()}
 
 
@@ -327,7 +332,8 @@ def installed_bytes(info: pathlib.Path) -> int:
 def _remove(python: pathlib.Path, names: list[str]) -> None:
     """Uninstall ``names`` (the bootstrap's installs) so that the next notebook meets the runtime as shipped."""
     if names:
-        subprocess.run([str(python), "-m", "pip", "uninstall", "-q", "-y", *names], check=True, capture_output=True)
+        subprocess.run([str(python), "-m", "pip", "uninstall", "-q", "-y", *names], check=True, capture_output=True,
+                       env=SIMULATED)
 
 
 def _run(name: str, env: str, python: pathlib.Path, repo: pathlib.Path, work: pathlib.Path) -> Run:
@@ -345,7 +351,7 @@ def _run(name: str, env: str, python: pathlib.Path, repo: pathlib.Path, work: pa
     launch.write(nb, path)
     summary = folder / f"{name}.json"
     subprocess.run([str(python), "-c", RUNNER, str(path), str(summary), str(ROOT / "tools")], cwd=folder,
-                   check=True, env={**os.environ, "PYTHONNOUSERSITE": "1"})
+                   check=True, env=SIMULATED)
     result = json.loads(summary.read_text())
     raw = [f"cell {c.get('id')}: {r}" for c in nb["cells"] if c["cell_type"] == "markdown"
            for r in launch.raw_myst("".join(c["source"]))]
