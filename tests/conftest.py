@@ -47,3 +47,20 @@ def chromium(*args: str):
         missing("no Playwright (the test extra)")
     with browser_tool.chromium(*args) as browser:
         yield browser
+
+
+# Test modules that run the Triton kernels through the CPU interpreter (without CUDA): marked
+# `interpreter` and skipped where this Triton's interpreter cannot run them (below
+# lnbook.kernels.INTERPRETER_TRITON, as at the floors: `make floors`). On a GPU they run compiled.
+INTERPRETER_MODULES = {"test_kernels.py", "test_kernel_lessons.py"}
+
+
+def pytest_collection_modifyitems(config, items):
+    from lnbook import kernels
+
+    skip = pytest.mark.skip(reason=kernels.UNAVAILABLE)
+    for item in items:
+        if item.path.name in INTERPRETER_MODULES:
+            item.add_marker(pytest.mark.interpreter)
+        if not kernels.RUNNABLE and item.get_closest_marker("interpreter"):
+            item.add_marker(skip)

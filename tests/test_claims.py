@@ -86,6 +86,25 @@ def test_every_verdict_has_its_own_colour_and_words():
     assert all(s.opening.lower() == v for v, s in claims.STYLES.items())
 
 
+def contrast(a: str, b: str) -> float:
+    """WCAG's contrast ratio of two ``#rrggbb`` colours."""
+    def luminance(colour: str) -> float:
+        channels = [int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+        linear = [v / 12.92 if v <= 0.03928 else ((v + 0.055) / 1.055) ** 2.4 for v in channels]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+    high, low = sorted((luminance(a), luminance(b)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def test_card_labels_and_text_read_on_the_card_s_background():
+    # 4.5: WCAG AA for text of normal size, which the HTML card's bold label is (tests/test_launch_site.py
+    # measures the rendered cards; this holds without a browser). Null case: the amber the label had before.
+    assert contrast("#000000", "#ffffff") == pytest.approx(21) and contrast("#b26a00", "#fff6e5") < 4.5
+    for verdict, style in claims.STYLES.items():
+        assert contrast(style.colour, style.background) >= 4.5, verdict
+        assert contrast(claims.INK, style.background) >= 4.5, verdict
+
+
 @pytest.mark.parametrize(("statement", "verdict", "ok"), [
     ("Holds: x.", "holds", True), ("Holds under conditions: x.", "holds", False),
     ("Holds under conditions: x.", "holds under conditions", True), ("Holds for y.", "holds under conditions", False),

@@ -58,6 +58,26 @@ def test_launch_notebook_reads_in_plain_jupyter(name):
     assert all(not c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code"), f"{name}: outputs stored"
 
 
+# What Colab cannot follow: a link to an anchor of the page (it follows only its own #scrollTo=).
+IN_PAGE_LINK = re.compile(r"\]\(#|href=[\"']#")
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_launch_notebook_has_no_in_page_link_and_hides_code_as_colab_does(name):
+    nb = committed(name)
+    text = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+    assert not IN_PAGE_LINK.findall(text), f"{name}: in-page links Colab cannot follow"
+    hidden = [c for c in nb["cells"] if c["cell_type"] == "code" and c["metadata"].get("jupyter", {}).get("source_hidden")]
+    assert all(c["metadata"].get("cellView") == "form" for c in hidden), f"{name}: hidden for JupyterLab, not for Colab"
+    if "launch-references" in {c["id"] for c in nb["cells"]}:
+        assert nb["cells"][-1]["id"] == "launch-references", f"{name}: the references are not at the end"
+
+
+def test_in_page_link_detector():
+    assert IN_PAGE_LINK.search("[Ba, 2016](#ref-ba2016layer)") and IN_PAGE_LINK.search('<a href="#x">')
+    assert not IN_PAGE_LINK.search("[ledger](ledger.ipynb) and [doi](https://doi.org/10.1/x#y)")
+
+
 @pytest.mark.parametrize("name", [p for p in PAGES if re.match(r"\d\d_", p)])
 def test_chapter_launch_notebook_shows_its_cards_and_numbers(name):
     nb = committed(name)
@@ -174,13 +194,13 @@ def test_markdown_conversion():
         "{cite:t}`ioffe2015batch` say; see {doc}`ledger`.\n\n"
         "```{exercise}\n:label: ex-a\n\nWhat?\n```\n\n```{solution} ex-a\n:class: dropdown\n\nThis.\n```\n")
     assert "Value 0.12 at n = 4" in text
-    assert "([Ba et al., 2016](#ref-ba2016layer); [Zhang and Sennrich, 2019](#ref-zhang2019root))" in text
-    assert "[Ioffe and Szegedy](#ref-ioffe2015batch) (2015)" in text
+    assert "(Ba et al., 2016; Zhang and Sennrich, 2019)" in text  # text, not links: Colab follows no #anchor
+    assert "Ioffe and Szegedy (2015)" in text
     assert f"[{launch.page_title('ledger')}](ledger.ipynb)" in text
     assert "**Exercise 1.**" in text and "<summary>Solution to Exercise 1</summary>\n\nThis.\n\n</details>" in text
     assert not launch.raw_myst(text)
     assert conv.cited == ["ba2016layer", "zhang2019root", "ioffe2015batch"]
-    assert 'id="ref-ioffe2015batch"' in conv.references()
+    assert "\n* Sergey Ioffe, Christian Szegedy (2015)." in conv.references() and "#" not in conv.references()[3:]
 
 
 @pytest.mark.parametrize("source, message", [
@@ -242,17 +262,20 @@ def _pyproject() -> dict:
 
 def test_floors_are_stated_once_and_mirrored_in_environment_yml():
     """Every runtime dependency of pyproject.toml is in environment.yml (conda-forge names where they
-    differ) with the same version specifier, and nothing else is pinned differently there."""
+    differ) with the same version specifier, except triton: Binder has no GPU, so its floor there is the
+    interpreter's. The package's floors are Colab's GPU runtime (torch 2.11.0, triton 3.6.0)."""
     import launch_sim  # tools/launch_sim.py: the conda-to-PyPI name map Binder's simulation uses
+    from lnbook.kernels import INTERPRETER_TRITON
 
     project = {r.name: r.specifier for r in map(Requirement, _pyproject()["project"]["dependencies"])}
     conda, pip = launch_sim._environment_yml()
-    mirrored = {r.name: r.specifier for r in map(Requirement, conda + [p for p in pip if p != "-e ."])}
-    assert {n: str(mirrored.get(n)) for n in project} == {n: str(s) for n, s in project.items()}
-    assert project["torch"].contains("2.12.0") and not project["torch"].contains("2.11.0")
-    assert project["triton"].contains("3.7.0") and not project["triton"].contains("3.6.0")
-    env = yaml.safe_load((ROOT / "environment.yml").read_text())
-    assert "-e ." in next(d["pip"] for d in env["dependencies"] if isinstance(d, dict)), "Binder must install lnbook"
+    mirrored = {r.name: r.specifier for r in map(Requirement, conda + pip)}
+    interpreter = ".".join(map(str, INTERPRETER_TRITON))
+    assert str(mirrored.pop("triton")) == f">={interpreter}", "Binder's triton: the interpreter's floor"
+    assert {n: str(mirrored.get(n)) for n in project if n != "triton"} == {n: str(s) for n, s in project.items()
+                                                                           if n != "triton"}
+    assert project["torch"].contains("2.11.0") and not project["torch"].contains("2.10.0")
+    assert project["triton"].contains("3.6.0") and not project["triton"].contains("3.5.1")
 
 
 def test_installed_versions_meet_the_floors():

@@ -48,17 +48,24 @@ def rendered(tmp_path_factory) -> pathlib.Path:
 
 
 @pytest.fixture(scope="module")
-def page(rendered):
+def browser():
+    """One Chromium for the module: Playwright's sync API runs one at a time in a thread."""
     with chromium("--allow-file-access-from-files") as browser:
-        page = browser.new_page(viewport={"width": 1100, "height": 1400})
-        page.goto(rendered.as_uri(), wait_until="load")
-        page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=30000)
-        page.evaluate("() => MathJax.startup.promise")
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        card = page.locator(".claim-card").nth(1)  # F02: numbers in the prose above it, a card below
-        card.scroll_into_view_if_needed()
-        page.screenshot(path=str(SCREENSHOTS / f"launch-{NAME}.png"))
-        yield page
+        yield browser
+
+
+@pytest.fixture(scope="module")
+def page(rendered, browser):
+    page = browser.new_page(viewport={"width": 1100, "height": 1400})
+    page.goto(rendered.as_uri(), wait_until="load")
+    page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=30000)
+    page.evaluate("() => MathJax.startup.promise")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    card = page.locator(".claim-card").nth(1)  # F02: numbers in the prose above it, a card below
+    card.scroll_into_view_if_needed()
+    page.screenshot(path=str(SCREENSHOTS / f"launch-{NAME}.png"))
+    yield page
+    page.close()
 
 
 def test_numbers_show_in_the_prose(page):
@@ -83,3 +90,74 @@ def test_solutions_are_folded_and_equations_typeset(page):
     assert details.count() == 3 and not any(d.get_attribute("open") is not None for d in details.all())
     assert page.locator("mjx-container").count() > 20, "MathJax typeset too few equations"
     assert (SCREENSHOTS / f"launch-{NAME}.png").stat().st_size > 10_000
+
+
+# The contrast of every text in a card against what it is drawn on (WCAG's ratio; 4.5 is AA for body
+# text), composited through the ancestors' backgrounds up to the first opaque one.
+CONTRAST = """() => {
+  const rgba = s => (s.match(/[\\d.]+/g) || []).map(Number).concat([1]).slice(0, 4);
+  const lum = ([r, g, b]) => [r, g, b].map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; })
+                              .reduce((a, v, i) => a + v * [0.2126, 0.7152, 0.0722][i], 0);
+  const behind = el => { const layers = [];
+    for (let e = el; e; e = e.parentElement) { const c = rgba(getComputedStyle(e).backgroundColor);
+      if (c[3] > 0) { layers.push(c); if (c[3] >= 1) break; } }
+    return layers.reverse().reduce((acc, c) => acc.map((v, i) => i < 3 ? v * (1 - c[3]) + c[i] * c[3] : 1), [255, 255, 255, 1]); };
+  const worst = [];
+  for (const card of document.querySelectorAll('.claim-card')) for (const el of card.querySelectorAll('*')) {
+    if (![...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim())) continue;
+    const fg = rgba(getComputedStyle(el).color), bg = behind(el);
+    const [a, b] = [lum(fg), lum(bg)].sort((x, y) => y - x);
+    worst.push([(a + 0.05) / (b + 0.05), el.textContent.slice(0, 40)]);
+  }
+  return worst.sort((x, y) => x[0] - y[0]).slice(0, 3);
+}"""
+
+
+def card_contrast(browser, nb, theme: str, tmp_path: pathlib.Path) -> tuple[list, list[float]]:
+    """``nb`` rendered by nbconvert in JupyterLab's ``theme``, in ``browser``: the three lowest contrasts
+    in its cards (ratio, text) and the font weight of every card's title."""
+    nbconvert = pytest.importorskip("nbconvert")
+    body, _ = nbconvert.HTMLExporter(theme=theme).from_notebook_node(nb)
+    path = tmp_path / f"page-{theme}.html"
+    path.write_text(body)
+    page = browser.new_page(viewport={"width": 1100, "height": 1400})
+    page.goto(path.as_uri(), wait_until="load")
+    worst = page.evaluate(CONTRAST)
+    weights = page.locator(".claim-card > p:first-child > b").evaluate_all(
+        "els => els.map(e => Number(getComputedStyle(e).fontWeight))")
+    page.close()
+    return worst, weights
+
+
+def restyled(nb, pattern: str, replacement: str = ""):
+    """``nb`` with ``pattern`` replaced in every Markdown cell (the cards are Markdown cells of HTML)."""
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            cell.source = re.sub(pattern, replacement, cell.source)
+    return nb
+
+
+def launch_notebook():
+    import nbformat
+
+    return nbformat.read(launch.LAUNCH / f"{NAME}.ipynb", as_version=4)
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+@pytest.mark.parametrize("styles", ["kept", "stripped"])
+def test_cards_read_on_light_and_dark_themes_with_or_without_their_styles(theme, styles, browser, tmp_path):
+    """JupyterLab's themes as nbconvert ships them; "stripped": every inline style removed, as Colab
+    drops some. Each card's title stays bold and every text keeps a contrast of at least 4.5."""
+    nb = launch_notebook()
+    worst, weights = card_contrast(browser, restyled(nb, r'\sstyle="[^"]*"') if styles == "stripped" else nb, theme,
+                                   tmp_path)
+    assert worst and worst[0][0] >= 4.5, f"{theme}, styles {styles}: lowest contrasts {worst}"
+    assert weights and min(weights) >= 600, f"{theme}, styles {styles}: card titles not bold"
+
+
+def test_a_card_without_its_ink_fails_on_the_dark_theme(browser, tmp_path):
+    """The null case: cards that set their light background but not the text colour (as before issue
+    25) inherit the dark theme's light text, and the contrast check catches it."""
+    nb = restyled(launch_notebook(), rf";?color:{claims.INK}")
+    worst, _ = card_contrast(browser, nb, "dark", tmp_path)
+    assert worst and worst[0][0] < 4.5, f"inherited light text passed: {worst}"

@@ -8,7 +8,10 @@ the same source and from the book's build:
 * glued numbers are substituted (formatted as myst-nb formats them) from the executed notebook;
 * each card cell (``claims.show('ID');``) becomes a Markdown cell holding the card's HTML from the build;
 * exercises are numbered, their solutions folded in ``<details>``;
-* citations become author–year links to a References cell at the end (``book/references.bib``);
+* citations become author–year text and a References cell at the end (``book/references.bib``): no
+  in-page link, since Colab follows none (only its own ``#scrollTo=``);
+* hidden-input cells are marked as JupyterLab hides code (``source_hidden``) and as Colab does
+  (``cellView: "form"``);
 * ``{doc}`` links point at the other launch notebooks; remaining directives are rendered or refused.
 
 The values from the build are stored in the notebook's metadata (``lnbook``), so that
@@ -188,18 +191,17 @@ def _short(authors: list[str]) -> str:
 
 
 def _cite(kind: str | None, keys: str, refs: dict, cited: list[str]) -> str:
-    links = []
+    """Author–year text, not a link: Colab follows no in-page anchor (only its own ``#scrollTo=``), so
+    the reader finds the entry in the References cell at the end."""
+    names = []
     for key in (k.strip() for k in keys.split(",")):
         if key not in refs:
             raise ValueError(f"{{cite}}: expected a key of book/references.bib, got {key!r}")
         if key not in cited:
             cited.append(key)
         r = refs[key]
-        if kind in ("t", "ts"):
-            links.append(f"[{_short(r['authors'])}](#ref-{key}) ({r['year']})")
-        else:
-            links.append(f"[{_short(r['authors'])}, {r['year']}](#ref-{key})")
-    return ", ".join(links) if kind in ("t", "ts") else "(" + "; ".join(links) + ")"
+        names.append(f"{_short(r['authors'])} ({r['year']})" if kind in ("t", "ts") else f"{_short(r['authors'])}, {r['year']}")
+    return ", ".join(names) if kind in ("t", "ts") else "(" + "; ".join(names) + ")"
 
 
 def page_title(name: str) -> str:
@@ -245,7 +247,7 @@ class Converter:
         text = CITE.sub(lambda m: _cite(m.group(1), m.group(2), self.refs, self.cited), text)
         text = DOC.sub(lambda m: _doc(m.group(1), m.group(2)), text)
         text = MATH_ROLE.sub(lambda m: f"${m.group(1)}$", text)
-        text = TARGET.sub(lambda m: f'<a id="{m.group(1)}"></a>', text)
+        text = TARGET.sub("", text)  # a target only anchors in-page links, which Colab does not follow
         return EQ_LABEL.sub(r"\1", text)
 
     def directive(self, m: re.Match) -> str:
@@ -256,8 +258,7 @@ class Converter:
         body = self.markdown(body)  # nested fences and roles
         if name == "exercise":
             number = self.exercises.setdefault(options.get("label", f"#{len(self.exercises)}"), len(self.exercises) + 1)
-            anchor = f'<a id="{options["label"]}"></a>' if "label" in options else ""
-            return f"{anchor}**Exercise {number}.**{' ' + arg if arg else ''}\n\n{body}"
+            return f"**Exercise {number}.**{' ' + arg if arg else ''}\n\n{body}"
         if name == "solution":
             number = self.exercises.get(arg)
             if number is None:
@@ -277,7 +278,7 @@ class Converter:
         return self.inline(FENCE.sub(self.directive, text))
 
     def references(self) -> str:
-        items = [f'* <a id="ref-{key}"></a>{self.refs[key]["text"]}' for key in sorted(self.cited)]
+        items = [f'* {self.refs[key]["text"]}' for key in sorted(self.cited)]
         return "## References\n\n" + "\n".join(items)
 
 
@@ -296,8 +297,9 @@ def _markdown_cell(cell_id: str, text: str) -> dict:
 def _code_cell(cell: dict) -> dict:
     tags = [t for t in cell.get("metadata", {}).get("tags", []) if t != "remove-cell"]
     meta = {"tags": tags} if tags else {}
-    if {"hide-input", "remove-input"} & set(tags):
+    if {"hide-input", "remove-input"} & set(tags):  # hidden as JupyterLab reads it, and as Colab does
         meta["jupyter"] = {"source_hidden": True}
+        meta["cellView"] = "form"
     return {"cell_type": "code", "execution_count": None, "id": cell["id"], "metadata": meta, "outputs": [],
             "source": copy.copy(cell["source"])}
 

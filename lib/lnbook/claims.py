@@ -46,13 +46,13 @@ class VerdictStyle:
 
     opening: str
     admonition: str
-    colour: str  # border and label
+    colour: str  # border and label: a contrast of at least 4.5 on the background (the label is normal-sized text)
     background: str
 
 
 STYLES = {
     "holds": VerdictStyle("Holds", "tip", "#2e7d32", "#edf7ee"),
-    "holds under conditions": VerdictStyle("Holds under conditions", "warning", "#b26a00", "#fff6e5"),
+    "holds under conditions": VerdictStyle("Holds under conditions", "warning", "#9a5d00", "#fff6e5"),
     "does not hold": VerdictStyle("Does not hold", "error", "#c62828", "#fdecec"),
     "not established": VerdictStyle("Not established", "note", "#546e7a", "#eef2f4"),
 }
@@ -378,24 +378,33 @@ def markdown_card(result: Result) -> str:
     )
 
 
+#: The HTML card's text colour, set wherever its background is: on a dark theme (JupyterLab's, Colab's)
+#: the inherited text is light, and would vanish on the card's light background.
+INK = "#1f1f1f"
+
+
 def html_card(result: Result) -> str:
-    """The same card as self-contained HTML (inline styles): what plain Jupyter and Colab show."""
+    """The same card as self-contained HTML: what plain Jupyter and Colab show. Inline styles colour
+    it; without them (Colab drops some) it still reads: a bold title, labelled paragraphs, a table.
+    Every element that has a background also has the text colour (tables and rows included, which
+    JupyterLab's dark theme colours on its own)."""
     c, style = result.claim, STYLES[result.claim.verdict]
     esc = html.escape
-    cell = '<td style="padding:0.1em 0.8em 0.1em 0">'
-    numbers = "".join(f"<tr>{cell}{esc(number_label(k))}</td>{cell}{esc(format_number(v))}</td></tr>"
+    box = f"background:{style.background};color:{INK}"
+    cell = f'<td style="padding:0.1em 0.8em 0.1em 0;{box}">'
+    numbers = "".join(f'<tr style="{box}">{cell}{esc(number_label(k))}</td>{cell}{esc(format_number(v))}</td></tr>'
                       for k, v in result.evidence.numbers.items())
     mark = "passed" if result.passed else "FAILED"
     checks = f"{sum(result.evidence.checks.values())} of {len(result.evidence.checks)} checks"
-    para = '<p style="margin:0.4em 0">'
+    para = f'<p style="margin:0.4em 0;color:{INK}">'
     return (
         f'<div class="claim-card" id="{card_anchor(c.id)}" style="border-left:6px solid {style.colour};'
-        f'background:{style.background};padding:0.5em 1em;margin:1em 0;border-radius:4px">'
-        f'<p style="margin:0.2em 0;font-weight:bold;color:{style.colour}">{esc(card_label(result))}</p>'
+        f'{box};padding:0.5em 1em;margin:1em 0;border-radius:4px">'
+        f'<p style="margin:0.2em 0;color:{style.colour}"><b>{esc(card_label(result))}</b></p>'
         f"{para}<b>Source</b> ({esc(c.source)}): {esc(c.claim)}</p>"
         f"{para}<b>The book:</b> {esc(result.statement)}</p>"
         f"{para}<b>Kind of evidence:</b> {esc(kind_text(c))}</p>"
-        f"{para}<b>Evidence</b> ({checks} {mark}):</p><table>{numbers}</table></div>"
+        f'{para}<b>Evidence</b> ({checks} {mark}):</p><table style="{box}">{numbers}</table></div>'
     )
 
 
