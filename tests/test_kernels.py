@@ -5,7 +5,10 @@ interpreter on the CPU (lnbook.kernels switches it on), so CI tests the same ker
 from __future__ import annotations
 
 import math
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -268,3 +271,15 @@ ERROR_CASES = [
 def test_user_errors(call, exc, fragments):
     with pytest.raises(exc, match=".*".join(map(re.escape, fragments))):
         call()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the interpreter is chosen only without CUDA")
+def test_a_fresh_import_chooses_the_interpreter_before_triton_reads_it():
+    # Triton reads TRITON_INTERPRET when it is imported: lnbook.kernels must set it first (a notebook imports
+    # nothing else before it), or every @triton.jit helper compiles for a GPU and the first launch fails.
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    code = ("import torch; from lnbook import kernels; x = torch.randn(2, 64); "
+            "print(float((kernels.layer_norm(x, (64,)) - torch.nn.functional.layer_norm(x, (64,))).abs().max()))")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert float(out.stdout) < 1e-5  # float32 rounding of a width-64 row

@@ -23,10 +23,11 @@ import re
 import sys
 
 import torch
-import triton
 
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import triton  # noqa: E402  (after the switch: Triton reads TRITON_INTERPRET when it is imported)
 
 #: The lowest Triton whose CPU interpreter runs these kernels (3.6's fails them: a TypeError in its
 #: interpreter.py); compiled on a GPU, the floor of pyproject.toml is enough.
