@@ -252,7 +252,7 @@ sys.path.insert(0, sys.argv[3])  # tools/, for PeakPSS only: the kernel's path s
 from launch_sim import PeakPSS
 
 nb = nbformat.read(path, as_version=4)
-client = nbclient.NotebookClient(nb, timeout=1200, kernel_name="python3",
+client = nbclient.NotebookClient(nb, timeout=3600, kernel_name="python3",
                                  resources={"metadata": {"path": os.path.dirname(path)}})
 
 def kernel_pid():
