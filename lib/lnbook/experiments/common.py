@@ -23,6 +23,16 @@ def ln(x: torch.Tensor, eps: float) -> torch.Tensor:
     return norms.layer_norm(x, x.shape[-1:], eps=eps)
 
 
+def ln_grads(x: torch.Tensor, dy: torch.Tensor, gamma: torch.Tensor | None = None, eps: float = 1e-5):
+    """(dx, dγ, dβ) of Σ dy ⊙ LN(x; γ, β) by autograd (β = 0, γ = 1 unless given)."""
+    d = x.shape[-1]
+    x = x.detach().clone().requires_grad_(True)
+    w = (torch.ones(d, dtype=x.dtype) if gamma is None else gamma.detach().clone()).requires_grad_(True)
+    b = torch.zeros(d, dtype=x.dtype, requires_grad=True)
+    (dy * norms.layer_norm(x, d, w, b, eps)).sum().backward()
+    return x.grad, w.grad, b.grad
+
+
 def randn(*shape: int, seed: int, dtype: torch.dtype = F64) -> torch.Tensor:
     """Standard normal tensor from its own seeded generator (experiments never share RNG state)."""
     return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)

@@ -23,8 +23,7 @@ import torch
 
 from lnbook import norms, symbolic
 from lnbook.claims import claim
-from lnbook.experiments.common import F64, ln, loglog_slope, max_abs, randn
-from lnbook.experiments.principles_affine import ln_grads  # the same chapter's γ and β section
+from lnbook.experiments.common import F64, ln, ln_grads, loglog_slope, max_abs, randn
 
 SRC = "seed 001"
 CHAPTER = "book/02_principles"  # the chapter that shows this module's claims

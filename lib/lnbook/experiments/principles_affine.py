@@ -14,7 +14,7 @@ import torch
 
 from lnbook import norms
 from lnbook.claims import claim
-from lnbook.experiments.common import F64, ln, loglog_slope, max_abs, one_thread, over_seeds, randn, seeded_start
+from lnbook.experiments.common import F64, ln, ln_grads, loglog_slope, max_abs, one_thread, over_seeds, randn, seeded_start
 from lnbook.experiments.toys import teacher_data
 from lnbook.models import LayerNorm, relu_mlp
 
@@ -107,16 +107,6 @@ def m07() -> dict:
     return {"batch": z.shape[0], "mean_part_diff": max_abs(ln(z + b.mean(), 1e-5), base),
             "perp_equiv_diff": max_abs(full, ln(z + b_perp, 1e-5)), "full_diff": max_abs(full, base),
             "beta_r2": per_feature_fit_r2(base, full, False), "affine_r2": per_feature_fit_r2(base, full, True)}
-
-
-def ln_grads(x: torch.Tensor, dy: torch.Tensor, gamma: torch.Tensor | None = None, eps: float = 1e-5):
-    """(dx, dγ, dβ) of Σ dy ⊙ LN(x; γ, β) by autograd (β = 0, γ = 1 unless given)."""
-    d = x.shape[-1]
-    x = x.detach().clone().requires_grad_(True)
-    w = (torch.ones(d, dtype=x.dtype) if gamma is None else gamma.detach().clone()).requires_grad_(True)
-    b = torch.zeros(d, dtype=x.dtype, requires_grad=True)
-    (dy * norms.layer_norm(x, d, w, b, eps)).sum().backward()
-    return x.grad, w.grad, b.grad
 
 
 M08_BATCHES = (8, 64, 1024)
