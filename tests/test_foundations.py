@@ -51,3 +51,22 @@ def test_reference_norms_do_the_books_flops_per_element_plus_per_row_work(op, pe
     assert count.repeated == (M * N if op == "layer_norm" else 0)
     meta = count_flops(lambda: norms.layer_norm(x.to("meta"), (N,), w.to("meta"), b.to("meta")))
     assert meta.total == count_flops(lambda: norms.layer_norm(x, (N,), w, b)).total  # meta tensors count alike
+
+
+def test_landscape_runs_on_one_thread_whatever_the_callers_setting():
+    """toys.landscape is cached and shared by a figure (run on the notebook's threads) and by F11 and W02:
+    the book build recorded F11 from the figure's two-thread run, whose float64 sums were split otherwise.
+    The null case: with LayerNorm and without the one-thread block the two runs differ (tested on 2 cores:
+    torch's CPU LayerNorm splits its reduction over threads), so this test fails if the block is dropped."""
+    from lnbook.experiments import toys
+
+    run = lambda: toys.landscape.__wrapped__(depth=12, lr=0.1, use_ln=True, seed=5, steps=10, probes=2)  # noqa: E731
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        on_two = run()
+        assert torch.get_num_threads() == 2, "landscape must restore the caller's setting"
+        torch.set_num_threads(1)
+        assert run() == on_two
+    finally:
+        torch.set_num_threads(before)

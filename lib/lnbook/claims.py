@@ -30,6 +30,8 @@ import textwrap
 from dataclasses import dataclass
 from typing import Callable
 
+from lnbook.sources import VERDICTS_ZH, Anchor, anchors as make_anchors, untested_list
+
 VERDICTS = ("holds", "holds under conditions", "does not hold", "not established")
 # What kind of evidence decides a claim: a measurement (an experiment that could have come out otherwise),
 # a derivation (an identity proved or computed exactly, checked against an independent route), or a model
@@ -85,8 +87,8 @@ Decision = Callable[[Numbers], "dict[str, bool]"]
 @dataclass(frozen=True)
 class Claim:
     id: str
-    source: str  # seed file and section, e.g. "000 §3"
-    claim: str  # the source's claim, paraphrased
+    source: str  # seed file and section, e.g. "000 §3" (superseded by anchors; kept until every claim has them)
+    claim: str  # the source's claim, in our words, at the source's strength
     statement: str  # what the book asserts; ``{name}`` fields are filled from the evidence
     verdict: str
     check: Callable[[], Evidence]
@@ -99,6 +101,8 @@ class Claim:
     # Numbers that are outcomes of training: another processor moves them by up to their seed spread, so they
     # are compared across machines by the checks they feed, never digit by digit (tests/test_perturbation.py).
     outcomes: tuple[str, ...] = ()
+    anchors: tuple[Anchor, ...] = ()  # the sentences of the seeds the claim answers (lnbook.sources)
+    answer_zh: str = ""  # one Chinese sentence over the same numbers as the statement, for the Chinese page
 
 
 @dataclass(frozen=True)
@@ -114,16 +118,22 @@ class Result:
     def statement(self) -> str:
         return self.claim.statement.format(**self.evidence.numbers)
 
+    @property
+    def answer_zh(self) -> str:
+        return self.claim.answer_zh.format(**self.evidence.numbers)
+
     def to_dict(self) -> dict:
         c = self.claim
         return {
             "id": c.id,
+            "anchors": [a.to_dict() for a in c.anchors],
             "source": c.source,
             "claim": c.claim,
             "verdict": c.verdict,
             "kind": c.kind,
             **({"assumptions": c.assumptions} if c.assumptions else {}),
             "statement": self.statement,
+            **({"answer_zh": self.answer_zh} if c.answer_zh else {}),
             "numbers": self.evidence.numbers,
             "outcomes": list(c.outcomes),
             "checks": self.evidence.checks,
@@ -134,15 +144,19 @@ class Result:
 _REGISTRY: dict[str, Claim] = {}
 
 
-def claim(id: str, *, source: str, claim: str, statement: str, verdict: str, decide: Decision | None = None,
-          null: Callable[[Numbers], Numbers] | None = None, kind: str = "measurement", assumptions: str = "",
-          outcomes: tuple[str, ...] = ()):
+def claim(id: str, *, claim: str, statement: str, verdict: str, source: str = "", anchors=(),
+          decide: Decision | None = None, null: Callable[[Numbers], Numbers] | None = None, kind: str = "measurement",
+          assumptions: str = "", outcomes: tuple[str, ...] = (), answer_zh: str = ""):
     """Register the decorated zero-argument function as the check of claim ``id``.
 
     With ``decide``, the function measures and returns the numbers, and ``decide(numbers)`` returns the
     checks; ``null(numbers)`` gives the numbers of a world where the claim's effect is absent or reversed,
     which the decision must reject (tests/test_claims.py). Without ``decide`` the function returns
-    :class:`Evidence` itself (kept for claims not yet split)."""
+    :class:`Evidence` itself (kept for claims not yet split).
+
+    ``anchors``: ``(seed, heading, phrase)`` triples or :class:`lnbook.sources.Anchor`, the sentences the
+    claim answers; ``answer_zh``: the Chinese page's one-sentence answer, a format string over the numbers
+    that opens with the verdict in Chinese."""
     if verdict not in VERDICTS:
         raise ValueError(f"claim {id}: verdict: expected one of {VERDICTS}, got {verdict!r}")
     if not opens_with_verdict(statement, verdict):
@@ -155,6 +169,10 @@ def claim(id: str, *, source: str, claim: str, statement: str, verdict: str, dec
     if (kind == "model") != bool(assumptions):
         raise ValueError(f"claim {id}: assumptions: expected them for a model and only for one, got {assumptions!r} "
                          f"for kind {kind!r}")
+    anchors = make_anchors(*anchors)
+    if answer_zh and not answer_zh.startswith(VERDICTS_ZH[verdict]):
+        raise ValueError(f"claim {id}: answer_zh: expected it to open with {VERDICTS_ZH[verdict]!r} (its verdict), "
+                         f"got {answer_zh[:20]!r}")
     if (decide is None) != (null is None):
         raise ValueError(f"claim {id}: null: expected a null world with the decision and only with it, got "
                          f"decide={decide!r}, null={null!r}")
@@ -164,7 +182,7 @@ def claim(id: str, *, source: str, claim: str, statement: str, verdict: str, dec
             raise ValueError(f"claim {id}: registered twice ({_REGISTRY[id].check.__qualname__})")
         check = measure if decide is None else _decided(measure, decide)
         _REGISTRY[id] = Claim(id, source, claim, statement, verdict, check, decide, null, kind, assumptions,
-                              tuple(outcomes))
+                              tuple(outcomes), anchors, answer_zh)
         return measure
 
     return register
@@ -214,6 +232,12 @@ def run(id: str) -> Result:
     if unknown:
         raise KeyError(f"claim {id}: outcomes name {sorted(unknown)} but the check computed none")
     return Result(c, evidence)
+
+
+def entry(c: Claim) -> dict:
+    """A claim's registry entry without running its check: ID, anchors, the source's claim, verdict, kind."""
+    return {"id": c.id, "anchors": [a.to_dict() for a in c.anchors], "claim": c.claim, "verdict": c.verdict,
+            "kind": c.kind}
 
 
 def _fields(template: str) -> list[str]:
@@ -348,6 +372,11 @@ def kind_text(c: Claim) -> str:
             "model": f"model, assuming {c.assumptions}"}[c.kind]
 
 
+def source_text(c: Claim) -> str:
+    """Where the sources say what claim ``c`` answers: its anchors (seed, heading, phrase), else its section."""
+    return "; ".join(a.text() for a in c.anchors) if c.anchors else c.source
+
+
 def card_label(result: Result) -> str:
     """The card's title: the claim's ID and its verdict."""
     return f"{result.claim.id} · {result.claim.verdict}"
@@ -364,7 +393,7 @@ def markdown_card(result: Result) -> str:
             f"```{{admonition}} {card_label(result)}",
             f":class: {STYLES[c.verdict].admonition} claim-card",
             f":name: {card_anchor(c.id)}",
-            f"**Source** ({c.source}): {c.claim}",
+            f"**Source** ({source_text(c)}): {c.claim}",
             "",
             f"**The book:** {result.statement}",
             "",
@@ -401,7 +430,7 @@ def html_card(result: Result) -> str:
         f'<div class="claim-card" id="{card_anchor(c.id)}" style="border-left:6px solid {style.colour};'
         f'{box};padding:0.5em 1em;margin:1em 0;border-radius:4px">'
         f'<p style="margin:0.2em 0;color:{style.colour}"><b>{esc(card_label(result))}</b></p>'
-        f"{para}<b>Source</b> ({esc(c.source)}): {esc(c.claim)}</p>"
+        f"{para}<b>Source</b> ({esc(source_text(c))}): {esc(c.claim)}</p>"
         f"{para}<b>The book:</b> {esc(result.statement)}</p>"
         f"{para}<b>Kind of evidence:</b> {esc(kind_text(c))}</p>"
         f'{para}<b>Evidence</b> ({checks} {mark}):</p><table style="{box}">{numbers}</table></div>'
@@ -437,7 +466,7 @@ def markdown_table(results: list[Result]) -> str:
         checks = f"{sum(r.evidence.checks.values())}/{len(r.evidence.checks)}"
         status = f"{checks} passed" if r.passed else f"{checks} FAILED"
         rows.append(
-            f"| {r.claim.id} | {_cell(r.claim.source)} | {r.claim.verdict} | {_cell(r.statement)} | {status} |"
+            f"| {r.claim.id} | {_cell(source_text(r.claim))} | {r.claim.verdict} | {_cell(r.statement)} | {status} |"
         )
     return "\n".join(rows)
 
@@ -498,7 +527,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lnbook.claims", description=__doc__.split("\n\n")[0])
     parser.add_argument("ids", nargs="*", help="claim IDs to run (default: all)")
     parser.add_argument("--json", action="store_true", help="print the ledger as a JSON list")
+    parser.add_argument("--untested", action="store_true",
+                        help="with --json: print the statements the book does not test (anchors and reason)")
+    parser.add_argument("--no-run", action="store_true",
+                        help="with --json: print the registry (anchors, claims, verdicts) without running any check")
     args = parser.parse_args(argv)
+    if args.untested or args.no_run:
+        if not args.json:
+            parser.error("--untested and --no-run print JSON: add --json")
+        rows = ([u.to_dict() for u in untested_list()] if args.untested
+                else [entry(c) for id, c in registry().items() if not args.ids or id in args.ids])
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        return 0
     results = ledger(args.ids or None)
     if args.json:
         print(json.dumps([r.to_dict() for r in results], indent=2))

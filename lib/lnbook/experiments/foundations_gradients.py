@@ -19,7 +19,7 @@ import torch
 
 from lnbook import symbolic
 from lnbook.claims import claim
-from lnbook.experiments.common import F64, ln, loglog_slope, max_abs, one_thread, over_seeds, randn
+from lnbook.experiments.common import F64, ln, loglog_slope, max_abs, over_seeds, randn
 from lnbook.experiments.toys import LANDSCAPE_RUN, landscape
 from lnbook.models import Block, zero_branches_
 
@@ -215,8 +215,7 @@ LANDSCAPE_SEEDS = tuple(range(16))  # one training run is chaotic at this step s
 
 def landscape_ratios(seed: int) -> dict[str, float]:
     """Without-LN over with-LN: mean loss range along the gradient, largest β; and both final losses."""
-    with one_thread():  # tiny matmuls: a thread pool only adds overhead, and thrashes on a busy machine
-        runs = {key: landscape(**LANDSCAPE_RUN, use_ln=use_ln, seed=seed) for key, use_ln in (("none", False), ("ln", True))}
+    runs = {key: landscape(**LANDSCAPE_RUN, use_ln=use_ln, seed=seed) for key, use_ln in (("none", False), ("ln", True))}
     loss_range = {k: sum(p["loss_max"] - p["loss_min"] for p in r) / len(r) for k, r in runs.items()}
     beta = {k: max(p["beta"] for p in r) for k, r in runs.items()}
     return {"loss_range": loss_range["none"] / loss_range["ln"], "beta": beta["none"] / beta["ln"],

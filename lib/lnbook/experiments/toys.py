@@ -17,7 +17,7 @@ import functools
 import torch
 from torch import nn
 
-from lnbook.experiments.common import F64, randn, seeded_start
+from lnbook.experiments.common import F64, one_thread, randn, seeded_start
 from lnbook.models import CausalSelfAttention, PlainBlock, TransformerBlock, relu_mlp
 
 # ----------------------------------------------------------------------------- a teacher problem
@@ -48,21 +48,28 @@ def landscape(depth: int, lr: float, use_ln: bool, seed: int = 0, steps: int = 1
     LayerNorm before each ReLU if ``use_ln``. For step sizes η = lr·m (m in ``multiples``) it records
     the loss L(w − ηg) and the gradient change ‖∇L(w − ηg) − ∇L(w)‖ / ‖ηg‖ (an estimate of the local
     smoothness β). Returns one dict per probe.
+
+    It runs on one thread whoever calls it: the result is cached, and a thread pool splits the float64 sums
+    differently, so a caller on two threads (a figure) would leave a run that differs in its last digits
+    from the one a claim on one thread computes (tests/test_foundations.py).
     """
     model, (x, y) = seeded_start(relu_mlp(depth, 32, "layer" if use_ln else "none", seed=seed)), teacher_data()
     w = torch.nn.utils.parameters_to_vector(model.parameters()).detach()
     out = []
-    for step in range(steps + 1):
-        loss, g = _loss_and_grad(model, x, y, w)
-        if step % (steps // (probes - 1)) == 0:
-            along = [_loss_and_grad(model, x, y, w - lr * m * g) for m in multiples]
-            out.append({
-                "step": step, "loss": loss,
-                "loss_min": min(a[0] for a in along), "loss_max": max(a[0] for a in along),
-                "beta": max(float((a[1] - g).norm() / (lr * m * g.norm())) for a, m in zip(along, multiples)),
-            })
-        w = w - lr * g
+    with one_thread():
+        for step in range(steps + 1):
+            loss, g = _loss_and_grad(model, x, y, w)
+            if step % (steps // (probes - 1)) == 0:
+                out.append(_probe(model, x, y, w, lr, multiples, step, loss, g))
+            w = w - lr * g
     return out
+
+
+def _probe(model, x, y, w, lr, multiples, step, loss, g) -> dict:
+    """The loss range and the largest gradient change per unit step along −g from w."""
+    along = [_loss_and_grad(model, x, y, w - lr * m * g) for m in multiples]
+    return {"step": step, "loss": loss, "loss_min": min(a[0] for a in along), "loss_max": max(a[0] for a in along),
+            "beta": max(float((a[1] - g).norm() / (lr * m * g.norm())) for a, m in zip(along, multiples))}
 
 
 LANDSCAPE_RUN = {"depth": 12, "lr": 0.1}  # deep enough, and a step large enough, for the plain net to struggle

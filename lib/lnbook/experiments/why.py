@@ -230,8 +230,7 @@ SMOOTH_SEEDS = (0, 1, 2, 3)
 @functools.lru_cache(maxsize=None)
 def smoothness(seed: int) -> dict[str, dict[str, float]]:
     """Per network ("none", "ln"): mean loss range along the gradient, largest β, first and last loss."""
-    with one_thread():
-        runs = {key: landscape(**SMOOTH_RUN, use_ln=key == "ln", seed=seed) for key in ("none", "ln")}
+    runs = {key: landscape(**SMOOTH_RUN, use_ln=key == "ln", seed=seed) for key in ("none", "ln")}
     return {key: {"loss_range": sum(p["loss_max"] - p["loss_min"] for p in r) / len(r),
                   "beta": max(p["beta"] for p in r), "first": r[0]["loss"], "last": r[-1]["loss"]}
             for key, r in runs.items()}
@@ -271,8 +270,7 @@ def smoothness(seed: int) -> dict[str, dict[str, float]]:
 def w02() -> dict:
     """The evidence for W02. See book/04_why.ipynb, section "Is it internal covariate shift?"."""
     runs = [smoothness(s) for s in SMOOTH_SEEDS]
-    with one_thread():  # chapter 1's F11 trains these very runs, so they are cached when both are run
-        fast = [landscape(**LANDSCAPE_RUN, use_ln=False, seed=s) for s in SMOOTH_SEEDS]
+    fast = [landscape(**LANDSCAPE_RUN, use_ln=False, seed=s) for s in SMOOTH_SEEDS]  # F11's runs: cached
     ends = [r[-1]["loss"] / r[0]["loss"] for r in fast]
     return {"lr01_none_best": min(ends), "lr01_none_worst": max(ends), "lr": SMOOTH_RUN["lr"],
             "seeds": len(runs),

@@ -1,0 +1,160 @@
+"""The five source texts, the anchors that tie a claim to one of their sentences, and the words the book
+shares with their Chinese readers.
+
+An :class:`Anchor` names a seed (its file's three digits), the heading the sentence sits under as the seed
+writes it, and a short phrase of that sentence, verbatim (at most 30 characters, markup such as ``**`` or
+``[term](@article_id:…)`` dropped), so that a reader finds the sentence with a text search. The book never
+reads the seeds (they live outside the repository); ``../shared/tools/anchors.py`` checks the phrases
+against them during development (CONTRIBUTING.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PHRASE_MAX = 30  # characters: long enough to be unique in a seed, short enough to be a quotation, not a copy
+
+
+@dataclass(frozen=True)
+class Source:
+    """One source text as it presents itself."""
+
+    seed: str  # the first three digits of its file name
+    file: str
+    title: str  # as the text gives it; "(untitled)" and its first heading where it gives none
+    origin: str  # author or origin, as the text states it
+    kind: str  # what kind of text it is
+    characters: int  # its length in characters (Unicode code points, markup included)
+    chapter: str  # the chapter that answers it
+    link: str = ""  # where the text gives one
+
+
+SOURCES = {s.seed: s for s in (
+    Source("000", "000_2c5c4a78a2d2f884.txt", "(untitled; opens with “在现代深度学习…”, then questions Q2 and Q3)",
+           "not stated", "an explainer in numbered sections, followed by two questions answered (Q2, Q3) and "
+           "notes on Pre-LN and Post-LN", 12651, "01_foundations"),
+    Source("001", "001_3542609d81eaa4d3.txt", "(untitled; first heading “引言”)", "not stated; its links to "
+           "article and problem IDs (@article_id, @problem_id) suggest an encyclopedia-style generated article",
+           "an essay on principles and mechanisms", 5046, "02_principles"),
+    Source("002", "002_e300946712c6c3a4.txt", "Transformer的层归一化（Layer Normalization）", "not stated",
+           "a tutorial with formulas and PyTorch code", 4209, "03_transformer"),
+    Source("003", "003_7983b2ac25b62fcd.txt", "为什么Transformer要用LayerNorm？", "Cv大法代码酱, an answer on Zhihu",
+           "a question-and-answer post", 5571, "04_why",
+           "https://www.zhihu.com/question/487766088/answer/1976682564862355377"),
+    Source("004", "004_de7dcf3368c6e8ca.txt", "Layer Normalization & 残差连接", "says of itself that it was "
+           "generated automatically (“本文由ContentForge AI自动生成”)", "a long blog-style article with code, "
+           "tables and exercises", 45908, "05_residual"),
+)}
+
+
+def _check_text(owner: str, name: str, value: str) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{owner}: {name}: expected a non-empty string, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """Where a seed says what a claim answers: seed, heading, a verbatim phrase of the sentence."""
+
+    seed: str
+    heading: str
+    phrase: str
+
+    def __post_init__(self):
+        if self.seed not in SOURCES:
+            raise ValueError(f"anchor: seed: expected one of {sorted(SOURCES)}, got {self.seed!r}")
+        _check_text("anchor", "heading", self.heading)
+        _check_text("anchor", "phrase", self.phrase)
+        if len(self.phrase) > PHRASE_MAX:
+            raise ValueError(f"anchor: phrase: expected at most {PHRASE_MAX} characters, got {len(self.phrase)} "
+                             f"({self.phrase!r})")
+        if "**" in self.phrase or "`" in self.phrase or "@article_id" in self.phrase:
+            raise ValueError(f"anchor: phrase: expected it without markup (** ` [..](@..)), got {self.phrase!r}")
+
+    def to_dict(self) -> dict[str, str]:
+        return {"seed": self.seed, "heading": self.heading, "phrase": self.phrase}
+
+    def text(self) -> str:
+        """How a card cites it: seed 004, under “heading”: “phrase”."""
+        return f"seed {self.seed}, under “{self.heading.strip('# ')}”: “{self.phrase}”"
+
+
+def anchors(*triples: tuple[str, str, str]) -> tuple[Anchor, ...]:
+    """``anchors(("004", "heading", "phrase"), …)``: the anchors of a claim or of an untested statement."""
+    return tuple(a if isinstance(a, Anchor) else Anchor(*a) for a in triples)
+
+
+@dataclass(frozen=True)
+class Untested:
+    """A sentence of a seed that states something but that the book does not test, and why."""
+
+    anchors: tuple[Anchor, ...]
+    reason: str
+
+    def __post_init__(self):
+        if not self.anchors or not all(isinstance(a, Anchor) for a in self.anchors):
+            raise ValueError(f"untested: anchors: expected one or more Anchor, got {self.anchors!r}")
+        _check_text("untested", "reason", self.reason)
+
+    def to_dict(self) -> dict:
+        return {"anchors": [a.to_dict() for a in self.anchors], "reason": self.reason}
+
+
+def untested(*triples: tuple[str, str, str], reason: str) -> Untested:
+    return Untested(anchors(*triples), reason)
+
+
+def untested_list() -> list[Untested]:
+    """Every statement the book does not test, seed by seed (lnbook.untested.s000 … s004)."""
+    import importlib
+
+    return [u for seed in SOURCES for u in importlib.import_module(f"lnbook.untested.s{seed}").UNTESTED]
+
+
+# The four verdicts as the Chinese page says them.
+VERDICTS_ZH = {"holds": "成立", "holds under conditions": "有条件成立", "does not hold": "不成立",
+               "not established": "未确定"}
+
+# The book's terms, English and Chinese (the words the seeds use where they use one).
+GLOSSARY = (
+    ("Layer Normalization (LayerNorm, LN)", "层归一化"),
+    ("Batch Normalization (BatchNorm, BN)", "批归一化"),
+    ("RMSNorm (root-mean-square normalization)", "均方根归一化"),
+    ("Instance Normalization", "实例归一化"),
+    ("Group Normalization", "组归一化"),
+    ("normalization", "归一化"),
+    ("mean", "均值"),
+    ("variance", "方差"),
+    ("standard deviation", "标准差"),
+    ("affine transformation", "仿射变换"),
+    ("scale γ (gain), shift β (bias)", "缩放参数 γ，平移参数 β"),
+    ("learnable parameter", "可学习参数"),
+    ("internal covariate shift (ICS)", "内部协变量偏移"),
+    ("residual connection (skip connection)", "残差连接"),
+    ("Pre-LN / Post-LN", "前置层归一化 / 后置层归一化（Pre-LN / Post-LN）"),
+    ("warm-up (of the learning rate)", "学习率预热"),
+    ("learning rate", "学习率"),
+    ("gradient", "梯度"),
+    ("vanishing / exploding gradients", "梯度消失 / 梯度爆炸"),
+    ("Jacobian", "雅可比矩阵"),
+    ("scale invariance", "尺度不变性"),
+    ("homogeneous of degree zero", "零阶齐次"),
+    ("Lipschitz constant", "Lipschitz 常数"),
+    ("loss landscape", "损失曲面（优化景观）"),
+    ("convergence", "收敛"),
+    ("batch size", "批量大小"),
+    ("padding", "填充"),
+    ("sequence length", "序列长度"),
+    ("self-attention", "自注意力"),
+    ("feed-forward network", "前馈网络"),
+    ("encoder / decoder", "编码器 / 解码器"),
+    ("numerical stability", "数值稳定性"),
+    ("mixed precision (FP16, BF16)", "混合精度"),
+    ("kernel (GPU)", "算子（GPU 内核）"),
+    ("operator fusion", "算子融合"),
+    ("memory bandwidth", "显存带宽"),
+    ("seed (random)", "随机种子"),
+    ("standard error", "标准误"),
+    ("verdict: holds / holds under conditions / does not hold / not established",
+     "判定：成立 / 有条件成立 / 不成立 / 未确定"),
+)
