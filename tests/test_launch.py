@@ -156,10 +156,40 @@ def test_stored_values_are_the_builds():
                 built = claims.Card(result)._repr_html_()
                 assert same_card(card, built, bool(result.claim.outcomes)), f"{name}: card {cid}: run `make launch`"
                 checked += 1
+    checked += _stored_tables_are_the_builds()
     if not checked:
         if os.environ.get("CI"):
             pytest.fail("no claim recorded by a current build (_build/claims): CI builds the book first")
         pytest.skip("no claim recorded by a build of today's source (_build/claims): run `make book`")
+
+
+def same_table(stored: str, built: str) -> bool:
+    """A stored Markdown table against the build's, row by row as :func:`same_card` compares a card: a row of
+    a claim with outcomes of training may differ in its numbers by their seed spread."""
+    rows, fresh = stored.splitlines(), built.splitlines()
+    registry = claims.registry()
+    outcomes = lambda row: bool((m := re.match(r"\| ([A-Z]\d\d) \|", row)) and registry[m.group(1)].outcomes)  # noqa: E731
+    return len(rows) == len(fresh) and all(same_card(a, b, outcomes(b)) for a, b in zip(rows, fresh))
+
+
+def _stored_tables_are_the_builds() -> int:
+    """Every ``launch-stored`` output a launch notebook keeps, against this build's (0 without a build)."""
+    checked = 0
+    for name in PAGES:
+        stored = launch.stored_build(committed(name)).get("stored", {})
+        executed = launch.executed_page(name, execute=False) if stored else None
+        if executed is not None and (claims.recorded("F01") is not None):
+            built = launch.from_build(executed)["stored"]
+            for cell_id, table in stored.items():
+                assert same_table(table, built[cell_id]), f"{name}: stored output of cell {cell_id}: run `make launch`"
+                checked += 1
+    return checked
+
+
+def test_stored_tables_compare_row_by_row():
+    row = "| F01 | a | holds | Holds: 0.25 | 3/3 passed |"
+    assert same_table(row, row) and same_table(row, row.replace("0.25", "0.2500001"))
+    assert not same_table(row, row.replace("0.25", "0.35")) and not same_table(row, row + "\n" + row)
 
 
 @pytest.mark.parametrize("name", PAGES)
@@ -358,5 +388,5 @@ def test_build_values_from_a_jupyter_book_build_and_from_a_plain_execution(tmp_p
     nbformat.write(nb, built)
     built.with_suffix(".glue.json").write_text(json.dumps(glue))
     assert "scrapbook" not in built.read_text(), "myst-nb no longer strips glued outputs: revisit from_build"
-    expected = {"glue": {"F01_x": "0.25"}, "cards": {"F01": "<div>F01 · holds</div>"}}
+    expected = {"glue": {"F01_x": "0.25"}, "cards": {"F01": "<div>F01 · holds</div>"}, "stored": {}}
     assert launch.from_build(plain) == launch.from_build(built) == expected

@@ -7,6 +7,9 @@ the same source and from the book's build:
 
 * glued numbers are substituted (formatted as myst-nb formats them) from the executed notebook;
 * each card cell (``claims.show('ID');``) becomes a Markdown cell holding the card's HTML from the build;
+* each cell tagged ``launch-stored`` (the ledger's tables, the Chinese page's) becomes a Markdown cell holding
+  its Markdown output from the build, or goes when it has none: a page of every claim's result would
+  otherwise run all the checks again in the reader's session (``python -m lnbook.claims`` does that);
 * exercises are numbered, their solutions folded in ``<details>``;
 * citations become author–year text and a References cell at the end (``book/references.bib``): no
   in-page link, since Colab follows none (only its own ``#scrollTo=``);
@@ -41,6 +44,7 @@ sys.path.insert(0, str(ROOT / "tools"))
 import notebooks as notebooks_tool  # noqa: E402  (tools/notebooks.py: toc, repository, bootstrap)
 
 CARD = re.compile(r"claims\.show\('([A-Z]\d\d)'\);?")
+STORED = "launch-stored"  # the tag of a cell whose launch version is its output from the build
 GLUE = re.compile(r"\{glue(?::text)?\}`([^`]+)`")
 CITE = re.compile(r"\{cite(?::(p|t|ps|ts))?\}`([^`]+)`")
 DOC = re.compile(r"\{doc\}`([^`<]*?)\s*(?:<([^`>]+)>)?`")
@@ -88,11 +92,16 @@ def _code(nb: dict) -> list[str]:
     return ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"][1:]
 
 
+def _stored(cell: dict) -> bool:
+    return cell["cell_type"] == "code" and STORED in cell.get("metadata", {}).get("tags", [])
+
+
 def from_build(path: pathlib.Path) -> dict:
     """What a launch notebook takes from an executed page: glued values (their ``text/plain``, as
-    myst-nb stores them) and each card's HTML, by claim ID. A Jupyter Book build moves the glued
-    outputs out of the notebook into ``<page>.glue.json`` beside it; a plain execution keeps them."""
-    glue, cards = {}, {}
+    myst-nb stores them), each card's HTML, by claim ID, and the Markdown output of each ``launch-stored``
+    cell, by cell ID. A Jupyter Book build moves the glued outputs out of the notebook into
+    ``<page>.glue.json`` beside it; a plain execution keeps them."""
+    glue, cards, stored = {}, {}, {}
     sidecar = path.with_suffix(".glue.json")
     if sidecar.is_file():
         glue = {key: "".join(out["data"]["text/plain"]) for key, out in json.loads(sidecar.read_text()).items()}
@@ -105,13 +114,16 @@ def from_build(path: pathlib.Path) -> dict:
                 glue[scrap["name"]] = "".join(out["data"][scrap.get("mime_prefix", "") + "text/plain"])
             elif (card := CARD.fullmatch("".join(cell["source"]).strip())) and "text/html" in out.get("data", {}):
                 cards[card.group(1)] = cards.get(card.group(1), "") + "".join(out["data"]["text/html"])
-    return {"glue": glue, "cards": cards}
+            elif _stored(cell) and "text/markdown" in out.get("data", {}):
+                stored[cell["id"]] = stored.get(cell["id"], "") + "".join(out["data"]["text/markdown"])
+    return {"glue": glue, "cards": cards, "stored": stored}
 
 
 def needs_build(chapter: dict) -> bool:
-    """Whether a page quotes anything from its build: a glued value or a card (the ledger does not)."""
+    """Whether a page quotes anything from its build: a glued value, a card or a stored output."""
     return any((c["cell_type"] == "markdown" and GLUE.search("".join(c["source"])))
-               or (c["cell_type"] == "code" and CARD.fullmatch("".join(c["source"]).strip())) for c in chapter["cells"])
+               or (c["cell_type"] == "code" and CARD.fullmatch("".join(c["source"]).strip())) or _stored(c)
+               for c in chapter["cells"])
 
 
 def executed_page(name: str, execute: bool = True) -> pathlib.Path | None:
@@ -331,6 +343,9 @@ def convert(chapter: dict, build: dict, refs: dict | None = None) -> dict:
             if card.group(1) not in build["cards"]:
                 raise ValueError(f"card of {card.group(1)}: expected its HTML in the build, found none (rebuild)")
             cells.append(_markdown_cell(cell["id"], build["cards"][card.group(1)]))
+        elif _stored(cell):
+            if build.get("stored", {}).get(cell["id"]):
+                cells.append(_markdown_cell(cell["id"], build["stored"][cell["id"]]))
         elif cell["cell_type"] == "code":
             cells.append(_code_cell(cell))
             if figure := _figure(cell):  # the caption the site shows under the figure
@@ -343,7 +358,8 @@ def convert(chapter: dict, build: dict, refs: dict | None = None) -> dict:
     used = {m.group(1).partition(":")[0] for c in chapter["cells"] if c["cell_type"] == "markdown"
             for m in GLUE.finditer("".join(c["source"]))}
     stored = {"glue": {k: v for k, v in sorted(build["glue"].items()) if k in used},
-              "cards": dict(sorted(build["cards"].items())), "number": build.get("number")}
+              "cards": dict(sorted(build["cards"].items())), "number": build.get("number"),
+              **({"stored": dict(sorted(build["stored"].items()))} if build.get("stored") else {})}
     meta = {"kernelspec": KERNEL, "language_info": {"name": "python"}, "lnbook": stored}
     return {"cells": cells, "metadata": meta, "nbformat": 4, "nbformat_minor": 5}
 
@@ -370,7 +386,7 @@ def generate(names: list[str] | None = None) -> list[pathlib.Path]:
     refs, changed = bibliography(), []
     for name in names or pages():
         chapter = read(BOOK / f"{name}.ipynb")
-        build = from_build(executed_page(name)) if needs_build(chapter) else {"glue": {}, "cards": {}}
+        build = from_build(executed_page(name)) if needs_build(chapter) else {"glue": {}, "cards": {}, "stored": {}}
         nb = convert(chapter, {**build, "number": chapter_number(name)}, refs)
         path = LAUNCH / f"{name}.ipynb"
         old = path.read_text() if path.is_file() else None

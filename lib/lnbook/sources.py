@@ -33,8 +33,8 @@ SOURCES = {s.seed: s for s in (
     Source("000", "000_2c5c4a78a2d2f884.txt", "(untitled; opens with “在现代深度学习…”, then questions Q2 and Q3)",
            "not stated", "an explainer in numbered sections, followed by two questions answered (Q2, Q3) and "
            "notes on Pre-LN and Post-LN", 12651, "01_foundations"),
-    Source("001", "001_3542609d81eaa4d3.txt", "(untitled; first heading “引言”)", "not stated; its links to "
-           "article and problem IDs (@article_id, @problem_id) suggest an encyclopedia-style generated article",
+    Source("001", "001_3542609d81eaa4d3.txt", "(untitled; first heading “引言”)", "not stated (its terms link to "
+           "references written @article_id and @problem_id)",
            "an essay on principles and mechanisms", 5046, "02_principles"),
     Source("002", "002_e300946712c6c3a4.txt", "Transformer的层归一化（Layer Normalization）", "not stated",
            "a tutorial with formulas and PyTorch code", 4209, "03_transformer"),

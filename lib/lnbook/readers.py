@@ -1,0 +1,74 @@
+"""The pages for readers of the sources: the five texts, the statements the book does not test, and the
+Chinese page (每条论断的判定与回答, the five sources, a glossary). Tables as Markdown, from
+:mod:`lnbook.sources` and the claims' results; the pages are book/sources.ipynb and book/zh.ipynb."""
+
+from __future__ import annotations
+
+from lnbook import claims
+from lnbook.sources import GLOSSARY, SOURCES, VERDICTS_ZH, Anchor, untested_list
+
+
+def _cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _chapter_link(chapter: str) -> str:
+    return f"[{chapter}]({chapter}.ipynb)"
+
+
+def sources_table() -> str:
+    """The five texts: seed, title, author or origin, kind, length, the chapter that answers it."""
+    rows = ["| seed | title (as the text gives it) | author or origin | kind of text | length (characters) | answered in |",
+            "|---|---|---|---|---|---|"]
+    for s in SOURCES.values():
+        origin = f"{s.origin} ({s.link})" if s.link else s.origin
+        rows.append(f"| {s.seed} (`{s.file}`) | {_cell(s.title)} | {_cell(origin)} | {_cell(s.kind)} | "
+                    f"{s.characters:,} | {_chapter_link(s.chapter)} |")
+    return "\n".join(rows)
+
+
+def anchor_cell(anchors: tuple[Anchor, ...]) -> str:
+    """Anchors as one table cell: seed, heading, the phrase to search for."""
+    return "<br>".join(_cell(f"{a.seed} · {a.heading.strip('# ')} · “{a.phrase}”") for a in anchors)
+
+
+def untested_table() -> str:
+    """Every statement the book does not test: where it is, and why not."""
+    rows = ["| where (seed · heading · phrase) | why the book does not test it |", "|---|---|"]
+    rows += [f"| {anchor_cell(u.anchors)} | {_cell(u.reason)} |" for u in untested_list()]
+    return "\n".join(rows)
+
+
+def counts() -> dict[str, int]:
+    """How many claims have anchors, how many anchors there are, how many statements are untested."""
+    registry = claims.registry()
+    return {"claims": len(registry), "anchored": sum(bool(c.anchors) for c in registry.values()),
+            "anchors": sum(len(c.anchors) for c in registry.values()), "untested": len(untested_list())}
+
+
+def zh_verdict_table(results: list[claims.Result]) -> str:
+    """每条论断：编号、出处（锚点）、判定、一句话回答 (the answer built from the same numbers as the statement)."""
+    rows = ["| 编号 | 出处（种子 · 标题 · 原文短语） | 判定 | 回答 |", "|---|---|---|---|"]
+    for r in results:
+        c = r.claim
+        rows.append(f"| {c.id} | {anchor_cell(c.anchors)} | {VERDICTS_ZH[c.verdict]} | {_cell(r.answer_zh)} |")
+    return "\n".join(rows)
+
+
+def zh_sources_table() -> str:
+    rows = ["| 种子 | 标题 | 作者或来源 | 字数 | 对应章节 |", "|---|---|---|---|---|"]
+    for s in SOURCES.values():
+        origin = f"{s.origin} ({s.link})" if s.link else s.origin
+        rows.append(f"| {s.seed} | {_cell(s.title)} | {_cell(origin)} | {s.characters:,} | {_chapter_link(s.chapter)} |")
+    return "\n".join(rows)
+
+
+def glossary_table() -> str:
+    rows = ["| English | 中文 |", "|---|---|"]
+    rows += [f"| {_cell(en)} | {_cell(zh)} |" for en, zh in GLOSSARY]
+    return "\n".join(rows)
+
+
+def zh_verdict_counts(results: list[claims.Result]) -> dict[str, int]:
+    """How many claims have each verdict, keyed by the Chinese verdict."""
+    return {VERDICTS_ZH[v]: sum(r.claim.verdict == v for r in results) for v in claims.VERDICTS}
