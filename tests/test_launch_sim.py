@@ -37,17 +37,9 @@ pytestmark = [pytest.mark.xdist_group("launch-sim"),
               pytest.mark.skipif(not pathlib.Path("/proc/self/smaps_rollup").is_file(), reason="needs Linux's /proc")]
 
 
-@pytest.fixture(scope="session")
-def session_results(tmp_path_factory):
-    """Per environment, the folder its runs record claim results in, as one reader's session: the chapters
-    run first (CASES' order, one xdist group) and the ledger page shows what they recorded, instead of
-    running every check a third time in this suite (the book build and the claims tests run them too)."""
-    return lambda env: tmp_path_factory.getbasetemp() / f"launch-results-{env}"
-
-
 @pytest.mark.parametrize("env, name", CASES, ids=[f"{e}-{n}" for e, n in CASES])
-def test_launch_notebook_runs_in_a_fresh_environment(env, name, session_results):
-    (run,) = launch_sim.simulate([name], env, session_results(env))
+def test_launch_notebook_runs_in_a_fresh_environment(env, name):
+    (run,) = launch_sim.simulate([name], env)
     assert run.error is None, f"{env}/{name}: a cell failed: {run.error}"
     assert not run.raw_myst, f"{env}/{name}: raw MyST: {run.raw_myst[:5]}"
     limit = launch_sim.MEMORY_LIMIT_MB[env]

@@ -295,27 +295,21 @@ def _colab_notebook(nb: dict, repo: pathlib.Path) -> dict:
     return nb
 
 
-def simulate(names: list[str], env: str = "colab-gpu", results: pathlib.Path | None = None) -> list[Run]:
-    """Run the launch notebooks of ``names`` in the simulated ``env``; one :class:`Run` each.
-
-    ``results``: a folder the kernels record claim results in and read them from (``$LNBOOK_RESULTS``), as
-    a reader's session does once the chapters have run: the ledger page then shows the chapters' results
-    instead of running all 72 checks again. Without it each run records in its own clone, which it deletes.
-    """
-    return list(runs(names, env, results))
+def simulate(names: list[str], env: str = "colab-gpu") -> list[Run]:
+    """Run the launch notebooks of ``names`` in the simulated ``env``; one :class:`Run` each."""
+    return list(runs(names, env))
 
 
-def runs(names: list[str], env: str = "colab-gpu", results: pathlib.Path | None = None):
+def runs(names: list[str], env: str = "colab-gpu"):
     """:func:`simulate`, yielding each :class:`Run` as its notebook finishes."""
     if env not in ENVS:
         raise ValueError(f"simulate: env: expected one of {ENVS}, got {env!r}")
-    environ = {**SIMULATED, "LNBOOK_RESULTS": str(results)} if results else SIMULATED
     with tempfile.TemporaryDirectory(prefix="lnbook-launch-") as tmp:
         work = pathlib.Path(tmp)
         repo = clone(work / "repo")
         for name in names:
             with exclusive(env):
-                run = _run(name, env, ensure_venv(env), repo, work, environ)
+                run = _run(name, env, ensure_venv(env), repo, work)
             yield run  # the lock released: the caller may take its time
 
 
@@ -342,9 +336,8 @@ def _remove(python: pathlib.Path, names: list[str]) -> None:
                        env=SIMULATED)
 
 
-def _run(name: str, env: str, python: pathlib.Path, repo: pathlib.Path, work: pathlib.Path, environ: dict) -> Run:
-    """One launch notebook run in ``env`` (its ``python``) with lnbook from ``repo``, the clone; the kernel's
-    environment variables are ``environ``."""
+def _run(name: str, env: str, python: pathlib.Path, repo: pathlib.Path, work: pathlib.Path) -> Run:
+    """One launch notebook run in ``env`` (its ``python``) with lnbook from ``repo``, the clone."""
     _remove(python, ["lnbook"] if "lnbook" in distributions(python) else [])  # a run that was interrupted
     before = distributions(python)
     nb = launch.read(repo / launch.launch_path(name))
@@ -358,7 +351,7 @@ def _run(name: str, env: str, python: pathlib.Path, repo: pathlib.Path, work: pa
     launch.write(nb, path)
     summary = folder / f"{name}.json"
     subprocess.run([str(python), "-c", RUNNER, str(path), str(summary), str(ROOT / "tools")], cwd=folder,
-                   check=True, env=environ)
+                   check=True, env=SIMULATED)
     result = json.loads(summary.read_text())
     raw = [f"cell {c.get('id')}: {r}" for c in nb["cells"] if c["cell_type"] == "markdown"
            for r in launch.raw_myst("".join(c["source"]))]
