@@ -1,6 +1,6 @@
-"""Chapter 4 (seed 003), book/04_why: why Transformers use LayerNorm, claims W01–W05 and W12.
+"""Chapter 4 (seed 003), book/04_why: why Transformers use LayerNorm, claims W01–W05, W12 and W13.
 
-Sections of the chapter: "Is it internal covariate shift?" (W01, W02), "Why BatchNorm does not fit
+Sections of the chapter: "Is it internal covariate shift?" (W01, W02, W13), "Why BatchNorm does not fit
 Transformers" (W03, W04, W12) and "What LayerNorm does instead: gain control" (W05). The rest of the
 chapter (the published models, RMSNorm, Pre-Norm, Post-Norm and FP16) is
 :mod:`lnbook.experiments.why_models`.
@@ -23,9 +23,8 @@ from lnbook import norms
 from lnbook.claims import claim
 from lnbook.experiments.common import F64, ln, max_abs, one_thread, over_seeds, randn, seeded_start
 from lnbook.experiments.toys import LANDSCAPE_RUN, landscape, padded_batch, teacher_data
-from lnbook.models import relu_mlp
+from lnbook.models import TransformerBlock, relu_mlp
 
-SRC = "seed 003"
 CHAPTER = "book/04_why"  # the chapter that shows this module's claims
 
 # ----------------------------------------------------------------------------- part 1: ICS
@@ -177,9 +176,11 @@ def _decide_w01(n: dict) -> dict[str, bool]:
 
 @claim(
     "W01",
-    source=f"{SRC} part 1",
-    claim="Reducing internal covariate shift (ICS) is not why normalization works: papers show that with "
-    "ICS made worse, a network with normalization still converges well.",
+    anchors=(("003", "为什么必须要有Norm？真的是为了解决ICS吗？", "你要是照着Google那篇BN的论文背"), ("003", "为什么必须要有Norm？真的是为了解决ICS吗？", "这玩意儿在学术界早就被扒皮了"),
+             ("003", "为什么必须要有Norm？真的是为了解决ICS吗？", "哪怕你把ICS加剧，只要有Norm"),),
+    claim="The explanation from Google's BatchNorm paper (each layer's input distribution keeps moving, so later "
+    "layers keep adapting, hence pull it back to mean 0 and variance 1) is outdated: several MIT papers showed "
+    "that even with ICS made worse, a network with normalization still converges well.",
     statement=(
         "Holds under conditions: where normalization is what makes the network train. Santurkar et al. (2018) "
         "inject noise whose mean and variance change at every step after each BatchNorm of a VGG network and "
@@ -197,6 +198,12 @@ def _decide_w01(n: dict) -> dict[str, bool]:
     # The world where the added shift takes away what normalization gives (ICS would be why it works): at the
     # fast rate noisy BatchNorm ends where the un-normalized network does, at a constant guess.
     null=lambda n: {**n, "fast_loss_noisy": n["fast_loss_none_min"], "fast_kept_min": 0.0},
+    answer_zh=(
+        "有条件成立：在“没有归一化就训练不起来”的情形下成立——学习率 {lr_fast:g} 时无归一化的小网络停在随机猜测，"
+        "而注入噪声使各层输入每步的漂移达到纯 BatchNorm 的 {fast_shift_ratio:.0f} 倍后，网络仍训练到平均损失 "
+        "{fast_loss_noisy:.2f}（纯 BatchNorm 为 {fast_loss_bn:.2f}）；但在学习率 {lr:g}、无归一化也能训练时，同样的噪声"
+        "抹掉了 BatchNorm 的全部优势（相对 BatchNorm 的损失差 {gap_bn:+.2f} ± {gap_bn_se:.2f}）。"
+    ),
     outcomes=("shift_ratio", "shift_ratio_none", "loss_none", "loss_bn", "acc_none_min", "gap_bn", "gap_bn_se",
               "gap_none", "gap_none_se", "fast_shift_ratio", "fast_loss_none_min", "fast_loss_bn", "fast_loss_noisy",
               "fast_kept_min"),
@@ -236,25 +243,38 @@ def smoothness(seed: int) -> dict[str, dict[str, float]]:
             for key, r in runs.items()}
 
 
-@claim(
-    "W02",
-    source=f"{SRC} part 1",
-    claim="Normalization smooths the optimization landscape: it bounds the Lipschitz constant, so the "
-    "output is less sensitive to the input and the learning rate can be raised.",
-    statement=(
-        "Holds under conditions, as in chapter 1 (F11). At chapter 1's learning rate of 0.1 the plain network "
-        "need not train (over {seeds} runs its loss ends at {lr01_none_best:.2f} to {lr01_none_worst:.2f} times "
-        "its initial value). With the same "
-        "probe at learning rate {lr}, where the plain 12-layer network does train (its loss falls to at most "
-        "{none_last_over_first:.2f} of its "
-        "initial value in every one of {seeds} runs), the loss along the gradient varies a median "
-        "{loss_range_ratio:.2f}× as much without LayerNorm as with it, while the gradient's change per unit "
-        "step (β) is not smaller with LayerNorm (median ratio {beta_ratio:.2f}). The exact part of the "
-        "argument is the gradient through the norm (F11); the network-wide smoothing is a modest effect here."
-    ),
-    verdict="holds under conditions",
-    kind="measurement",
-    decide=lambda n: {
+def lipschitz_through_ln(n: int = 32, seed: int = 22) -> dict[str, float]:
+    """What LayerNorm after a linear layer, y = LN(λWx), does to Lipschitz constants (float64, ε = 0 unless said).
+
+    W's Lipschitz constant is its largest singular value, λ·σ_max(W): the norm after it cannot change it. What
+    the norm fixes is the gain of the composite map, the spectral norm of its Jacobian (1/s)·P·λW with s the
+    standard deviation of λWx and P a projection: the same for every λ (the 1/s cancels λ), but 1/s of the
+    input's own spread, so it grows without bound as the input shrinks, and with ε > 0 it is capped at
+    ‖P₁W‖/√ε (P₁ removes the mean), a cap that depends on W.
+    """
+    w = randn(n, n, seed=seed) / math.sqrt(n)  # (n, n): σ_max about 2
+    x = randn(n, seed=seed + 1)  # (n,)
+
+    def gain(lam: float, t: float = 1.0, eps: float = 0.0) -> float:
+        jac = torch.autograd.functional.jacobian(lambda v: ln(lam * w @ v, eps=eps), t * x)  # (n, n)
+        return float(torch.linalg.matrix_norm(jac, 2))
+
+    lams = (0.1, 1.0, 10.0)
+    gains = [gain(lam) for lam in lams]
+    z = w @ x
+    jac_ln = torch.autograd.functional.jacobian(lambda v: ln(v, eps=0.0), z)  # (n, n): LayerNorm alone
+    cap = float(torch.linalg.matrix_norm(w - w.mean(0, keepdim=True), 2)) / math.sqrt(1e-5)
+    return {"sigma_w_lo": float(torch.linalg.matrix_norm(lams[0] * w, 2)),
+            "sigma_w_hi": float(torch.linalg.matrix_norm(lams[-1] * w, 2)), "lam_lo": lams[0], "lam_hi": lams[-1],
+            "ln_out_change": max(max_abs(ln(lam * z, eps=0.0), ln(z, eps=0.0)) for lam in lams),
+            "gain_w_spread": max(gains) / min(gains) - 1,
+            "gain_closed_err": abs(float(torch.linalg.matrix_norm(jac_ln, 2)) * float(z.std(correction=0)) - 1),
+            "gain_small_ratio": gain(1.0, 1e-3) / gains[1], "eps_cap": cap,
+            "eps_cap_err": abs(gain(1.0, 1e-8, 1e-5) / cap - 1)}
+
+
+def _decide_w02(n: dict) -> dict[str, bool]:
+    return {
         # 0.9: the plain baseline must lose at least a tenth of its loss in every run to count as training.
         "baseline_trains": n["none_last_over_first"] < 0.9,
         # Some run at learning rate 0.1 ends above its initial loss: there the baseline does not train.
@@ -262,9 +282,60 @@ def smoothness(seed: int) -> dict[str, dict[str, float]]:
         "loss_smoother_with_ln": n["loss_range_ratio"] > 1,
         # β ratios of single runs scatter by about ±40 % here; above 1.5 would be a real smoothing of β.
         "beta_not_smoother": n["beta_ratio"] < 1.5,
-    },
-    # A world where LayerNorm roughens the landscape instead: the loss along the gradient varies more with it.
-    null=lambda n: {**n, "loss_range_ratio": 1 / n["loss_range_ratio"]},
+        # The Lipschitz step, exact in float64 (rounding only, 1e-9 and 1e-12): W's constant scales with W while
+        # LN(λWx) stays the same; the map's gain is 1/s whatever λ is, and 1000× when the input is 1000× smaller.
+        "w_lipschitz_unbounded": abs(n["sigma_w_hi"] / n["sigma_w_lo"] / (n["lam_hi"] / n["lam_lo"]) - 1) < 1e-9
+        and n["ln_out_change"] < 1e-12,
+        "gain_is_one_over_s": n["gain_closed_err"] < 1e-12 and n["gain_w_spread"] < 1e-12,
+        "gain_relative_not_absolute": abs(n["gain_small_ratio"] / 1000 - 1) < 1e-9,
+        # At an input 1e-8 the size of x, s² = ε + O(1e-16) and x̂ = O(1e-8/√ε): the cap to 1e-4.
+        "eps_caps_gain": n["eps_cap_err"] < 1e-4,
+    }
+
+
+@claim(
+    "W02",
+    anchors=(("003", "为什么必须要有Norm？真的是为了解决ICS吗？", "Norm真正的作用，是在平滑优化的地形"), ("003", "为什么必须要有Norm？真的是为了解决ICS吗？", "这山路极其崎岖"),
+             ("003", "为什么必须要有Norm？真的是为了解决ICS吗？", "把悬崖削平，把坑填浅"), ("003", "为什么必须要有Norm？真的是为了解决ICS吗？", "它限制了权重矩阵的Lipschitz常数"),
+             ("003", "为什么必须要有Norm？真的是为了解决ICS吗？", "你输入变一点点，输出不会剧烈波动"), ("003", "为什么必须要有Norm？真的是为了解决ICS吗？", "你可以放心大胆地开大你的Learning"),
+             ("003", "为什么必须要有Norm？真的是为了解决ICS吗？", "但原理通用于所有Norm"), ("003", "为什么必须要有Norm？真的是为了解决ICS吗？", "有无Norm时损失平面的平滑程度差异")),
+    claim="What normalization really does is smooth the optimization landscape (without it the path is cliffs and "
+    "pits: a slightly larger learning rate explodes or gets stuck). It bounds the Lipschitz constant of the weight "
+    "matrix, which the source glosses as bounding the output's sensitivity to the input (a small change of input, "
+    "no violent change of output); so gradients behave and the learning rate can be raised. Santurkar et al.'s "
+    "BatchNorm paper shows the smoother loss surface, and its principle holds for every norm.",
+    statement=(
+        "Holds under conditions, as in chapter 1 (F11), and the Lipschitz step is mis-stated. At chapter 1's "
+        "learning rate of 0.1 the plain network "
+        "need not train (over {seeds} runs its loss ends at {lr01_none_best:.2f} to {lr01_none_worst:.2f} times "
+        "its initial value). With the same "
+        "probe at learning rate {lr}, where the plain 12-layer network does train (its loss falls to at most "
+        "{none_last_over_first:.2f} of its "
+        "initial value in every one of {seeds} runs), the loss along the gradient varies a median "
+        "{loss_range_ratio:.2f}× as much without LayerNorm as with it, while the gradient's change per unit "
+        "step (β) is not smaller with LayerNorm (median ratio {beta_ratio:.2f}). The exact part of the "
+        "argument is the gradient through the norm (F11); the network-wide smoothing is a modest effect here. "
+        "A norm after a linear layer does not bound the weight matrix's Lipschitz constant (its largest singular "
+        "value): scaling W by {lam_lo:g} to {lam_hi:g} moves it from {sigma_w_lo:.2f} to {sigma_w_hi:.1f} while "
+        "LN(Wx) stays the same (difference {ln_out_change:.1g}). What the norm fixes is the gain of the map through "
+        "it, 1/s of its input's spread s (exact to {gain_closed_err:.1g}), the same for every scale of W (spread "
+        "{gain_w_spread:.1g}): a bound relative to the input's size, not an absolute one, since an input 1000× "
+        "smaller has a {gain_small_ratio:.0f}× larger gain, up to ‖P₁W‖/√ε = {eps_cap:.0f} at ε = 1e-5."
+    ),
+    verdict="holds under conditions",
+    kind="measurement",
+    decide=_decide_w02,
+    # A world where LayerNorm roughens the landscape instead (the loss along the gradient varies more with it),
+    # and where it did bound W's Lipschitz constant and the map's gain outright: σ_max(λW) and the gain would not
+    # follow λ or the input's size.
+    null=lambda n: {**n, "loss_range_ratio": 1 / n["loss_range_ratio"], "sigma_w_hi": n["sigma_w_lo"],
+                    "gain_small_ratio": 1.0},
+    answer_zh=(
+        "有条件成立：学习率 {lr} 下无 LayerNorm 时沿梯度方向的损失波动中位数是有 LayerNorm 时的 {loss_range_ratio:.2f} 倍，"
+        "梯度变化率 β 却不更小（比值 {beta_ratio:.2f}）；而且归一化并不限制权重矩阵的 Lipschitz 常数（W 缩放后最大奇异值从 "
+        "{sigma_w_lo:.2f} 变到 {sigma_w_hi:.1f}，LN(Wx) 不变），它固定的是经过它的映射的增益 1/s，这只是相对输入大小的界："
+        "输入缩小 1000 倍增益就变大 {gain_small_ratio:.0f} 倍，ε = 1e-5 时上限为 {eps_cap:.0f}。"
+    ),
     outcomes=("lr01_none_best", "lr01_none_worst", "none_last_over_first", "loss_range_ratio", "beta_ratio"),
 )
 def w02() -> dict:
@@ -276,7 +347,81 @@ def w02() -> dict:
             "seeds": len(runs),
             "none_last_over_first": max(r["none"]["last"] / r["none"]["first"] for r in runs),
             "loss_range_ratio": statistics.median(r["none"]["loss_range"] / r["ln"]["loss_range"] for r in runs),
-            "beta_ratio": statistics.median(r["none"]["beta"] / r["ln"]["beta"] for r in runs)}
+            "beta_ratio": statistics.median(r["none"]["beta"] / r["ln"]["beta"] for r in runs),
+            **lipschitz_through_ln()}
+
+
+# ----------------------------------------------------------------------------- part 1: depth without a norm
+
+NO_NORM_SEEDS = (0, 1, 2)
+
+
+@functools.lru_cache(maxsize=None)
+def no_norm_signal(seed: int, depth: int = 24, d: int = 32) -> dict[str, list[float]]:
+    """A Transformer stack without any norm (library TransformerBlocks, PyTorch's initialization, float64).
+
+    Per layer l = 0 … depth of the residual stream h_l: ‖h_l‖/‖h_0‖ (forward signal), cos(h_l, h_0) (how much of
+    the input it still carries), and ‖∂L/∂h_l‖/‖∂L/∂h_depth‖ for L = Σ c ⊙ h_depth (backward signal).
+    """
+    with one_thread():
+        torch.manual_seed(seed)
+        blocks = [TransformerBlock(d, norm="none").double() for _ in range(depth)]
+        h0 = randn(4, 16, d, seed=seed + 500).requires_grad_(True)  # (B, L, d)
+        h, stream = h0, [h0]
+        for b in blocks:
+            h = b(h)
+            h.retain_grad()
+            stream.append(h)
+        (randn(4, 16, d, seed=seed + 501) * h).sum().backward()
+    s = [t.detach() for t in stream]
+    return {"forward": [float(t.norm() / s[0].norm()) for t in s],
+            "cos": [float((t * s[0]).sum() / (t.norm() * s[0].norm())) for t in s],
+            "backward": [float(t.grad.norm() / stream[-1].grad.norm()) for t in stream]}
+
+
+@claim(
+    "W13",
+    anchors=(("003", "为什么必须要有Norm？真的是为了解决ICS吗？", "没有Norm，信号传不到两层就挂了"),),
+    claim="In a model as deep as a Transformer, without a norm the signal dies before it has passed two layers.",
+    statement=(
+        "Does not hold at initialization. In a Transformer stack without any norm (attention and MLP blocks, "
+        "PyTorch's initialization, {seeds} seeds), after two layers the residual stream's norm is "
+        "{fwd2_min:.2f}–{fwd2_max:.2f}× the input's and still points along it (cosine at least {cos2_min:.2f}), and "
+        "the gradient two layers below the output is {back2_min:.2f}–{back2_max:.2f}× the output's: nothing dies. "
+        "What a deep stack without a norm does is drift: after {depth} layers the stream is "
+        "{fwd_deep_min:.1f}–{fwd_deep_max:.1f}× larger, its cosine with the input down to {cos_deep_max:.2f} at most, "
+        "and the gradient at the input {back_deep_min:.1f}–{back_deep_max:.1f}× the output's: growth, not death, and "
+        "the residual path is what carries the signal."
+    ),
+    verdict="does not hold",
+    kind="measurement",
+    decide=lambda n: {
+        # "Dies" would be a norm or gradient near 0 (or blown up); within a factor 2 of 1 is a signal passing.
+        "forward_passes_two_layers": 0.5 < n["fwd2_min"] and n["fwd2_max"] < 2,
+        "backward_passes_two_layers": 0.5 < n["back2_min"] and n["back2_max"] < 2,
+        # 0.5: the stream after two layers is still mostly the input (a random vector in 32·64 dimensions: about 0).
+        "input_still_there": n["cos2_min"] > 0.5,
+        # Over the whole stack the stream grows (factor 2 beyond any seed's scatter here) and forgets the input.
+        "deep_stack_drifts": n["fwd_deep_min"] > 2 and n["cos_deep_max"] < 0.5,
+    },
+    # The source's world: two layers without a norm and the signal is gone, forward and backward.
+    null=lambda n: {**n, "fwd2_min": 0.01, "back2_min": 0.01, "cos2_min": 0.0},
+    answer_zh=(
+        "不成立：初始化时没有任何归一化的 Transformer 堆叠中，两层之后残差流的范数是输入的 {fwd2_min:.2f}–{fwd2_max:.2f} 倍、"
+        "与输入的余弦至少 {cos2_min:.2f}，输出下两层的梯度是输出处的 {back2_min:.2f}–{back2_max:.2f} 倍，信号并没有“挂掉”；"
+        "无归一化的深层堆叠真正的问题是漂移：{depth} 层后残差流放大到 {fwd_deep_min:.1f}–{fwd_deep_max:.1f} 倍。"
+    ),
+)
+def w13() -> dict:
+    """The evidence for W13. See book/04_why.ipynb, section "The landscape"."""
+    runs = [no_norm_signal(s) for s in NO_NORM_SEEDS]
+    pick = lambda key, i: [r[key][i] for r in runs]  # noqa: E731
+    return {"seeds": len(runs), "depth": len(runs[0]["forward"]) - 1,
+            "fwd2_min": min(pick("forward", 2)), "fwd2_max": max(pick("forward", 2)), "cos2_min": min(pick("cos", 2)),
+            "back2_min": min(pick("backward", -3)), "back2_max": max(pick("backward", -3)),
+            "fwd_deep_min": min(pick("forward", -1)), "fwd_deep_max": max(pick("forward", -1)),
+            "cos_deep_max": max(pick("cos", -1)),
+            "back_deep_min": min(pick("backward", 0)), "back_deep_max": max(pick("backward", 0))}
 
 
 # ----------------------------------------------------------------------------- part 2: BN in Transformers
@@ -322,9 +467,11 @@ def _decide_w03(n: dict) -> dict[str, bool]:
 
 @claim(
     "W03",
-    source=f"{SRC} part 2.1",
+    anchors=(('003', '第二、 为什么BN在Transformer里水土不服？', '剩下的95个位置全是0'),
+             ('003', '第二、 为什么BN在Transformer里水土不服？', '这些0全被算进去了'),
+             ('003', '第二、 为什么BN在Transformer里水土不服？', '均值和方差被严重稀释')),
     claim="Padding a batch with a 100-token and a 5-token sentence puts 95 zeros into BatchNorm's statistics "
-    "and severely dilutes its mean and variance; LayerNorm is unaffected.",
+    "and severely dilutes its mean and variance, so they no longer represent the real data; LayerNorm is unaffected.",
     statement=(
         "Holds under conditions: always for the mean, for the variance only under a condition. With a share p = {share_real:.3f} of "
         "real positions (105 of 200), BatchNorm's mean is exactly p times the real one (measured ratio "
@@ -343,6 +490,11 @@ def _decide_w03(n: dict) -> dict[str, bool]:
     # tokens' own (ratios 1) and the real tokens come out standardized.
     null=lambda n: {**n, "mean_ratio": 1.0, "var_ratio_centered": 1.0, "var_ratio_shifted": 1.0,
                     "bn_out_mean": 0.0, "bn_out_std": 1.0, "bn_out_std_centered": 1.0},
+    answer_zh=(
+        "有条件成立：均值总被按真实位置占比 p = {share_real:.3f} 缩小（实测比值 {mean_ratio:.3f}），方差只有在 p·m² < v "
+        "时才被稀释（零均值特征比值 {var_ratio_centered:.3f}，均值为 2 的特征反而放大到 {var_ratio_shifted:.2f}）；两种情况下"
+        "真实 token 的 BatchNorm 输出都不再是标准化的，而 LayerNorm 完全不受填充影响（差 {ln_pad_diff:.2g}）。"
+    ),
 )
 def w03() -> dict:
     """The evidence for W03. See book/04_why.ipynb, section "Why BatchNorm does not fit Transformers"."""
@@ -389,9 +541,16 @@ def batch_one_effects(t: int = 32, h: int = 16, seed: int = 40) -> dict[str, flo
 
 @claim(
     "W04",
-    source=f"{SRC} part 2.2",
-    claim="BatchNorm depends on the batch size; at batch size 1 it fails (running statistics do not help in "
-    "training); LayerNorm is independent of the batch.",
+    anchors=(('003', '第二、 为什么BN在Transformer里水土不服？', 'BN严重依赖Batch Size'),
+             ('003', '第二、 为什么BN在Transformer里水土不服？', 'Batch Size为1的时候，BN直接就废了'),
+             ('003', '第二、 为什么BN在Transformer里水土不服？', 'LayerNorm是独立于Batch Size的'),
+             ('003', '第二、 为什么BN在Transformer里水土不服？', '我不看隔壁那句话'),
+             ('003', '为什么不用Instance Norm、Group Norm？', '是从哪来的（Batch无关）'),
+             ('003', '为什么不用Instance Norm、Group Norm？', '不假设你的Batch大还是小')),
+    claim="BatchNorm depends heavily on the batch size (small batches give noisy statistics); at batch size 1 it "
+    "fails (running statistics do not help in training). LayerNorm is independent of the batch: it uses only the "
+    "current sample's features ('only my own sentence's word vectors', which for a Transformer we read as: only "
+    "each token's own features, the reading the check tests)",
     statement=(
         "Holds under conditions. For one vector per sample it holds outright: a training batch of one cannot be "
         "normalized ({batch1_error}), and a batch of two keeps only the sign of each feature's difference "
@@ -399,7 +558,8 @@ def batch_one_effects(t: int = 32, h: int = 16, seed: int = 40) -> dict[str, flo
         "the B·T positions, so one sentence still gives statistics, but they are that sentence's: changing "
         "its last token changes the first token's output by {future_leak:.3f} (LayerNorm: {ln_future_leak:.1g}), "
         "which in a causal model leaks the future into the past, and the same sentence comes out up to "
-        "{train_eval_gap:.2f} apart in training and evaluation mode (running statistics)."
+        "{train_eval_gap:.2f} apart in training and evaluation mode (running statistics). How the noise of batch "
+        "statistics falls with the batch size (as B^(-1/2)) is chapter 2's M03."
     ),
     verdict="holds under conditions",
     kind="measurement",
@@ -416,6 +576,11 @@ def batch_one_effects(t: int = 32, h: int = 16, seed: int = 40) -> dict[str, flo
     # fine, no token sees another, and training and evaluation agree.
     null=lambda n: {**n, "batch1_error": "no error", "pair_abs_dev": 1.0, "future_leak": n["ln_future_leak"],
                     "train_eval_gap": 0.0},
+    answer_zh=(
+        "有条件成立：对每个样本一个向量的情形完全成立——批量为 1 无法归一化（{batch1_error}），批量为 2 只剩正负号；在 "
+        "Transformer 中 BatchNorm 会汇总 B·T 个位置，单句也有统计量，但改动最后一个 token 会使第一个 token 的输出变化 "
+        "{future_leak:.3f}（LayerNorm 为 {ln_future_leak:.1g}），同一句在训练与推理模式下相差可达 {train_eval_gap:.2f}。"
+    ),
 )
 def w04() -> dict:
     """The evidence for W04. See book/04_why.ipynb, section "Why BatchNorm does not fit Transformers"."""
@@ -441,7 +606,8 @@ def token_magnitudes(seed: int = 90) -> dict[str, float]:
 
 @claim(
     "W12",
-    source=f"{SRC} part 2.3",
+    anchors=(('003', '第二、 为什么BN在Transformer里水土不服？', 'BN强行把所有Token在同一个特征维度上拉齐'),
+             ('003', '第二、 为什么BN在Transformer里水土不服？', '这保留了Token之间的相对大小关系')),
     claim="BatchNorm forces all tokens into line on each feature and destroys subtle differences between "
     "tokens; LayerNorm works inside each token and so keeps the relative sizes of tokens.",
     statement=(
@@ -465,6 +631,10 @@ def token_magnitudes(seed: int = 90) -> dict[str, float]:
     # The source's world: LayerNorm keeps the two tokens' relative size (their gap is the raw one) and
     # BatchNorm forces them into line (no gap, and no common factor per feature).
     null=lambda n: {**n, "ln_gap": n["raw_gap"], "bn_gap": 0.0, "bn_ratio_spread": 1.0},
+    answer_zh=(
+        "不成立：恰恰相反——LayerNorm 抹掉了 token 的大小（一个 token 与其 3 倍版本输出相同，相对差 {ln_gap:.1g}），而 "
+        "BatchNorm 在每个特征上对所有 token 做同一个递增仿射变换，保留了 token 之间的顺序与差值比例（两者仍相差 {bn_gap:.2f}）。"
+    ),
 )
 def w12() -> dict:
     """The evidence for W12. See book/04_why.ipynb, section "Why BatchNorm does not fit Transformers"."""
@@ -528,9 +698,14 @@ def direction_kept(mean_over_std: float = 1.0, d: int = 64, seed: int = 52) -> d
 
 @claim(
     "W05",
-    source=f"{SRC} why LN wins",
-    claim="LayerNorm removes a token's magnitude and keeps its direction; without it, large-norm tokens "
-    "dominate the attention scores and the softmax turns one-hot, so gradients vanish (gain control).",
+    anchors=(('003', '为什么LN能赢？', '只保留了方向（Direction）'),
+             ('003', '为什么LN能赢？', '模长大的Token会主导整个Attention'),
+             ('003', '为什么LN能赢？', 'LN强制把所有Token的能量拉到同一个水平线上'),
+             ('003', '为什么LN能赢？', '谁跟Query的方向一致，谁的Attention就高'),
+             ('003', '为什么LN能赢？', '真正的物理意义：Gain Control')),
+    claim="LayerNorm removes a token's magnitude and keeps its direction, putting every token at the same energy so "
+    "that attention goes by direction; without it, large-norm tokens dominate the attention scores and the softmax "
+    "turns one-hot, so gradients vanish (gain control)",
     statement=(
         "Holds under conditions. Magnitude: after LayerNorm every token has the same norm, and attention is "
         "exactly independent of the tokens' norms (entropy varies by {ln_entropy_range:.1g} across norm "
@@ -562,6 +737,12 @@ def direction_kept(mean_over_std: float = 1.0, d: int = 64, seed: int = 52) -> d
     # A world without gain control: attention without LayerNorm is as spread out, and passes as much
     # gradient, as with it.
     null=lambda n: {**n, "entropy_none": n["entropy_ln"], "grad_none": n["grad_ln"]},
+    answer_zh=(
+        "有条件成立：经过 LayerNorm 后注意力与 token 的模长完全无关；没有它时，模长跨 {max_spread} 倍的 {t} 个 token 使注意力"
+        "熵降到 {entropy_none:.2f}（有 LayerNorm 为 {entropy_ln:.2f}），携带梯度的 softmax 雅可比迹降到 {grad_none:.3f}；"
+        "但模长最大的 token 只是 {top_none:.0%} 的 query 的首选，并非简单“主导”，而且 LayerNorm 保留的是中心化后向量的方向"
+        "（cos = {cos_ln:.3f}），RMSNorm 才完全保留方向。"
+    ),
 )
 def w05() -> dict:
     """The evidence for W05. See book/04_why.ipynb, section "What LayerNorm does instead: gain control"."""

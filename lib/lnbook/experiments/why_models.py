@@ -1,7 +1,8 @@
-"""Chapter 4 (seed 003), book/04_why: the computations behind claims W06–W11.
+"""Chapter 4 (seed 003), book/04_why: the computations behind claims W06–W11, W14 and W15.
 
 Sections of the chapter: "The models the source quotes" (W06, W10, W11), "RMSNorm: what removing
-the mean changes" (W07) and "Pre-Norm, Post-Norm and FP16" (W08, W09), and the exercises. The first
+the mean changes" (W07) and "Pre-Norm, Post-Norm and FP16" (W08, W09), "Why not InstanceNorm or GroupNorm?" (W14, W15),
+and the exercises. The first
 half of the chapter is :mod:`lnbook.experiments.why`.
 
 The published model configurations in :data:`PUBLISHED_CONFIGS` are quotations, not computations:
@@ -22,7 +23,6 @@ from lnbook.experiments.common import F64, ln, max_abs, one_thread, randn
 from lnbook.models import Block, zero_branches_
 from lnbook.variance import FP16_MAX, tree_sum
 
-SRC = "seed 003"
 CHAPTER = "book/04_why"  # the chapter that shows this module's claims
 
 # ----------------------------------------------------------------------------- published configurations
@@ -75,7 +75,7 @@ def configs_markdown() -> str:
 
 @claim(
     "W06",
-    source=f"{SRC} why LN wins",
+    anchors=(('003', '为什么LN能赢？', '维度是4096（像Llama 2 70B这种级别'),),
     claim="A token's embedding dimension of 4096 is 'Llama 2 70B scale'.",
     statement=(
         "Does not hold: Llama 2 70B's hidden size is {published_hidden} (its released configuration), twice "
@@ -88,6 +88,10 @@ def configs_markdown() -> str:
                       "4096_is_7b": n["models_4096"] != "" and all("7B" in m for m in n["models_4096"].split(" and "))},
     # The source's world: Llama 2 70B released with a hidden size of 4096, one of the models of that width.
     null=lambda n: {**n, "published_hidden": n["source_hidden"], "models_4096": n["models_4096"] + " and Llama 2 70B"},
+    answer_zh=(
+        "不成立：Llama 2 70B 的隐藏维度是 {published_hidden}（官方发布的配置），是文中 {source_hidden} 的两倍，4096 属于 "
+        "7B 模型（{models_4096}）；不过论证本身不依赖这个数。"
+    ),
 )
 def w06() -> dict:
     """The evidence for W06. See book/04_why.ipynb, section "The models the source quotes"."""
@@ -99,7 +103,7 @@ def w06() -> dict:
 
 @claim(
     "W10",
-    source=f"{SRC} part 1",
+    anchors=(('003', '为什么必须要有Norm？真的是为了解决ICS吗？', '现在的LLM动不动就80层、100层'),),
     claim="Today's LLMs easily have 80 or 100 layers.",
     statement=(
         "Holds under conditions: for the largest models only: LLaMA 65B and Llama 2 70B have {layers_70b} layers and GPT-3 "
@@ -117,6 +121,10 @@ def w06() -> dict:
     # The source's world without its condition: every model of today, the 7B ones included, has 80 layers
     # or more, and the largest reach 100.
     null=lambda n: {**n, "layers_7b": n["source_low"], "layers_max": n["source_high"]},
+    answer_zh=(
+        "有条件成立：只对最大的模型成立——LLaMA 65B 与 Llama 2 70B 为 {layers_70b} 层，GPT-3 175B 为 {layers_gpt3} 层，"
+        "这里引用的已发表模型没有一个达到 100 层，7B 模型只有 {layers_7b} 层。"
+    ),
 )
 def w10() -> dict:
     """The evidence for W10. See book/04_why.ipynb, section "The models the source quotes"."""
@@ -130,13 +138,19 @@ def w10() -> dict:
 
 @claim(
     "W11",
-    source=f"{SRC} RMSNorm; Pre/Post",
-    claim="The original Transformer used Post-Norm; GPT-2, GPT-3 and Llama moved to Pre-Norm; from Llama 1 "
-    "on, models use RMSNorm; LayerNorm needs no hyperparameter but a tiny ε.",
+    anchors=(('003', 'LN的变体与RMSNorm的称霸', '从Llama一代开始'),
+             ('003', 'Pre-Norm vs Post-Norm 是一场血的教训', '论文，用的是Post-Norm'),
+             ('003', 'Pre-Norm vs Post-Norm 是一场血的教训', '全改成了Pre-Norm'),
+             ('003', 'Pre-Norm vs Post-Norm 是一场血的教训', '成为了工业界的标准配置'),
+             ('003', '为什么不用Instance Norm、Group Norm？', '不需要任何超参数（除了那个极小的epsilon）')),
+    claim="The original Transformer used Post-Norm; GPT-2, GPT-3 and Llama moved to Pre-Norm, which (with RMSNorm) "
+    "became the industry standard; from Llama 1 on, models use RMSNorm; LayerNorm (RMSNorm especially) needs no "
+    "hyperparameter but a tiny ε",
     statement=(
         "Holds for every model the source names, against the published papers and configurations "
         "({rows} rows in the table). The one hyperparameter is not uniform: the published ε ranges from "
-        "{eps_min:.1g} (BERT) to {eps_max:.1g} (GPT-2, Llama 2), and chapter 1 (F02) shows where ε matters."
+        "{eps_min:.1g} (BERT) to {eps_max:.1g} (GPT-2, Llama 2), and chapter 1 (F02) shows where ε matters. That "
+        "every open model since Llama 1 uses RMSNorm is a census the book does not take."
     ),
     verdict="holds",
     kind="measurement",  # a lookup: the source's statements against the published papers and configurations
@@ -148,6 +162,10 @@ def w10() -> dict:
     },
     # A world where the source misremembers one model: GPT-2 small kept the original Post-Norm.
     null=lambda n: {**n, "pre_agree": n["pre_agree"] - 1},
+    answer_zh=(
+        "成立：对文中点名的每个模型都与已发表的论文和配置一致（表中 {rows} 行）；但唯一的超参数 ε 并不统一，从 "
+        "{eps_min:.1g}（BERT）到 {eps_max:.1g}（GPT-2、Llama 2）。"
+    ),
 )
 def w11() -> dict:
     """The evidence for W11. See book/04_why.ipynb, section "The models the source quotes"."""
@@ -182,9 +200,12 @@ def rms_ln_relation(mean_over_std: float, d: int = 64, seed: int = 60) -> dict[s
 
 @claim(
     "W07",
-    source=f"{SRC} RMSNorm",
-    claim="RMSNorm drops the mean subtraction, saving a little compute; whether the mean is removed makes "
-    "almost no difference to quality; what matters is the scaling.",
+    anchors=(('003', 'LN的变体与RMSNorm的称霸', 'RMSNorm少了一个减均值的操作'),
+             ('003', 'LN的变体与RMSNorm的称霸', '去不去均值对模型效果影响微乎其微'),
+             ('003', 'LN的变体与RMSNorm的称霸', '重要的是缩放（Scaling）')),
+    claim="RMSNorm drops the mean subtraction, saving a little compute per call, which is worth much at scale; "
+    "experiments show that whether the mean is removed makes almost no difference to quality; what matters is the "
+    "scaling",
     statement=(
         "Holds under conditions. Exactly: with θ = arctan(μ/σ), RMSNorm(x) = cos θ·LN(x) + sin θ·1 (error "
         "{identity_err:.2g}), so the two outputs differ by 2 sin(θ/2) in root mean square: {gap_small:.3f} "
@@ -209,6 +230,12 @@ def rms_ln_relation(mean_over_std: float, d: int = 64, seed: int = 60) -> dict[s
     # A world where removing the mean changes nothing at all: RMSNorm's output is LayerNorm's for any mean,
     # shift invariance included.
     null=lambda n: {**n, "gap_small": 0.0, "gap_large": 0.0, "rms_shift_change": n["ln_shift_change"]},
+    answer_zh=(
+        "有条件成立：精确地有 RMSNorm(x) = cos θ·LN(x) + sin θ·1，两者输出的均方根差为 2 sin(θ/2)——均值为标准差十分之一时"
+        "为 {gap_small:.3f}，均值等于标准差时为 {gap_large:.3f}；RMSNorm 失去了平移不变性（输入整体加 3，输出变化达 "
+        "{rms_shift_change:.2f}），所以差别只在输入接近中心化或前一层能学会中心化时可以忽略，“实践中可忽略”是 Zhang 与 "
+        "Sennrich 的实验结论，本章并未测量。"
+    ),
 )
 def w07() -> dict:
     """The evidence for W07. See book/04_why.ipynb, section "RMSNorm: what removing the mean changes"."""
@@ -263,9 +290,13 @@ def stream_max(placement: str, depth: int = STREAM["depth"], d: int = STREAM["d"
 
 @claim(
     "W08",
-    source=f"{SRC} Pre/Post",
+    anchors=(('003', '为什么不用Instance Norm、Group Norm？', '把Pre-Norm写成了Post-Norm'),
+             ('003', '为什么不用Instance Norm、Group Norm？', 'Post-Norm中间很容易溢出'),
+             ('003', '为什么不用Instance Norm、Group Norm？', '改成Pre-Norm或者RMSNorm，问题立马解决'),
+             ('003', '为什么不用Instance Norm、Group Norm？', '更是为了在低精度训练')),
     claim="Post-Norm trained in FP16 gives NaN losses because FP16's small range overflows inside Post-Norm; "
-    "switching to Pre-Norm or RMSNorm fixes it.",
+    "switching to Pre-Norm or RMSNorm fixes it. LayerNorm is there not only for convergence but to keep "
+    "low-precision training (FP16, BF16, FP8) from overflowing",
     statement=(
         "Does not hold as a mechanism. Inside a norm, float16 overflows in the squares: the smallest float16 "
         "whose square is inf is {square_limit:g} (√65504 ≈ 255.9), and a float16 sum of squares overflows "
@@ -276,7 +307,8 @@ def stream_max(placement: str, depth: int = STREAM["depth"], d: int = STREAM["d"
         "(largest over {depth} blocks: {post_max:.2f}), while a Pre-Norm stream is a sum of all branches "
         "and grows ({pre_growth:.2f}× over the same depth here). What keeps a norm finite is float32 "
         "statistics, which PyTorch and this book's kernels use: on the same row they are accurate to "
-        "{err_fp32_stats:.2g}. Post-Norm's real trouble is its training dynamics: chapter 5 (R22) finds it needing "
+        "{err_fp32_stats:.2g}. So a norm keeps values in float16's range through its output (the Post-Norm bound), not "
+        "through its own arithmetic. Post-Norm's real trouble is its training dynamics: chapter 5 (R22) finds it needing "
         "warm-up, or failing with or without it, at learning rates where Pre-Norm still learns."
     ),
     verdict="does not hold",
@@ -296,6 +328,12 @@ def stream_max(placement: str, depth: int = STREAM["depth"], d: int = STREAM["d"
     # The source's world: RMSNorm's float16 sum of squares stays finite where LayerNorm's does, and Post-Norm's
     # stream grows like Pre-Norm's, past the bound of a normalized row.
     null=lambda n: {**n, "rms_sum": str(n["ln_sum"]), "post_max": n["bound"] * n["pre_growth"]},
+    answer_zh=(
+        "不成立：作为机制不成立——float16 溢出发生在范数内部的平方上（平方为 inf 的最小 float16 是 {square_limit:g}），"
+        "RMSNorm 的 Σx² 从不小于 LayerNorm 的 Σ(x−μ)²（宽 4096、均值 4 的行上 float16 求和分别为 {rms_sum} 与 {ln_sum:.0f}），"
+        "而 Post-Norm 每层重新归一化，使残差流保持在 √(d−1) = {bound:.2f} 以下（实测最大 {post_max:.2f}）；真正让范数不溢出的"
+        "是 float32 统计量（误差 {err_fp32_stats:.2g}）。"
+    ),
 )
 def w08() -> dict:
     """The evidence for W08. See book/04_why.ipynb, section "Pre-Norm, Post-Norm and FP16"."""
@@ -333,8 +371,15 @@ def stream_gradients(placement: str, depth: int = 24, d: int = 32, zero_branches
 
 @claim(
     "W09",
-    source=f"{SRC} Pre/Post",
-    claim="Pre-Norm keeps the residual path clean, so gradients flow unimpeded from the last layer to the first.",
+    anchors=(('003', 'Pre-Norm vs Post-Norm 是一场血的教训', '但是它太难训练了'),
+             ('003', 'Pre-Norm vs Post-Norm 是一场血的教训', 'Post-Norm会导致梯度在反向传播时'),
+             ('003', 'Pre-Norm vs Post-Norm 是一场血的教训', '主干通路（Highway）是纯净的'),
+             ('003', 'Pre-Norm vs Post-Norm 是一场血的教训', '梯度可以毫无阻碍地从最后一层直接流到第一层'),
+             ('003', 'Pre-Norm vs Post-Norm 是一场血的教训', '这使得Pre-Norm的模型极其稳定')),
+    claim="Post-Norm is too hard to train: in deep networks its backpropagated gradients are not just vanishing but "
+    "extremely unstable. Pre-Norm keeps the residual path clean (x + …), so gradients flow unimpeded from the last "
+    "layer to the first, which makes Pre-Norm models extremely stable, converging at a higher learning rate even "
+    "without elaborate warm-up",
     statement=(
         "Holds under conditions: for the path, with a caveat for 'unimpeded'. Exactly: in a Pre-Norm stack the gradient at the "
         "input is the output gradient plus what the branches add; with the branches switched off it arrives "
@@ -342,7 +387,8 @@ def stream_gradients(placement: str, depth: int = 24, d: int = 32, zero_branches
         "LayerNorm (relative change {post_zero_change:.3f} with the branches off). At initialization over "
         "{depth} blocks the gradient norm at the first layer is {pre_ratio:.2f}× the last layer's in Pre-Norm "
         "and {post_ratio:.2f}× in Post-Norm: neither vanishes at this size, and Pre-Norm's grows as branches "
-        "add to it. Training stability, the source's real point, is measured in chapter 5."
+        "add to it: nothing here is 'extremely unstable' at initialization. Training stability and warm-up, the "
+        "source's real point, are measured in chapter 5 (R22)."
     ),
     verdict="holds under conditions",
     kind="measurement",
@@ -357,6 +403,11 @@ def stream_gradients(placement: str, depth: int = 24, d: int = 32, zero_branches
     # A world where Pre-Norm's residual path is no cleaner than Post-Norm's: it projects the gradient at
     # every block and passes what Post-Norm passes.
     null=lambda n: {**n, "pre_zero_change": n["post_zero_change"], "pre_ratio": n["post_ratio"]},
+    answer_zh=(
+        "有条件成立：对梯度通路成立——Pre-Norm 堆叠在分支关闭时梯度原样到达输入（相对变化 {pre_zero_change:.1g}），而 "
+        "Post-Norm 在每个 LayerNorm 处投影梯度（{post_zero_change:.3f}）；初始化时 {depth} 个块后首层梯度范数是末层的 "
+        "{pre_ratio:.2f} 倍（Pre-Norm）与 {post_ratio:.2f} 倍（Post-Norm），两者都没有消失，训练稳定性与预热由第 5 章测量。"
+    ),
 )
 def w09() -> dict:
     """The evidence for W09. See book/04_why.ipynb, section "Pre-Norm, Post-Norm and FP16"."""
@@ -365,6 +416,118 @@ def w09() -> dict:
     return {"depth": len(pre) - 1, "pre_ratio": pre[0] / pre[-1], "post_ratio": post[0] / post[-1],
             "pre_zero_change": change(stream_gradients("pre", zero_branches=True)),
             "post_zero_change": change(stream_gradients("post", zero_branches=True))}
+
+
+# ----------------------------------------------------------------------------- why not InstanceNorm or GroupNorm
+
+
+def instance_norm_effects(c: int = 8, t: int = 16, seed: int = 90) -> dict[str, float]:
+    """What InstanceNorm removes from a sentence laid out as (1, C features, T positions), and what LayerNorm does.
+
+    ``style_err``: IN(a_c·x + b_c) against IN(x) for a per-feature scale a_c > 0 and shift b_c (the per-sample
+    channel statistics, what style transfer calls style); ``sentence_diff_in``/``_ln``: two sentences that differ
+    by such a per-feature scale and shift, after IN and after LayerNorm of each token; ``token_err_ln``: LayerNorm
+    of each token scaled and shifted by its own a_t, b_t, against LayerNorm of the token (what LN removes)."""
+    x = randn(1, c, t, seed=seed)  # (1, C, T)
+    a, b = randn(1, c, 1, seed=seed + 1).abs() + 0.5, randn(1, c, 1, seed=seed + 2)  # per feature
+    y = a * x + b
+    inorm = lambda v: norms.instance_norm(v, eps=0.0)  # noqa: E731  per feature over the T positions
+    tok = lambda v: ln(v.transpose(1, 2), eps=0.0)  # noqa: E731  (1, T, C): per token over its C features
+    at, bt = randn(1, 1, t, seed=seed + 3).abs() + 0.5, randn(1, 1, t, seed=seed + 4)  # per token
+    return {"style_err": max_abs(inorm(y), inorm(x)), "sentence_diff_in": max_abs(inorm(y), inorm(x)),
+            "sentence_diff_ln": max_abs(tok(y), tok(x)), "token_err_ln": max_abs(tok(at * x + bt), tok(x))}
+
+
+@claim(
+    "W14",
+    anchors=(("003", "为什么不用Instance Norm、Group Norm？", "因为它把图像的内容和风格剥离了"), ("003", "为什么不用Instance Norm、Group Norm？", "我们需要Token的全部信息")),
+    claim="InstanceNorm is used mainly in style transfer because it separates an image's content from its style; "
+    "in NLP we need all of a token's information and have no style to strip, so it does not fit.",
+    statement=(
+        "Holds under conditions: InstanceNorm does strip what style transfer calls style, each sample's per-channel "
+        "mean and scale: scaling and shifting every channel of an input leaves its output unchanged (difference "
+        "{style_err:.1g}). Applied to a sentence (features as channels, positions as the spatial axis) it erases the "
+        "same thing: two sentences that differ by a per-feature scale and shift come out identical "
+        "({sentence_diff_in:.1g}), where LayerNorm keeps them apart ({sentence_diff_ln:.2f}). But LayerNorm does not "
+        "keep 'all of a token's information' either: it erases each token's own mean and scale (a token scaled and "
+        "shifted comes out unchanged, {token_err_ln:.1g}). The two norms drop different statistics, and which ones a "
+        "model can spare is the real question, not whether one of them keeps everything."
+    ),
+    verdict="holds under conditions",
+    kind="derivation",
+    decide=lambda n: {
+        # Exact invariances at ε = 0: float64 rounding only.
+        "in_strips_channel_stats": n["style_err"] < 1e-12 and n["sentence_diff_in"] < 1e-12,
+        "ln_erases_token_stats": n["token_err_ln"] < 1e-12,
+        # 0.1 in outputs of unit scale: a difference a reader would see.
+        "ln_keeps_sentence_stats": n["sentence_diff_ln"] > 0.1,
+    },
+    # A world where InstanceNorm kept each sample's per-channel statistics (no style stripped).
+    null=lambda n: {**n, "style_err": n["sentence_diff_ln"], "sentence_diff_in": n["sentence_diff_ln"]},
+    answer_zh=(
+        "有条件成立：InstanceNorm 确实剥离了风格迁移所说的“风格”，即每个样本逐通道的均值和尺度（逐通道缩放平移后输出不变，差 "
+        "{style_err:.1g}），用在句子上会把相差一个逐特征缩放平移的两句话变成同一个输出，而 LayerNorm 能区分它们（差 "
+        "{sentence_diff_ln:.2f}）；但 LayerNorm 也并不保留 token 的“全部信息”，它抹掉了每个 token 自身的均值和尺度（差 "
+        "{token_err_ln:.1g}）。"
+    ),
+)
+def w14() -> dict:
+    """The evidence for W14. See book/04_why.ipynb, section "Why not InstanceNorm or GroupNorm?"."""
+    return instance_norm_effects()
+
+
+def group_norm_place(n: int = 8, c: int = 16, hw: int = 4, groups: int = 4, seed: int = 91) -> dict[str, float]:
+    """Where GroupNorm sits among the norms, on (N, C, H, W) (ε = 0): its ends, its batch dependence, its middle."""
+    x = randn(n, c, hw, hw, seed=seed)
+    other = torch.cat([x[:1], randn(n - 1, c, hw, hw, seed=seed + 1)])  # sample 0 with new companions
+    gn = lambda v, g: norms.group_norm(v, g, eps=0.0)  # noqa: E731
+    bn = lambda v: norms.batch_norm(v, None, None, training=True, eps=0.0)  # noqa: E731
+    ln_chw = norms.layer_norm(x, x.shape[1:], eps=0.0)  # each sample over (C, H, W)
+    in_ = norms.instance_norm(x, eps=0.0)
+    return {"groups": groups, "channels": c, "gn1_vs_ln": max_abs(gn(x, 1), ln_chw), "gnc_vs_in": max_abs(gn(x, c), in_),
+            "gn_batch_change": max_abs(gn(other, groups)[0], gn(x, groups)[0]),
+            "bn_batch_change": max_abs(bn(other)[0], bn(x)[0]),
+            "gn_vs_ln": max_abs(gn(x, groups), ln_chw), "gn_vs_in": max_abs(gn(x, groups), in_),
+            "valid_groups": sum(c % g == 0 for g in range(1, c + 1))}
+
+
+@claim(
+    "W15",
+    anchors=(("003", "为什么不用Instance Norm、Group Norm？", "GN是BN和LN的折中"), ("003", "为什么不用Instance Norm、Group Norm？", "GN引入了额外的超参数（Group的数量）")),
+    claim="GroupNorm is a compromise between BatchNorm and LayerNorm; it adds a hyperparameter, the number of groups, "
+    "which makes it troublesome to tune in NLP Transformers.",
+    statement=(
+        "Does not hold as a compromise with BatchNorm: GroupNorm never looks across the batch (changing a sample's "
+        "companions changes its output by {gn_batch_change:.1g}; BatchNorm's by {bn_batch_change:.2f}). It is the "
+        "compromise between LayerNorm and InstanceNorm (Wu & He 2018): with one group it is LayerNorm over (C, H, W) "
+        "(difference {gn1_vs_ln:.1g}), with one channel per group InstanceNorm ({gnc_vs_in:.1g}), and with "
+        "{groups} groups of its {channels} channels it differs from both ({gn_vs_ln:.2f} and {gn_vs_in:.2f}). The extra "
+        "hyperparameter is real: the number of groups, any of the {valid_groups} divisors of C here; that tuning it "
+        "is too troublesome is a judgement the book does not test."
+    ),
+    verdict="does not hold",
+    kind="derivation",
+    decide=lambda n: {
+        # Exact identities at ε = 0: float64 rounding only.
+        "gn_batch_independent": n["gn_batch_change"] < 1e-12,
+        "gn_ends_are_ln_and_in": n["gn1_vs_ln"] < 1e-12 and n["gnc_vs_in"] < 1e-12,
+        # 0.1 in outputs of unit scale: a difference a reader would see.
+        "bn_batch_dependent": n["bn_batch_change"] > 0.1,
+        "gn_in_between": n["gn_vs_ln"] > 0.1 and n["gn_vs_in"] > 0.1,
+        "groups_is_a_choice": n["valid_groups"] > 2,
+    },
+    # The source's world: GroupNorm shares BatchNorm's statistics across the batch, so a sample's companions move
+    # its output as they move BatchNorm's.
+    null=lambda n: {**n, "gn_batch_change": n["bn_batch_change"]},
+    answer_zh=(
+        "不成立：GroupNorm 并不是 BatchNorm 与 LayerNorm 的折中——它从不跨批量取统计量（换掉同批其他样本，输出变化 "
+        "{gn_batch_change:.1g}，BatchNorm 为 {bn_batch_change:.2f}），而是 LayerNorm（一组，差 {gn1_vs_ln:.1g}）与 "
+        "InstanceNorm（每组一个通道，差 {gnc_vs_in:.1g}）之间的折中；组数确实是额外的超参数（这里 C 有 {valid_groups} 个可选约数）。"
+    ),
+)
+def w15() -> dict:
+    """The evidence for W15. See book/04_why.ipynb, section "Why not InstanceNorm or GroupNorm?"."""
+    return group_norm_place()
 
 
 # ----------------------------------------------------------------------------- exercises
