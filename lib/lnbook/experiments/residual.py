@@ -208,6 +208,200 @@ def r04() -> dict:
             "shapes_equal": sum(s == shapes[0] for s in shapes)}
 
 
+def _skew_kurt(v: torch.Tensor) -> tuple[float, float]:
+    z = (v - v.mean()) / v.std(correction=0)
+    return float((z ** 3).mean()), float((z ** 4).mean() - 3)
+
+
+def _ks_normal(v: torch.Tensor) -> float:
+    """Kolmogorov–Smirnov distance between the values of ``v`` and N(0, 1)."""
+    v, _ = torch.sort(v)
+    n = len(v)
+    cdf = 0.5 * (1 + torch.erf(v / math.sqrt(2)))
+    k = torch.arange(1, n + 1, dtype=v.dtype)
+    return float(torch.maximum(k / n - cdf, cdf - (k - 1) / n).max())
+
+
+def ln_output_shape(d: int = 768, seed: int = 26) -> dict[str, float]:
+    """LayerNorm (ε = 1e-5) of a row of exponential values (skewed) and of a Gaussian row: moments and normality."""
+    gen = torch.Generator().manual_seed(seed)
+    expo = -torch.log(torch.rand(d, generator=gen, dtype=F64))  # Exp(1): skewness 2, excess kurtosis 6
+    gauss = randn(d, seed=seed)
+    y, yg = ln(expo, eps=1e-5), ln(gauss, eps=1e-5)
+    (skew_in, kurt_in), (skew_out, kurt_out) = _skew_kurt(expo), _skew_kurt(y)
+    return {"d": d, "mean_out": float(y.mean().abs()), "var_dev": abs(float(y.var(correction=0)) - 1),
+            "skew_in": skew_in, "skew_out": skew_out, "kurt_out": kurt_out, "kurt_in": kurt_in,
+            "ks_out": _ks_normal(y), "ks_gauss": _ks_normal(yg)}
+
+
+@claim(
+    "R26",
+    anchors=(("004", "面临的挑战与为什么需要这项技术", "方差为1的标准正态分布"),
+             ("004", "2. 核心组件与关键技术原理", "将数据分布拉回到均值为0、方差为1的标准正态分布"),
+             ("004", "3.1 核心功能特性", "将数据的分布强制拉回到标准正态分布")),
+    claim="LayerNorm pulls each layer's input back to the standard normal distribution (mean 0, variance 1).",
+    statement=(
+        "Does not hold: LayerNorm fixes two moments of each row, not its distribution. On a row of {d} values drawn "
+        "from an exponential distribution the output has mean {mean_out:.1g} and variance 1 within {var_dev:.1g}, "
+        "but LayerNorm is an affine map of the row, so the shape is untouched: skewness {skew_out:.2f} (input "
+        "{skew_in:.2f}), excess kurtosis {kurt_out:.2f} (input {kurt_in:.2f}; a normal has 0 and 0), and a "
+        "Kolmogorov–Smirnov distance of {ks_out:.2f} from N(0, 1), against {ks_gauss:.2f} for a Gaussian row. The "
+        "output is standard normal only when the input row already was normal."
+    ),
+    verdict="does not hold",
+    kind="measurement",
+    decide=lambda n: {
+        # The two moments LayerNorm does fix: float64, ε = 1e-5 against a variance of about 1.
+        "mean_zero": n["mean_out"] < 1e-12,
+        "variance_one": n["var_dev"] < 1e-4,
+        # An affine map with a positive scale leaves the standardized moments unchanged: float64 rounding only.
+        "skew_kept": abs(n["skew_out"] - n["skew_in"]) < 1e-9 and n["skew_out"] > 1,
+        # KS distance of 768 normal draws is about 0.03 (its 1 % critical value 1.63/√768 = 0.059).
+        "not_normal": n["ks_out"] > 0.059 > n["ks_gauss"],
+    },
+    # The source's world: the output is standard normal, with a normal's skewness and KS distance.
+    null=lambda n: {**n, "skew_out": 0.0, "kurt_out": 0.0, "ks_out": n["ks_gauss"]},
+    answer_zh="不成立：层归一化只固定每一行的均值和方差，不改变分布的形状；对 {d} 个指数分布取值的一行，输出均值 {mean_out:.1g}、"
+    "方差与 1 相差 {var_dev:.1g}，但偏度仍为 {skew_out:.2f}（输入 {skew_in:.2f}），与 N(0, 1) 的 KS 距离为 {ks_out:.2f}"
+    "（高斯行为 {ks_gauss:.2f}），只有输入本来就服从正态分布时输出才是标准正态分布。",
+)
+def r26() -> dict:
+    """The evidence for R26. See book/05_residual.ipynb, section "The formula, the shapes and the labels"."""
+    return ln_output_shape()
+
+
+def source_manual_layer_norm(x, gamma, beta, eps=1e-6):
+    """The source's ``manual_layer_norm`` (seed 004, "4.3 实现细节与代码解析"), as it writes it."""
+    mean = x.mean(-1, keepdim=True)
+    var = x.var(-1, keepdim=True, unbiased=False)
+    x_normalized = (x - mean) / torch.sqrt(var + eps)
+    return gamma * x_normalized + beta
+
+
+@claim(
+    "R27",
+    anchors=(("004", "4.3 实现细节与代码解析", "手动模拟 LayerNorm 的计算过程"),),
+    claim="The source's manual_layer_norm (mean and biased variance over the last dimension, (x − mean)/√(var + ε), "
+    "then γ and β) reproduces what nn.LayerNorm computes.",
+    statement=(
+        "Holds under conditions: with the same ε. In float64, on rows of width 64 with random γ and β, it matches "
+        "torch's layer_norm at ε = 1e-6 to {err_same:.1g}. Its default ε = 1e-6 is not nn.LayerNorm's 1e-5: the "
+        "outputs then differ by {err_default:.1g} on rows of standard deviation 1, and by {err_small:.2f} on a row of "
+        "standard deviation 10⁻³, where ε is no longer small next to the variance."
+    ),
+    verdict="holds under conditions",
+    kind="measurement",
+    decide=lambda n: {
+        # float64: rounding only.
+        "same_eps_matches": n["err_same"] < 1e-12,
+        # 1/√(1 + 1e-6) − 1/√(1 + 1e-5) ≈ 4.5e-6 times |x̂·γ| of order 1: far above rounding, far below 1e-3.
+        "default_eps_differs": 1e-7 < n["err_default"] < 1e-3,
+        # σ = 1e-3, σ² = 1e-6: the two ε change the scale by √(2e-6/1.1e-5) ≈ 0.43, so outputs of order 1 differ by tenths.
+        "small_rows_differ": n["err_small"] > 0.1,
+    },
+    # A world where the manual version is not LayerNorm: it misses torch's result even at the same ε.
+    null=lambda n: {**n, "err_same": n["err_small"]},
+    answer_zh="有条件成立：ε 相同时才一致；float64 下它与 ε = 1e-6 的 layer_norm 相差 {err_same:.1g}，但它默认的 ε = 1e-6 "
+    "不是 nn.LayerNorm 的 1e-5，在标准差为 1 的行上相差 {err_default:.1g}，在标准差为 10⁻³ 的行上相差 {err_small:.2f}。",
+)
+def r27() -> dict:
+    """The evidence for R27. See book/05_residual.ipynb, section "The formula, the shapes and the labels"."""
+    x = randn(8, 64, seed=27)
+    x = (x - x.mean(-1, keepdim=True)) / x.std(-1, correction=0, keepdim=True)  # σ = 1 per row
+    gamma, beta = randn(64, seed=28), randn(64, seed=29)
+    torch_ln = lambda v, eps: torch.nn.functional.layer_norm(v, (64,), gamma, beta, eps=eps)  # noqa: E731
+    small = 1e-3 * x[:1]
+    return {"err_same": max_abs(source_manual_layer_norm(x, gamma, beta), torch_ln(x, 1e-6)),
+            "err_default": max_abs(source_manual_layer_norm(x, gamma, beta), torch_ln(x, 1e-5)),
+            "err_small": max_abs(source_manual_layer_norm(small, gamma, beta), torch_ln(small, 1e-5))}
+
+
+def batchnorm_axes(seed: int = 29) -> dict[str, float]:
+    """The source's BatchNorm1d line on a [2, 10, 512] input, bn(x.view(2, 512, 10)).view(2, 10, 512), against
+    the channel-first layout BatchNorm1d expects, x.transpose(1, 2): per-feature mean over batch and positions."""
+    torch.manual_seed(seed)
+    x = randn(2, 10, 512, seed=seed)
+    x = x * torch.linspace(0.5, 2.0, 512, dtype=F64) + torch.linspace(-1.0, 1.0, 512, dtype=F64)  # features differ
+    bn = nn.BatchNorm1d(512).double()  # training mode: normalizes with the batch's statistics
+    with torch.no_grad():
+        return _bn_layouts(bn, x)
+
+
+def _bn_layouts(bn: nn.Module, x: torch.Tensor) -> dict[str, float]:
+    viewed = bn(x.view(2, 512, 10)).view(2, 10, 512)
+    right = bn(x.transpose(1, 2)).transpose(1, 2)
+    per_feature = lambda y: y.mean(dim=(0, 1))  # noqa: E731  (512,): each feature's mean over batch and positions
+    return {"mean_right": float(per_feature(right).abs().max()), "mean_view": float(per_feature(viewed).abs().max()),
+            "var_view_max": float(viewed.var(dim=(0, 1), correction=0).max()), "diff": max_abs(viewed, right)}
+
+
+@claim(
+    "R28",
+    anchors=(("004", "3.3 代码实现对比", "bn(x.view(2, 512, 10))"),),
+    claim="The comparison code's (commented-out) BatchNorm line, bn(x.view(2, 512, 10)).view(2, 10, 512) on an input "
+    "of shape [batch, sequence, hidden] = [2, 10, 512], normalizes each of the 512 hidden features over the batch "
+    "(the axis the code contrasts with LayerNorm's).",
+    statement=(
+        "Does not hold: view does not move the hidden axis to the channel position, it reinterprets the memory, so "
+        "each of BatchNorm's 512 'channels' holds a slice of one token's features. On an input whose features have "
+        "different means and scales, the line leaves per-feature means up to {mean_view:.2f} (variances up to "
+        "{var_view_max:.2f}), while bn(x.transpose(1, 2)).transpose(1, 2) brings every feature's mean to "
+        "{mean_right:.1g}; the two outputs differ by up to {diff:.2f}."
+    ),
+    verdict="does not hold",
+    kind="measurement",
+    decide=lambda n: {
+        # The transposed layout normalizes each feature: float64 rounding only.
+        "transpose_normalizes": n["mean_right"] < 1e-12,
+        # The input's feature means range over ±1: the view leaves most of that in place.
+        "view_does_not": n["mean_view"] > 0.3,
+        "outputs_differ": n["diff"] > 0.3,
+    },
+    # The source's world: view and transpose give the same layout and the same output.
+    null=lambda n: {**n, "mean_view": n["mean_right"], "diff": 0.0},
+    answer_zh="不成立：view 并不会把隐藏维移到通道位置，只是重新解释内存，于是 BatchNorm 的 512 个“通道”各装着某个词元的一段特征；"
+    "特征均值不同的输入经这一行后，各特征的均值仍可达 {mean_view:.2f}，而先 transpose(1, 2) 的写法能把每个特征的均值降到 "
+    "{mean_right:.1g}，两者输出最多相差 {diff:.2f}。",
+)
+def r28() -> dict:
+    """The evidence for R28. See book/05_residual.ipynb, section "The formula, the shapes and the labels"."""
+    return batchnorm_axes()
+
+
+@claim(
+    "R29",
+    anchors=(("004", H33, "而在BERT、GPT-3等现代大模型中"),
+             ("004", "4.1 核心算法原理：加法与归一化的协同", "在 BERT 等 Transformer 变体中"),
+             ("004", "4.2 优缺点与架构演进", "GPT-2/BERT/Llama等现代架构首选"),
+             ("004", H34, "在从 BERT (Post-LN) 迁移到 GPT")),
+    claim="BERT, like GPT-3, uses Pre-LN (said three times; §3.4, like §5.2, calls BERT Post-LN instead).",
+    statement=(
+        "Does not hold for BERT: BERT is Post-LN. Devlin et al. (2019) build BERT as 'almost identical to the "
+        "original implementation' of the Transformer, whose sublayers compute LayerNorm(x + Sublayer(x)), and the "
+        "released code writes LayerNorm(hidden_states + input_tensor) after attention and after the feed-forward "
+        "layer; our placement test on that expression says {bert}. GPT-3 is Pre-LN, as the source says (GPT-2's "
+        "x + Sublayer(LayerNorm(x)), which Brown et al. (2020) keep; placement test: {gpt3}). The source's own "
+        "§3.4 and §5.2 have BERT right."
+    ),
+    verdict="does not hold",
+    kind="model",
+    assumptions="BERT's architecture as Devlin et al. (2019, §3) state it, the original Transformer's "
+    "LayerNorm(x + Sublayer(x)), and as their released modeling.py writes it (BertSelfOutput and BertOutput: "
+    "LayerNorm(hidden_states + input_tensor)); GPT-3's as Brown et al. (2020, §2.1) state it: GPT-2's "
+    "pre-normalization.",
+    decide=lambda n: {"bert_is_post_ln": n["bert"] == "post", "gpt3_is_pre_ln": n["gpt3"] == "pre"},
+    # The source's world: BERT's layer normalizes the sublayer's input, as GPT-3's does.
+    null=lambda n: {**n, "bert": "pre"},
+    answer_zh="不成立（就 BERT 而言）：BERT 是 Post-LN，Devlin et al.（2019）称其与原始 Transformer 的实现几乎相同，"
+    "发布的代码在注意力和前馈层之后都计算 LayerNorm(hidden_states + input_tensor)，我们的位置检测给出 {bert}；"
+    "GPT-3 确实是 Pre-LN（检测结果 {gpt3}），原文第 3.4 节和第 5.2 节对 BERT 的说法本来就是对的。",
+)
+def r29() -> dict:
+    """The evidence for R29. See book/05_residual.ipynb, section "The formula, the shapes and the labels"."""
+    return {"bert": classify_placement(lambda n, f, x: n(f(x) + x)),  # modeling.py: LayerNorm(hidden + input)
+            "gpt3": classify_placement(lambda n, f, x: x + f(n(x)))}  # GPT-2/3: x + sublayer(ln(x))
+
+
 # ----------------------------------------------------------------------------- the residual Jacobian
 
 
