@@ -343,7 +343,7 @@ def _bn_layouts(bn: nn.Module, x: torch.Tensor) -> dict[str, float]:
     "(the axis the code contrasts with LayerNorm's).",
     statement=(
         "Does not hold: view does not move the hidden axis to the channel position, it reinterprets the memory, so "
-        "each of BatchNorm's 512 'channels' holds a slice of one token's features. On an input whose features have "
+        "each of BatchNorm's 512 'channels' holds ten consecutive values of the flattened tokens, across features. On an input whose features have "
         "different means and scales, the line leaves per-feature means up to {mean_view:.2f} (variances up to "
         "{var_view_max:.2f}), while bn(x.transpose(1, 2)).transpose(1, 2) brings every feature's mean to "
         "{mean_right:.1g}; the two outputs differ by up to {diff:.2f}."
@@ -359,7 +359,7 @@ def _bn_layouts(bn: nn.Module, x: torch.Tensor) -> dict[str, float]:
     },
     # The source's world: view and transpose give the same layout and the same output.
     null=lambda n: {**n, "mean_view": n["mean_right"], "diff": 0.0},
-    answer_zh="不成立：view 并不会把隐藏维移到通道位置，只是重新解释内存，于是 BatchNorm 的 512 个“通道”各装着某个词元的一段特征；"
+    answer_zh="不成立：view 并不会把隐藏维移到通道位置，只是重新解释内存，于是 BatchNorm 的 512 个“通道”各装着展平后序列中连续的十个数，跨越不同特征；"
     "特征均值不同的输入经这一行后，各特征的均值仍可达 {mean_view:.2f}，而先 transpose(1, 2) 的写法能把每个特征的均值降到 "
     "{mean_right:.1g}，两者输出最多相差 {diff:.2f}。",
 )
