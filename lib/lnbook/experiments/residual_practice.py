@@ -696,20 +696,21 @@ def r42() -> dict:
     return out
 
 
-def snippet_residual(x: torch.Tensor) -> dict[str, object]:
+def snippet_residual(x: torch.Tensor) -> dict[str, float]:
     """What the source's one-liner ``x = x + F.layer_norm(x)`` does: whether it runs as written, and, given the
     width it lacks, how far its result is from a Pre-LN and a Post-LN block around a linear sublayer."""
     d = x.shape[-1]
     try:
         torch.nn.functional.layer_norm(x)  # as the source writes it
-        runs = True
+        runs = 1
     except TypeError:
-        runs = False
+        runs = 0
     torch.manual_seed(13)
     sub = nn.Linear(d, d).double()
     ln = lambda v: torch.nn.functional.layer_norm(v, (d,))  # noqa: E731
-    y = x + ln(x)
-    return {"runs": runs, "vs_pre_ln": max_abs(y, x + sub(ln(x))), "vs_post_ln": max_abs(y, ln(x + sub(x)))}
+    with torch.no_grad():
+        y, pre, post = x + ln(x), x + sub(ln(x)), ln(x + sub(x))
+    return {"runs": runs, "vs_pre_ln": max_abs(y, pre), "vs_post_ln": max_abs(y, post)}
 
 
 @claim(
@@ -718,7 +719,7 @@ def snippet_residual(x: torch.Tensor) -> dict[str, object]:
     claim=("The code of the two techniques is very short, for example x = x + F.layer_norm(x) in PyTorch."),
     statement=(
         "Does not hold: the example is neither technique as used. As written it does not run: "
-        "torch.nn.functional.layer_norm requires the normalized shape (runs: {runs}). With the width supplied it "
+        "torch.nn.functional.layer_norm requires the normalized shape (calls that run: {runs} of 1). With the width supplied it "
         "computes x + LN(x), with no sublayer: it differs from a Pre-LN block x + f(LN(x)) by up to {vs_pre_ln:.2f} "
         "and from a Post-LN block LN(x + f(x)) by up to {vs_post_ln:.2f} for a linear f on a (4, 16) input. The "
         "short correct forms are x = x + f(F.layer_norm(x, x.shape[-1:])) and "
@@ -726,15 +727,15 @@ def snippet_residual(x: torch.Tensor) -> dict[str, object]:
     ),
     verdict="does not hold",
     kind="derivation",
-    answer_zh=("不成立：这个例子本身不能运行（F.layer_norm 缺少 normalized_shape 参数，能否运行：{runs}），补上宽度后它算的是 "
+    answer_zh=("不成立：这个例子本身不能运行（F.layer_norm 缺少 normalized_shape 参数，1 次调用中成功 {runs} 次），补上宽度后它算的是 "
                "x + LN(x)，没有子层，与 Pre-LN 块 x + f(LN(x)) 最多相差 {vs_pre_ln:.2f}，与 Post-LN 块 LN(x + f(x)) 最多相差 "
                "{vs_post_ln:.2f}。"),
     decide=lambda n: {
-        "fails_as_written": n["runs"] is False,
+        "fails_as_written": n["runs"] == 0,
         # Outputs of size O(1): a difference above 0.1 is a different function, not rounding.
         "not_a_residual_block": min(n["vs_pre_ln"], n["vs_post_ln"]) > 0.1},
     # The source's world: the snippet runs and is a residual block with LayerNorm.
-    null=lambda n: {**n, "runs": True, "vs_pre_ln": 0.0},
+    null=lambda n: {**n, "runs": 1, "vs_pre_ln": 0.0},
 )
 def r43() -> dict:
     """The evidence for R43. See book/05_residual.ipynb, section "The formula, the shapes and the labels"."""
