@@ -1,5 +1,6 @@
 """Chapter 5 (seed 004), book/05_residual: LayerNorm's backward, precision, costs and sharding, claims
-R10, R12–R16, R18, R21, and the chapter's exercises.
+R10, R12–R16, R18, R21, R40–R43 (the landscape's isotropy, perturbations, highway gates, a code example), and the
+chapter's exercises.
 
 Sections of the chapter: "LayerNorm's backward, ε and precision" (R10, R13, R16, R18), "What the pair
 costs" (R12, R14, R21) and "LayerNorm across devices" (R15). The rest of the chapter is
@@ -23,7 +24,6 @@ from lnbook.claims import Evidence, claim
 from lnbook.experiments.common import F64, FLOPS_PER_ELEMENT, H100, count_traffic, max_abs, randn, roofline_seconds
 from lnbook.models import TransformerBlock, deepnorm_constants, gpt2_init_
 
-SRC = "seed 004"
 CHAPTER = "book/05_residual"  # the chapter that shows this module's claims
 
 # ----------------------------------------------------------------------------- LayerNorm's backward
@@ -42,8 +42,10 @@ def grad_vs_scale(scales=(1e-4, 1e-2, 1.0, 1e2), d: int = 64, seed: int = 6) -> 
 
 @claim(
     "R10",
-    source=f"{SRC} §6.3",
-    claim="LayerNorm's backward carries a factor 1/√(Var + ε): large activations get small gradients.",
+    anchors=(("004", "梯度的 Lipschitz 约束", "对梯度施加了一个自适应的缩放因子"), ("004", "梯度的 Lipschitz 约束", "自动减小反向传播的梯度幅度"),
+             ("004", "梯度的 Lipschitz 约束", "自动增大梯度幅度")),
+    claim=("LayerNorm's backward carries the factor 1/√(Var + ε), an adaptive scale on the gradient: when activations "
+           "are large it shrinks the gradient, and when they are small it enlarges it."),
     statement=(
         "Holds, until ε takes over. LN(s·x) = LN(x) when ε ≪ Var, so its Jacobian scales as 1/s: the gradient "
         "norm times s is {prod_1e2:.4f} at s = 100, {prod_1:.4f} at s = 1 and {prod_1e_2:.4f} at s = 0.01. For "
@@ -51,6 +53,9 @@ def grad_vs_scale(scales=(1e-4, 1e-2, 1.0, 1e2), d: int = 64, seed: int = 6) -> 
         "{g_1e_4:.1f}, not the {uncapped:.0f} that 1/s would give."
     ),
     verdict="holds",
+    answer_zh=("成立，直到 ε 接管：LN(s·x) 的梯度按 1/s 缩放，梯度范数乘以 s 在 s = 100、1、0.01 时分别为 {prod_1e2:.4f}、"
+               "{prod_1:.4f}、{prod_1e_2:.4f}；方差远小于 ε 时放大被 1/√ε 封顶：s = 10⁻⁴ 时梯度为 {g_1e_4:.1f}，而不是 1/s "
+               "给出的 {uncapped:.0f}。"),
     decide=lambda n: {
         # Var(s·x) = s²·Var(x) ≈ s²; ε = 1e-5 changes the factor by ε/(2s²): 5e-10 at s = 100, 0.05 at s = 0.01.
         "inverse_scale": math.isclose(n["prod_1e2"], n["prod_1"], rel_tol=1e-4),
@@ -90,8 +95,9 @@ def grad_at_eps(row: torch.Tensor, eps: float, seed: int = 11) -> float:
 
 @claim(
     "R16",
-    source=f"{SRC} §7.3",
-    claim="To avoid NaN, lower LayerNorm's ε (for example from 1e-5 to 1e-6).",
+    anchors=(("004", "3. 最佳实践与避坑指南", "从1e-5调整为1e-6"),),
+    claim=("When LayerNorm's denominator gets close to zero and training produces NaN, one fix is to adjust ε, for "
+           "example from 1e-5 down to 1e-6, to prevent division by zero."),
     statement=(
         "Does not hold: lowering ε from 1e-5 to 1e-6 multiplies LayerNorm's gradient on a row of variance far "
         "below ε by {grad_ratio:.2f} (the factor 1/√(Var + ε) grows by {factor_ratio:.2f}), and it does nothing for the NaN "
@@ -101,6 +107,9 @@ def grad_at_eps(row: torch.Tensor, eps: float, seed: int = 11) -> float:
         "variance ({two_pass_var:g} on the same row) and, if anything, a larger ε."
     ),
     verdict="does not hold",
+    answer_zh=("不成立：把 ε 从 1e-5 降到 1e-6 会把方差远小于 ε 的行的梯度放大 {grad_ratio:.2f} 倍，而对相消造成的 NaN 毫无帮助："
+               "单遍方差在该行得到 {naive_var:g}，ε = 1e-5 和 1e-6 时 {d} 个输出分别有 {nan_5} 和 {nan_6} 个 NaN；"
+               "真正的办法是两遍或 Welford 方差（同一行为 {two_pass_var:g}），要改也是把 ε 调大。"),
     decide=lambda n: {
         # Measured by autograd against the factor's closed form; they differ by the Jacobian's x̂x̂ᵀ/n term,
         # whose size relative to the rest is Var/(Var + ε) ≤ 3 % at ε = 1e-6 here.
@@ -130,8 +139,12 @@ R13_ROWS = {"rows": 8, "d": 1024, "seed": 7}  # the rows of R13: std 1 around th
 
 @claim(
     "R13",
-    source=f"{SRC} §9",
-    claim="Welford's algorithm is more numerically stable; compute LayerNorm's statistics in FP32 for FP16 inputs.",
+    anchors=(("004", "9. 性能优化：计算效率与显存占用", "使用Welford算法在线计算均值和方差"), ("004", "9. 性能优化：计算效率与显存占用", "在计算统计量时动态提升精度至FP32"),
+             ("004", "💡 8.4 场景选型建议与迁移指南", "建议保留较高的累加精度")),
+    claim=("In FP16/BF16 training, computing LayerNorm's mean and variance online with Welford's algorithm is more "
+           "numerically stable, or the statistics can be raised to FP32 and the result cast back, a small overhead worth "
+           "paying. The source does not say more stable than what; the card reads it as than the direct one-pass "
+           "formula E[x²] − E[x]², and compares with two passes too."),
     statement=(
         "Holds under conditions: the second half always, the first in part. On rows of std 1 and mean 10⁴ in float32 the one-pass E[x²] − E[x]² has relative error "
         "{naive32:.2g}. Welford's update repairs most of it ({wel32:.1g}), but computed element by element in "
@@ -142,6 +155,9 @@ R13_ROWS = {"rows": 8, "d": 1024, "seed": 7}  # the rows of R13: std 1 around th
         "part that matters."
     ),
     verdict="holds under conditions",
+    answer_zh=("有条件成立：用 FP32 计算统计量始终有效（float16 输入时相对误差 {fp32_16:.1g}），Welford 只比单遍公式稳定："
+               "float32、均值 10⁴ 时单遍误差 {naive32:.2g}，Welford {wel32:.1g}，两遍法 {two32:.1g}；float16 下单遍 "
+               "{naive16:.2g}、Welford {wel16:.2g}、两遍 {two16:.2g}。"),
     decide=lambda n: {
         # float32's 2⁻²⁴ ≈ 6e-8 per operation: two passes over 1024 values stay below 1e-5; Welford's running mean
         # of size 1e4 loses about 1e4·2⁻²⁴ per update, so 1e-2 is its bound here.
@@ -177,8 +193,9 @@ def autocast_dtypes() -> dict[str, str]:
 
 @claim(
     "R18",
-    source=f"{SRC} §7.3, §8.4",
-    claim="Keep LayerNorm in FP32 under mixed precision.",
+    anchors=(("004", "2. 实施指南与部署方法", "建议保持LN在FP32下进行计算"),),
+    claim=("With automatic mixed precision on, keep LayerNorm computing in FP32 while the rest runs in FP16: this "
+           "keeps it numerically stable and the whole fast."),
     statement=(
         "Holds under conditions: on CUDA by default, not on the CPU. PyTorch's autocast reference lists layer_norm among the CUDA "
         "ops that autocast to float32. On the CPU (PyTorch {version}) under torch.autocast('cpu', bfloat16), "
@@ -188,6 +205,9 @@ def autocast_dtypes() -> dict[str, str]:
         "float32; only the output is stored in the input's dtype."
     ),
     verdict="holds under conditions",
+    answer_zh=("有条件成立：在 CUDA 上 autocast 默认就把 layer_norm 放在 float32，而 CPU 上（PyTorch {version}）它跟随输入类型，"
+               "线性层的 {linear} 输出进入时结果是 {ln_bf16_input}，不过内核内部用 float32 计算统计量，误差仅 {ln_bf16_err:.2g}，"
+               "在一次 bfloat16 舍入之内。"),
     decide=lambda n: {
         "linear_autocasts": n["linear"] == "bfloat16", "cpu_ln_follows_input": n["ln_bf16_input"] == "bfloat16",
         "fp32_in_fp32_out": n["ln_fp32_input"] == "float32",
@@ -228,8 +248,9 @@ def saved_bytes(checkpoint: bool, d: int = 64, seed: int = 10) -> int:
 
 @claim(
     "R12",
-    source=f"{SRC} §9",
-    claim="Activation recomputation adds about 30 % forward compute and saves 40–50 % of activation memory.",
+    anchors=(("004", "9. 性能优化：计算效率与显存占用", "约增加30%的前向计算时间"), ("004", "9. 性能优化：计算效率与显存占用", "通常能减少40%-50%的激活值显存占用")),
+    claim=("Recomputing the activations inside residual blocks in the backward, instead of storing them, costs about "
+           "30 % more forward computation time and usually cuts activation memory by 40–50 %."),
     statement=(
         "Holds under conditions: both numbers depend on what is checkpointed. Measured with saved-tensor hooks on "
         "one Pre-LN Transformer layer (width 64, 4×32 tokens), autograd keeps {plain_kb:.0f} kB of activations "
@@ -239,6 +260,8 @@ def saved_bytes(checkpoint: bool, d: int = 64, seed: int = 10) -> int:
         "sublayers gives savings and costs in between."
     ),
     verdict="holds under conditions",
+    answer_zh=("有条件成立：两个数字都取决于重算的范围：对一整层 Pre-LN 做检查点时只保留其输入（{ckpt_kb:.0f} kB，"
+               "原为 {plain_kb:.0f} kB），省下 {saving:.0%}，远多于 40–50%，代价是该层多算一次前向（前向 +100%，约为训练步的 +33%）。"),
     decide=lambda n: {"keeps_only_input": n["ckpt_kb"] == n["input_kb"], "saving_above_half": n["saving"] > 0.5},
     # The source's world: checkpointing keeps 55 % of the activations (a saving of 45 %).
     null=lambda n: {**n, "ckpt_kb": 0.55 * n["plain_kb"], "saving": 0.45},
@@ -293,8 +316,9 @@ def gpt2_layer_counted_flops() -> float:
 
 @claim(
     "R21",
-    source=f"{SRC} §7.1",
-    claim="LN and residual connections add under 1 % of the parameters and the compute.",
+    anchors=(("004", "4. ROI分析", "占整个网络的比重不足1%"), ("004", "10. 实践应用：应用场景与案例", "引入的额外计算开销相对于前向传播微乎其微")),
+    claim=("LayerNorm and the residual adds make up under 1 % of a network's compute and parameters, a negligible "
+           "extra cost next to the forward pass."),
     statement=(
         "Holds under conditions: for parameters and arithmetic, not for running time. In GPT-2 small (12 layers, "
         "d = 768, vocabulary 50257, context 1024) the 25 LayerNorms hold {ln_params} of {params} parameters "
@@ -306,6 +330,9 @@ def gpt2_layer_counted_flops() -> float:
     kind="model",
     assumptions=("2 FLOPs per multiply-add of every matrix product over a full 1024-token context, 7 per "
                  "LayerNorm element and 1 per residual-add element; the parameter count is exact"),
+    answer_zh=("有条件成立：就参数和算术量而言成立，就运行时间而言不成立：GPT-2 small 的 25 个 LayerNorm 只有 {params} 个参数中的 "
+               "{ln_params} 个（{ln_param_share:.3%}），LayerNorm 与残差加法占每个 token 前向 FLOPs 的 {ln_add_share:.3%}，"
+               "但它们受显存带宽限制，占用的时间更多。"),
     decide=lambda n: {
         "params_match_modules": n["params"] == n["module_params"],
         # 124,439,808: the count Hugging Face's GPT2Model reports for "gpt2".
@@ -352,8 +379,9 @@ R14_TOKENS = (512, 8192)
 
 @claim(
     "R14",
-    source=f"{SRC} §9",
-    claim="The residual add is O(d) against O(d²) matrix products: its cost is negligible.",
+    anchors=(("004", "9. 性能优化：计算效率与显存占用", "残差连接的逐元素加法复杂度仅为"), ("004", "9. 性能优化：计算效率与显存占用", "计算延迟增加几乎可以忽略不计")),
+    claim=("The residual add is O(d) against the O(d²) matrix products; on GPUs such as the A100/H100 it is hidden in "
+           "the gaps of memory traffic and matrix products, so the latency it adds is negligible."),
     statement=(
         "Holds under conditions: for arithmetic, not for time. A residual add on 512 tokens of width 768 does "
         "{flop_ratio:.2g} of the FLOPs of the MLP's first matrix product but moves {byte_ratio:.0%} of its "
@@ -368,6 +396,9 @@ R14_TOKENS = (512, 8192)
     kind="model",
     assumptions=("an op takes at least its bytes over the H100's bandwidth or its FLOPs over its bfloat16 peak "
                  "(datasheet figures), whichever is longer; every tensor is read or written once"),
+    answer_zh=("有条件成立：算术上可忽略，时间上不可忽略：512 个 token、宽 768 时残差加法的 FLOPs 只有 MLP 第一个矩阵乘的 "
+               "{flop_ratio:.2g}，搬运的字节却达其 {byte_ratio:.0%}，按 H100 的带宽和峰值至少耗时后者的 {time_ratio:.2f}，"
+               "8192 个 token 时仍为 {time_ratio_long:.2f}。"),
     decide=lambda n: {
         # The roofline's inputs, counted twice: by hand and by PyTorch on the meta device (exact integers).
         "counts_match_pytorch": n["counts_agree"] == 1,
@@ -407,8 +438,10 @@ def sharded_errors(processes: int) -> list[dict[str, float]]:
 
 @claim(
     "R15",
-    source=f"{SRC} §9",
-    claim="With the feature dimension split across devices, LayerNorm's statistics need a cross-device reduction.",
+    anchors=(("004", "9. 性能优化：计算效率与显存占用", "计算均值和方差就需要进行跨设备的通信"), ("004", "9. 性能优化：计算效率与显存占用", "必须严格保证全局统计量的同步一致性")),
+    claim=("When the feature dimension is split across GPUs, LayerNorm's mean and variance need communication across "
+           "devices, and the global statistics must be kept strictly synchronized rather than skipped or updated "
+           "asynchronously."),
     statement=(
         "Holds, and the reduction is small. With the {N} features of each row split over 2 and 4 local processes "
         "(gloo), the sharded LayerNorm's largest error against float64 is {err2:.2g} and {err4:.2g} (y, dx, dw, "
@@ -419,6 +452,9 @@ def sharded_errors(processes: int) -> list[dict[str, float]]:
         "processes, against {act_bytes} bytes of a float32 activation row of width 4096."
     ),
     verdict="holds",
+    answer_zh=("成立，且通信量很小：把 {N} 个特征分到 2 和 4 个进程，归约后的 LayerNorm 与 float64 的最大误差为 {err2:.2g} 和 "
+               "{err4:.2g}，与不切分的 float32（{err_single:.2g}）相当；每个进程每个 token 只需接收 {bytes_fwd4:.0f} + "
+               "{bytes_bwd4:.0f} 字节，而宽 4096 的一行 float32 激活有 {act_bytes} 字节。"),
     decide=lambda n: {
         # Float32 on O(1) values: within 4× torch's own unsharded error plus 2 ulp at 1 (2 × 1.2e-7).
         "sharded_equals_unsharded": max(n["err2"], n["err4"]) <= 4 * n["err_single"] + 2.4e-7,
@@ -447,6 +483,263 @@ def local_statistics_error(shards: int, rows: int = 16, seed: int = 12) -> float
     x = randn(rows, R15_N, seed=seed) * torch.linspace(0.5, 2.0, R15_N, dtype=F64)  # features of unequal scale
     local = torch.cat([norms.layer_norm(c, c.shape[-1:], eps=1e-5) for c in x.chunk(shards, -1)], -1)
     return max_abs(local, norms.layer_norm(x, (R15_N,), eps=1e-5))
+
+
+# ----------------------------------------------------------------------------- the landscape, perturbations, highways
+
+LANDSCAPE = {"d_in": 6, "d_out": 8, "samples": 64, "scale_spread": 1.5, "seeds": (0, 1, 2, 3, 4)}
+
+
+def hessian_spectrum(use_ln: bool, seed: int) -> dict[str, float]:
+    """The Hessian of a mean-squared error with respect to W, for h = Wx (or LN(Wx), ε = 0) against random
+    targets, at a random W: its exactly flat directions, its negative curvatures, the spread |λ|max/|λ|min of
+    its other eigenvalues, and how far H·W + ∇L (zero for a loss invariant to W's scale) is from zero. The
+    samples' scales differ (log-normal, σ = ``scale_spread``): the differences the source says LN removes."""
+    L = LANDSCAPE
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(L["samples"], L["d_in"], generator=gen, dtype=F64)
+    x = x * torch.exp(L["scale_spread"] * torch.randn(L["samples"], 1, generator=gen, dtype=F64))  # (n, d_in)
+    w = (torch.randn(L["d_out"], L["d_in"], generator=gen, dtype=F64) / math.sqrt(L["d_in"])).flatten()
+    target = torch.randn(L["samples"], L["d_out"], generator=gen, dtype=F64)
+
+    def loss(v):
+        h = x @ v.reshape(L["d_out"], L["d_in"]).T  # (n, d_out)
+        return ((norms.layer_norm(h, (L["d_out"],), eps=0.0) if use_ln else h) - target).pow(2).mean()
+
+    hess = torch.autograd.functional.hessian(loss, w)  # (d_out·d_in, d_out·d_in)
+    grad = torch.autograd.functional.jacobian(loss, w)
+    ev = torch.linalg.eigvalsh(hess)
+    size = ev.abs()
+    flat = size <= 1e-9 * size.max()  # float64 eigenvalues of an exact zero: ~1e-15 of the largest
+    return {"flat": int(flat.sum()), "negative": int((ev < -1e-9 * size.max()).sum()),
+            "spread": float(size[~flat].max() / size[~flat].min()),
+            "euler": float((hess @ w + grad).abs().max() / grad.abs().max())}
+
+
+@claim(
+    "R40",
+    anchors=(("004", "损失函数的等值面形状", "损失曲面更加平滑且各向同性"),),
+    claim=("Because LayerNorm normalizes each sample on its own, it removes the differences in feature scale between "
+           "samples, so the loss surface the optimizer faces is smoother and isotropic, which allows larger learning "
+           "rates. The card tests the isotropy (equal curvature in every direction); smoothness and learning rates "
+           "are F11's, W02's and T07's."),
+    statement=(
+        "Does not hold: LayerNorm makes the curvature less even, not more. For a linear map of {d_in} inputs to "
+        "{d_out} features fitted by squared error on samples whose scales differ (log-normal, σ = {scale_spread}), "
+        "the Hessian in W without LayerNorm has no flat direction and no negative curvature, and its eigenvalues "
+        "spread by a factor {spread_plain:.0f} (median over {seeds} seeds). With LayerNorm it has exactly "
+        "{flat_ln} flat directions in every seed (adding the same vector to every row of W changes nothing), "
+        "{negative_ln:.0f} of {params} directions of negative curvature on average, and its other eigenvalues spread by "
+        "{spread_ln:.0f}. The invariance behind the flat directions is exact: H·W = −∇L to {euler_ln:.0e}."
+    ),
+    verdict="does not hold",
+    kind="measurement",
+    answer_zh=("不成立：LayerNorm 让曲率更不均匀而不是更各向同性：在样本尺度各不相同的线性拟合上，不加 LayerNorm 时 Hessian 没有"
+               "平坦方向也没有负曲率，特征值相差 {spread_plain:.0f} 倍（{seeds} 个种子的中位数）；加上 LayerNorm 后每个种子都有"
+               "恰好 {flat_ln} 个平坦方向、平均 {negative_ln:.0f} 个负曲率方向，其余特征值相差 {spread_ln:.0f} 倍。"),
+    decide=lambda n: {
+        # Adding 1·vᵀ to W shifts every feature of Wx by v·x, which LN's mean removes: d_in exact zeros.
+        "flat_directions_every_seed": n["flat_ln_min"] == n["d_in"] and n["flat_plain_max"] == 0,
+        "negative_curvature_every_seed": n["negative_ln_min"] > 0 and n["negative_plain_max"] == 0,
+        "spread_not_smaller": n["spread_ln"] > n["spread_plain"],
+        # Euler's theorem for a loss of degree 0 in W, in float64: exact up to rounding.
+        "scale_invariance_exact": n["euler_ln"] < 1e-10},
+    # An isotropic world: every curvature equal and positive with LayerNorm.
+    null=lambda n: {**n, "flat_ln_min": 0, "negative_ln_min": 0, "spread_ln": 1.0},
+)
+def r40() -> dict:
+    """The evidence for R40. See book/05_residual.ipynb, section "Training: warm-up and speed"."""
+    runs = {ln: [hessian_spectrum(ln, s) for s in LANDSCAPE["seeds"]] for ln in (False, True)}
+    median = lambda key, ln: float(torch.tensor([r[key] for r in runs[ln]]).median())  # noqa: E731
+    return {"d_in": LANDSCAPE["d_in"], "d_out": LANDSCAPE["d_out"], "scale_spread": LANDSCAPE["scale_spread"],
+            "seeds": len(LANDSCAPE["seeds"]), "params": LANDSCAPE["d_in"] * LANDSCAPE["d_out"],
+            "spread_plain": median("spread", False), "spread_ln": median("spread", True),
+            "flat_ln": runs[True][0]["flat"], "flat_ln_min": min(r["flat"] for r in runs[True]),
+            "flat_plain_max": max(r["flat"] for r in runs[False]),
+            "negative_ln": sum(r["negative"] for r in runs[True]) / len(runs[True]),
+            "negative_ln_min": min(r["negative"] for r in runs[True]),
+            "negative_plain_max": max(r["negative"] for r in runs[False]),
+            "euler_ln": max(r["euler"] for r in runs[True])}
+
+
+PERTURB = {"d": 64, "rows": 128, "size": 1e-2, "seeds": (0, 1, 2, 3, 4)}
+
+
+def perturbation_response(seed: int) -> dict[str, float]:
+    """Relative change of Wx and of LN(Wx) when W is perturbed by a relative ``size``: in a random direction,
+    and along W itself (a perturbation that only scales the output up)."""
+    P = PERTURB
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(P["rows"], P["d"], generator=gen, dtype=F64)
+    w = torch.randn(P["d"], P["d"], generator=gen, dtype=F64) / math.sqrt(P["d"])
+    ln = lambda v: norms.layer_norm(x @ v.T, (P["d"],), eps=1e-5)  # noqa: E731
+    plain = lambda v: x @ v.T  # noqa: E731
+    out = {}
+    for name, direction in (("random", torch.randn(P["d"], P["d"], generator=gen, dtype=F64)), ("scale", w)):
+        dw = P["size"] * w.norm() / direction.norm() * direction
+        for key, f in (("plain", plain), ("ln", ln)):
+            out[f"{name}_{key}"] = float((f(w + dw) - f(w)).norm() / f(w).norm())
+    return out
+
+
+@claim(
+    "R41",
+    anchors=(("004", "对参数扰动的鲁棒性", "将这种放大效应抵消"),),
+    claim=("If a small perturbation of some weights makes a layer's output larger, LayerNorm immediately cancels the "
+           "amplification by normalizing; this negative feedback makes the Transformer structurally robust to "
+           "parameter perturbations."),
+    statement=(
+        "Holds under conditions: only for the part of a perturbation that rescales (or uniformly shifts) the "
+        "pre-norm vector. Perturbing W of a {d}-wide linear layer by {size:.0%} of its norm along W itself (the "
+        "output only grows) changes Wx by {scale_plain:.2%} and LN(Wx) by {scale_ln:.1e}: cancelled. A random "
+        "perturbation of the same size changes Wx by {random_plain:.2%} and LN(Wx) by {random_ln:.2%} (means over "
+        "{seeds} seeds): LayerNorm passes it through at the same relative size, since it removes only two of "
+        "{d} directions of change."
+    ),
+    verdict="holds under conditions",
+    kind="measurement",
+    answer_zh=("有条件成立：只对让输出整体放大（或整体平移）的那部分扰动成立：沿 W 本身把权重扰动 {size:.0%}，Wx 变化 "
+               "{scale_plain:.2%}，LN(Wx) 只变化 {scale_ln:.1e}，被抵消；同样大小的随机扰动让 Wx 变化 {random_plain:.2%}，"
+               "LN(Wx) 变化 {random_ln:.2%}，LayerNorm 并没有削弱它。"),
+    decide=lambda n: {
+        # Along W the normalized output changes only through ε: Var grows by 2 %, ε/Var ~ 1e-5 of that.
+        "scaling_cancelled": n["scale_ln"] < 1e-4 * n["scale_plain"],
+        # A random direction: LN's Jacobian is (1/s)(I − 11ᵀ/d − x̂x̂ᵀ/d), so it keeps all but ~2/d of the change;
+        # within 10 % of the plain layer's relative change, over seeds.
+        "random_passes_through": abs(n["random_ln"] / n["random_plain"] - 1) < 0.1},
+    # The source's world: LayerNorm damps any perturbation, random ones too (here: by half).
+    null=lambda n: {**n, "random_ln": 0.5 * n["random_plain"]},
+)
+def r41() -> dict:
+    """The evidence for R41. See book/05_residual.ipynb, section "LayerNorm's backward, ε and precision"."""
+    runs = [perturbation_response(s) for s in PERTURB["seeds"]]
+    mean = lambda k: sum(r[k] for r in runs) / len(runs)  # noqa: E731
+    return {"d": PERTURB["d"], "size": PERTURB["size"], "seeds": len(runs),
+            **{k: mean(k) for k in ("random_plain", "random_ln", "scale_plain", "scale_ln")}}
+
+
+HIGHWAY = {"d": 64, "depths": (10, 50), "gate_biases": (-1.0, -3.0), "seeds": (0, 1, 2)}
+
+
+def stack_input_gradient(kind: str, depth: int, seed: int, gate_bias: float = -2.0) -> float:
+    """‖∂⟨g, h_L⟩/∂h_0‖ / ‖g‖ at initialization for a stack of ``depth`` layers f(h) = tanh(Linear(h)), joined
+    as a highway layer T·f(h) + (1 − T)·h with T = σ(Linear(h)) and its bias ``gate_bias`` (Srivastava et
+    al. 2015 start it at −1 to −3), or as a residual layer h + f(h). Batch of 16, float64."""
+    d = HIGHWAY["d"]
+    torch.manual_seed(seed)
+    branch = [nn.Linear(d, d).double() for _ in range(depth)]
+    gate = [nn.Linear(d, d).double() for _ in range(depth)]
+    for g in gate:
+        nn.init.constant_(g.bias, gate_bias)
+    h0 = randn(16, d, seed=100 + seed).requires_grad_()
+    h = h0
+    for f, g in zip(branch, gate):
+        if kind == "highway":
+            t = torch.sigmoid(g(h))
+            h = t * torch.tanh(f(h)) + (1 - t) * h
+        else:
+            h = h + torch.tanh(f(h))
+    upstream = randn(*h.shape, seed=200 + seed)
+    (h * upstream).sum().backward()
+    return float(h0.grad.norm() / upstream.norm())
+
+
+def layer_parameters(kind: str, d: int) -> int:
+    """Parameters a highway or residual connection adds to a layer f = Linear(d, d): the gate's, or none."""
+    return d * d + d if kind == "highway" else 0
+
+
+@claim(
+    "R42",
+    anchors=(("004", "⚖️ 8.2 残差连接的前世今生：为何是ResNet胜出？", "门控机制本身也面临着梯度消失的风险"),
+             ("004", "⚖️ 8.2 残差连接的前世今生：为何是ResNet胜出？", "残差连接没有引入任何额外的参数")),
+    claim=("Highway networks' gates are themselves at risk of vanishing gradients in very deep networks and add "
+           "parameters and computation; the residual connection adds no parameters and, through the identity, lets "
+           "the gradient flow back to shallow layers."),
+    statement=(
+        "Holds under conditions: the parameters always, the gradient at the gate biases Highway Networks start "
+        "from. A highway connection around f = Linear({d}, {d}) adds the gate's {highway_params} parameters, as "
+        "many as f has; a residual one adds {residual_params}. At initialization the input gradient of a "
+        "{deep}-layer highway stack (tanh layers, gate bias −1) is {highway_deep_b1:.1e} of the output gradient, "
+        "{highway_deep_b3:.2f} with gate bias −3 ({highway_shallow_b1:.2f} and {highway_shallow_b3:.2f} at "
+        "{shallow} layers), against {residual_deep:.1f} for the residual stack: the carry path multiplies the "
+        "gradient by 1 − T < 1 at every layer, the identity by 1. Srivastava et al. (2015) nonetheless trained "
+        "highway networks 100 layers deep with negative gate biases; the risk grows with depth and with less negative biases. Means over {seeds} seeds."
+    ),
+    verdict="holds under conditions",
+    kind="measurement",
+    answer_zh=("有条件成立：参数一定成立，梯度取决于门的初始偏置：围绕 Linear({d}, {d}) 的 highway 连接要多出门的 "
+               "{highway_params} 个参数，残差连接多出 {residual_params} 个；初始化时 {deep} 层 highway 堆叠（门偏置 −1）输入端"
+               "的梯度只有输出端的 {highway_deep_b1:.1e}，偏置 −3 时为 {highway_deep_b3:.2f}，而残差堆叠为 {residual_deep:.1f}。"),
+    decide=lambda n: {
+        "gate_doubles_parameters": n["highway_params"] == n["d"] ** 2 + n["d"] and n["residual_params"] == 0,
+        # Vanishing: the deep highway stack's gradient shrinks by 100× at bias −1, and at each bias it is smaller at
+        # depth 50 than at 10; the residual stack's does not shrink below the output's (its identity term).
+        "highway_vanishes_with_depth": (n["highway_deep_b1"] < 0.01
+                                        and n["highway_deep_b1"] < n["highway_shallow_b1"]
+                                        and n["highway_deep_b3"] < n["highway_shallow_b3"]),
+        "residual_does_not_vanish": n["residual_deep"] >= 1},
+    # A world where gates carry the gradient as the identity does.
+    null=lambda n: {**n, "highway_deep_b1": n["residual_deep"], "highway_deep_b3": n["residual_deep"]},
+)
+def r42() -> dict:
+    """The evidence for R42. See book/05_residual.ipynb, section "The residual Jacobian"."""
+    H = HIGHWAY
+    shallow, deep = H["depths"]
+    mean = lambda *a, **k: sum(stack_input_gradient(*a, s, **k) for s in H["seeds"]) / len(H["seeds"])  # noqa: E731
+    out = {"d": H["d"], "shallow": shallow, "deep": deep, "seeds": len(H["seeds"]),
+           "highway_params": layer_parameters("highway", H["d"]), "residual_params": layer_parameters("residual", H["d"]),
+           "residual_deep": mean("residual", deep)}
+    for b, key in zip(H["gate_biases"], ("b1", "b3")):
+        out[f"highway_shallow_{key}"] = mean("highway", shallow, gate_bias=b)
+        out[f"highway_deep_{key}"] = mean("highway", deep, gate_bias=b)
+    return out
+
+
+def snippet_residual(x: torch.Tensor) -> dict[str, float]:
+    """What the source's one-liner ``x = x + F.layer_norm(x)`` does: whether it runs as written, and, given the
+    width it lacks, how far its result is from a Pre-LN and a Post-LN block around a linear sublayer."""
+    d = x.shape[-1]
+    try:
+        torch.nn.functional.layer_norm(x)  # as the source writes it
+        runs = 1
+    except TypeError:
+        runs = 0
+    torch.manual_seed(13)
+    sub = nn.Linear(d, d).double()
+    ln = lambda v: torch.nn.functional.layer_norm(v, (d,))  # noqa: E731
+    with torch.no_grad():
+        y, pre, post = x + ln(x), x + sub(ln(x)), ln(x + sub(x))
+    return {"runs": runs, "vs_pre_ln": max_abs(y, pre), "vs_post_ln": max_abs(y, post)}
+
+
+@claim(
+    "R43",
+    anchors=(("004", "10. 实践应用：应用场景与案例", "x = x + F.layer_norm(x)"),),
+    claim=("The code of the two techniques is very short, for example x = x + F.layer_norm(x) in PyTorch."),
+    statement=(
+        "Does not hold: the example is neither technique as used. As written it does not run: "
+        "torch.nn.functional.layer_norm requires the normalized shape (calls that run: {runs} of 1). With the width supplied it "
+        "computes x + LN(x), with no sublayer: it differs from a Pre-LN block x + f(LN(x)) by up to {vs_pre_ln:.2f} "
+        "and from a Post-LN block LN(x + f(x)) by up to {vs_post_ln:.2f} for a linear f on a (4, 16) input. The "
+        "short correct forms are x = x + f(F.layer_norm(x, x.shape[-1:])) and "
+        "x = F.layer_norm(x + f(x), x.shape[-1:])."
+    ),
+    verdict="does not hold",
+    kind="derivation",
+    answer_zh=("不成立：这个例子本身不能运行（F.layer_norm 缺少 normalized_shape 参数，1 次调用中成功 {runs} 次），补上宽度后它算的是 "
+               "x + LN(x)，没有子层，与 Pre-LN 块 x + f(LN(x)) 最多相差 {vs_pre_ln:.2f}，与 Post-LN 块 LN(x + f(x)) 最多相差 "
+               "{vs_post_ln:.2f}。"),
+    decide=lambda n: {
+        "fails_as_written": n["runs"] == 0,
+        # Outputs of size O(1): a difference above 0.1 is a different function, not rounding.
+        "not_a_residual_block": min(n["vs_pre_ln"], n["vs_post_ln"]) > 0.1},
+    # The source's world: the snippet runs and is a residual block with LayerNorm.
+    null=lambda n: {**n, "runs": 1, "vs_pre_ln": 0.0},
+)
+def r43() -> dict:
+    """The evidence for R43. See book/05_residual.ipynb, section "The formula, the shapes and the labels"."""
+    return snippet_residual(randn(4, 16, seed=14))
 
 
 # ----------------------------------------------------------------------------- exercises

@@ -23,7 +23,6 @@ from lnbook.experiments.common import SeedSpread, one_thread, over_seeds, seeded
 from lnbook.experiments.toys import MARKOV, TinyLM, markov_batch, markov_entropy
 from lnbook.models import Block
 
-SRC = "seed 004"
 CHAPTER = "book/05_residual"  # the chapter that shows this module's claims
 
 # ----------------------------------------------------------------------------- training: warm-up
@@ -190,8 +189,14 @@ _R22_CELL_PARTS = ("none", "none_min", "warm", "warm_min", "gain", "gain_se", "g
 
 @claim(
     "R22",
-    source=f"{SRC} §8.3",
-    claim="Pre-LN needs little or no warm-up; Post-LN needs it.",
+    anchors=(("004", "📊 8.3 架构细节对比：Pre-LN vs. Post-LN", "通常配合Warm-up"), ("004", "📊 8.3 架构细节对比：Pre-LN vs. Post-LN", "Pre-LN允许取消Warm-up步骤"),
+             ("004", "📋 8.5 综合技术对比表", "不需要 (或极短) | 强烈需要"), ("004", "📋 8.5 综合技术对比表", "不稳定需Warm-up"),
+             ("004", "3.4 选型建议与迁移注意事项", "必须配合 Warm-up"),
+             ("004", "3.4 选型建议与迁移注意事项", "通常甚至不需要 Warm-up 即可稳定训练"),
+             ("004", "2. 实施指南与部署方法", "大幅减少Warm-up的步数，甚至完全省略")),
+    claim=("Post-LN usually needs (the table says: strongly needs) a learning-rate warm-up, without which deep models "
+           "are hard to train; Pre-LN can drop the warm-up, or keep it very short, and converge with a constant "
+           "learning rate."),
     statement=(
         "Holds under conditions: only as an offset in learning rate. Pre-LN trains without warm-up at rates "
         "where Post-LN needs it, but needs it too at higher ones; for Post-LN, warm-up on this grid only "
@@ -215,6 +220,11 @@ _R22_CELL_PARTS = ("none", "none_min", "warm", "warm_min", "gain", "gain_se", "g
         "over {seeds_deciding} seeds; Xiong et al. (2020) saw the Post-LN half in machine translation."
     ),
     verdict="holds under conditions",
+    answer_zh=("有条件成立，但只是学习率上的错位：在反转 {length} 个 token（{symbols} 种符号，猜测的代价 {chance:.2f} nats）的任务上，Post-LN 在 "
+               "{post_lr1:g} 不需要预热，在 {post_lr2:g} 预热只是让 {short} 步时的损失低 {post_lr2_150_gain:.2f} nats，"
+               "到 {long} 步已被追平（{post_lr2_450_gain:+.2f}），在 {post_lr3:g} 有无预热都停在猜测附近；Pre-LN 在 {pre_lr1:g} "
+               "不需要预热，在 {pre_lr2:g} 却需要（{long} 步后无预热 {pre_lr2_450_none:.2f}，有预热 {pre_lr2_450_warm:.2f}），"
+               "在 {pre_lr3:g} 同样失败，所以 Pre-LN 只是能在更高的学习率下免去预热，并非不需要预热。"),
     kind="measurement",
     decide=_decide_r22,
     # The source's world: Pre-LN needs no warm-up at any rate (every Pre-LN cell as at its lowest rate, with
@@ -337,8 +347,9 @@ def _decide_r20(n) -> dict[str, bool]:
 
 @claim(
     "R20",
-    source=f"{SRC} §7.1, §10",
-    claim="LayerNorm and residual connections cut the training steps to a given accuracy by 30–50 %.",
+    anchors=(("004", "3. 应用效果和成果展示", "训练步数可减少约30%-50%"),),
+    claim=("At equal accuracy, models that use LayerNorm and residual connections need about 30–50 % fewer training "
+           "steps."),
     statement=(
         "Does not hold as a fixed figure: the saving is set by the baseline. On a Markov-chain language (best "
         "possible loss {entropy:.2f}), a {depth}-layer Pre-LN model of width 32 trained with Adam reaches a "
@@ -351,6 +362,10 @@ def _decide_r20(n) -> dict[str, bool]:
         "rate the norm saves no steps."
     ),
     verdict="does not hold",
+    answer_zh=("不成立，节省多少取决于拿什么比：在马尔可夫链语言上，{depth} 层 Pre-LN 模型 {pre_steps:.0f} ± {pre_steps_se:.0f} "
+               "步达到损失 {target:.2f}；与去掉残差和归一化的模型（{steps} 步内最低只到 {plain_best:.2f}）相比节省超过 "
+               "{saving_plain_bound:.0%}，与保留残差、去掉归一化的模型（{residual_steps:.0f} ± {residual_steps_se:.0f} 步）相比，"
+               "LayerNorm 的节省为 {saving_residual:+.0%} ± {saving_residual_se:.0%}，都不在 30–50% 之内。"),
     kind="measurement",
     decide=_decide_r20,
     # The world of the source's figure: the plain model reaches the target, and against both baselines the
