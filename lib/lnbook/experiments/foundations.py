@@ -1,6 +1,6 @@
-"""Chapter 1 (seed 000), book/01_foundations: the computations behind claims F01–F07 and F16.
+"""Chapter 1 (seed 000), book/01_foundations: the computations behind claims F01–F07, F16 and F17.
 
-Sections of the chapter: "The formula" (F01–F03), "LayerNorm against BatchNorm" (F04, F05),
+Sections of the chapter: "The formula" (F01–F03, F17), "LayerNorm against BatchNorm" (F04, F05),
 "Why language models prefer LayerNorm" (F06), "RMSNorm" (F07), "The invariance table" (F16) and the
 exercises. The chapter's second half, on stability and gradients (F08–F15), is
 :mod:`lnbook.experiments.foundations_gradients`.
@@ -22,7 +22,15 @@ from lnbook.experiments.common import (F64, FLOPS_PER_ELEMENT, H100, count_flops
                                       roofline_seconds)
 from lnbook.experiments.toys import padded_batch
 
-SRC = "seed 000"
+# The headings of seed 000 that this module's anchors cite, as the seed writes them.
+INTUITION = "2. LayerNorm 的核心直觉"
+ANALOGY = "通俗类比："
+STEP1 = "第一步：计算均值 (Mean) 和方差 (Variance)"
+STEP2 = "第二步：归一化 (Normalization)"
+STEP3 = "第三步：仿射变换 (Affine Transformation)"
+VERSUS = "4. 核心对比：LayerNorm vs Batch Normalization"
+NLP = "5. 为什么 NLP/Transformer 偏爱 LayerNorm？"
+RMS = "6. 进阶：RMSNorm (Root Mean Square Normalization)"
 CHAPTER = "book/01_foundations"  # the chapter that shows this module's claims
 
 # ----------------------------------------------------------------------------- §3: the formula
@@ -30,8 +38,16 @@ CHAPTER = "book/01_foundations"  # the chapter that shows this module's claims
 
 @claim(
     "F01",
-    source=f"{SRC} §3",
-    claim="LayerNorm's statistics are taken over the H features of one sample, so its output does not depend on the batch.",
+    anchors=(("000", INTUITION, "在“单个样本”的范围内，对其所有特征进行归一化"),
+             ("000", INTUITION, "它不关心你这一个 Batch 里有多少其他样本"),
+             ("000", ANALOGY, "这依赖于“全班同学”（Batch）的数据"),
+             ("000", STEP1, "与 Batch Size 完全无关"),
+             ("000", VERSUS, "在同一个样本内，计算所有特征通道的均值"),
+             ("000", VERSUS, "Batch Size 为 1 也能照常工作"),
+             ("000", NLP, "而 LN 对 Batch Size 不敏感")),
+    claim="LayerNorm's statistics are taken over the H features of one sample, so its output does not depend on "
+    "the batch (it works the same with a batch of one), whereas BatchNorm's statistics, taken per feature across "
+    "the samples, depend on the batch.",
     statement=(
         "Holds. A sample normalized alone and inside batches of 1, 8 and 64 gives the same output "
         "(largest difference {ln_batch_diff:.2g} in float32), while BatchNorm's output for the same sample "
@@ -47,6 +63,8 @@ CHAPTER = "book/01_foundations"  # the chapter that shows this module's claims
     },
     # A world where LayerNorm's output moves with the batch as much as BatchNorm's does.
     null=lambda n: {**n, "ln_batch_diff": n["bn_batch_diff"]},
+    answer_zh="成立：同一个样本单独归一化与放在 1、8、64 个样本的批次中归一化，LayerNorm 的输出相同（float32 下最大差异 "
+    "{ln_batch_diff:.2g}），而 BatchNorm 对同一样本的输出在批次为 8 与 64 之间最多相差 {bn_batch_diff:.2f}。",
 )
 def f01() -> dict:
     """The evidence for F01. See book/01_foundations.ipynb, section "The formula"."""
@@ -60,7 +78,7 @@ def f01() -> dict:
 
 @claim(
     "F02",
-    source=f"{SRC} §3",
+    anchors=(("000", STEP2, "用于防止分母为 0"),),
     claim="A small ε (e.g. 1e-5) in √(σ²+ε) keeps the division finite.",
     statement=(
         "Holds, and ε does more than that. On a constant vector ε = 0 gives 0/0: {nan_count} of {n} outputs "
@@ -77,6 +95,8 @@ def f01() -> dict:
     },
     # A world where ε = 0 is harmless (no NaN to prevent) and ε leaves the standard deviation at 1.
     null=lambda n: {**n, "nan_count": 0, "std_small": 1.0},
+    answer_zh="成立，而且 ε 的作用不止于此：对常数向量，ε = 0 时 {n} 个输出中有 {nan_count} 个是 NaN，ε = 1e-5 时输出恰为 0；"
+    "对几乎为常数的向量（σ = {sigma_small:.1g}），ε 还把输出的标准差压到 σ/√(σ²+ε) = {std_small:.3f}，而不是 1。",
 )
 def f02() -> dict:
     """The evidence for F02. See book/01_foundations.ipynb, section "The formula"."""
@@ -89,6 +109,71 @@ def f02() -> dict:
             "zero_out": float(ln(const, eps=1e-5).abs().max()), "sigma_small": sigma,
             "std_small": float(ln(near, eps=1e-5).std(correction=0)),
             "std_predicted": sigma / math.sqrt(sigma**2 + 1e-5)}
+
+
+def ks_distance_to_normal(v: torch.Tensor) -> float:
+    """Kolmogorov–Smirnov distance between the empirical distribution of ``v`` and N(0, 1)."""
+    v, _ = v.sort()
+    n = v.numel()
+    cdf = 0.5 * (1 + torch.erf(v / math.sqrt(2)))
+    i = torch.arange(1, n + 1, dtype=v.dtype)
+    return float(torch.maximum(i / n - cdf, cdf - (i - 1) / n).max())
+
+
+def skewness(v: torch.Tensor) -> torch.Tensor:
+    """Sample skewness of each row."""
+    z = (v - v.mean(-1, keepdim=True)) / v.std(-1, correction=0, keepdim=True)
+    return (z**3).mean(-1)
+
+
+NORMALITY = {"rows": 8, "h": 4096}  # eight samples of 4096 features: a KS test resolves 0.03 at this width
+
+
+@claim(
+    "F17",
+    anchors=(("000", STEP2, "转化为标准正态分布"),),
+    claim="Normalizing with the sample's mean and variance turns x into a standard normal distribution. "
+    "Read literally (normal in shape, not only mean 0 and variance 1), since 'standard normal' names a shape; "
+    "the weaker reading, mean 0 and variance 1, is F01's and F08's.",
+    statement=(
+        "Does not hold: LayerNorm fixes each sample's mean at 0 and its variance at 1 (to {var_err:.1g}, ε's "
+        "share) and keeps the shape of its features' distribution. On {rows} samples of {h} exponentially "
+        "distributed features the output's skewness equals the input's to {skew_change:.1g} (smallest "
+        "{skew_min:.2f}; a normal distribution has 0), no output falls below {out_min:.2f} (Gaussian features "
+        "normalized alike reach {gauss_min:.2f}), and the Kolmogorov–Smirnov distance to N(0, 1) is at least {ks_min:.3f}, "
+        "against {ks_crit:.3f} for rejection at the 5 % level and at most {ks_gauss_max:.3f} for Gaussian "
+        "features normalized the same way."
+    ),
+    verdict="does not hold",
+    kind="measurement",
+    decide=lambda n: {
+        # The moments LayerNorm does fix: ε = 1e-5 lowers the variance by about ε/σ² ≈ 1e-5 here.
+        "mean_zero_var_one": n["mean_err"] < 1e-12 and n["var_err"] < 1e-4,
+        # An affine map with a positive scale leaves skewness unchanged: float64 rounding only.
+        "shape_kept": n["skew_change"] < 1e-9,
+        # Every output row is rejected as N(0, 1) by the KS test at 5 % (1.36/√h), while Gaussian input rows
+        # normalized alike are not: the test can tell.
+        "not_normal": n["ks_min"] > n["ks_crit"],
+        "test_has_power": n["ks_gauss_max"] < n["ks_crit"],
+    },
+    # The source's world: the output is standard normal, with no skew and the KS distance of Gaussian features.
+    null=lambda n: {**n, "skew_change": n["skew_min"], "ks_min": n["ks_gauss_max"]},
+    answer_zh="不成立：LayerNorm 只把每个样本的均值定为 0、方差定为 1（误差 {var_err:.1g}，来自 ε），分布的形状保持不变；"
+    "对 {rows} 个各含 {h} 个指数分布特征的样本，输出的偏度与输入相同（差异 {skew_change:.1g}，最小偏度 {skew_min:.2f}，"
+    "正态分布为 0），最小输出不低于 {out_min:.2f}（同样归一化的高斯特征低至 {gauss_min:.2f}），与 N(0, 1) 的 KS 距离至少 {ks_min:.3f}，远超 5% 显著性的临界值 "
+    "{ks_crit:.3f}，而同样归一化的高斯特征最多只有 {ks_gauss_max:.3f}。",
+)
+def f17() -> dict:
+    """The evidence for F17. See book/01_foundations.ipynb, section "The formula"."""
+    rows, h = NORMALITY["rows"], NORMALITY["h"]
+    x = torch.empty(rows, h, dtype=F64).exponential_(generator=torch.Generator().manual_seed(22))  # (rows, h)
+    y = ln(x, eps=1e-5)
+    gauss = ln(randn(rows, h, seed=23), eps=1e-5)
+    return {"rows": rows, "h": h, "mean_err": float(y.mean(-1).abs().max()),
+            "var_err": float((y.var(-1, correction=0) - 1).abs().max()),
+            "skew_change": float((skewness(y) - skewness(x)).abs().max()), "skew_min": float(skewness(y).min()),
+            "out_min": float(y.min()), "ks_min": min(ks_distance_to_normal(r) for r in y),
+            "ks_crit": 1.36 / math.sqrt(h), "gauss_min": float(gauss.min()), "ks_gauss_max": max(ks_distance_to_normal(r) for r in gauss)}
 
 
 def affine_recovery_error(x: torch.Tensor) -> float:
@@ -110,8 +195,8 @@ def samples_with_stats(mean: torch.Tensor, std: torch.Tensor, h: int, seed: int)
 
 @claim(
     "F03",
-    source=f"{SRC} §3",
-    claim="If normalizing does not help, the network can learn γ = σ and β = μ and recover its input.",
+    anchors=(("000", STEP3, "如果网络发现不需要归一化"),),
+    claim="If normalizing does not help, the network can learn γ = σ and β = μ and so recover its original input.",
     statement=(
         "Holds under conditions: only when every sample has the same mean and standard deviation. γ and β are per-feature "
         "parameters shared by all samples, while μ and σ belong to each sample. With one sample, or samples "
@@ -129,6 +214,9 @@ def samples_with_stats(mean: torch.Tensor, std: torch.Tensor, h: int, seed: int)
     },
     # The source's world: per-feature γ, β recover the input whatever each sample's statistics.
     null=lambda n: {**n, "err_varied": n["err_shared"]},
+    answer_zh="有条件成立：只有当所有样本的均值和标准差都相同时才成立，因为 γ、β 是所有样本共用的逐特征参数，而 μ、σ 属于每个样本；"
+    "样本统计量相同时最优的 γ、β 能精确还原输入（相对误差 {err_shared:.2g}），{batch} 个均值与离散程度各异的样本则留下 "
+    "{err_varied:.2f} 的相对误差。",
 )
 def f03() -> dict:
     """The evidence for F03. See book/01_foundations.ipynb, section "The formula"."""
@@ -146,9 +234,11 @@ def f03() -> dict:
 
 @claim(
     "F04",
-    source=f"{SRC} §4",
+    anchors=(("000", VERSUS, "如果是 1，无法计算"), ("000", VERSUS, "推理时用滑动平均统计量"),
+             ("000", VERSUS, "训练和推理完全一致")),
     claim="BatchNorm needs batch statistics: with a batch of one it cannot normalize in training, and it "
-    "behaves differently in training and evaluation; LayerNorm is the same in both.",
+    "uses the current batch's statistics in training but running averages in inference; LayerNorm computes the "
+    "same thing in both and keeps no global statistics.",
     statement=(
         "Holds. torch's BatchNorm1d refuses a training batch of one sample ({bn_batch1_error}); on a batch of "
         "16 its training and evaluation outputs differ by up to {bn_train_eval:.2f}, while LayerNorm's differ "
@@ -164,6 +254,8 @@ def f03() -> dict:
     },
     # A world where BatchNorm behaves like LayerNorm: a batch of one is accepted and the two modes agree.
     null=lambda n: {**n, "bn_batch1_error": "no error", "bn_train_eval": n["ln_train_eval"]},
+    answer_zh="成立：torch 的 BatchNorm1d 拒绝只有一个样本的训练批次（{bn_batch1_error}），在 16 个样本的批次上其训练与推理输出"
+    "最多相差 {bn_train_eval:.2f}，而 LayerNorm 的两种模式相差 {ln_train_eval:.2g}。",
 )
 def f04() -> dict:
     """The evidence for F04. See book/01_foundations.ipynb, section "LayerNorm against BatchNorm"."""
@@ -190,8 +282,10 @@ def batch_stat_spread(batch_sizes=(2, 4, 8, 16, 32, 64, 128, 256), draws: int = 
 
 @claim(
     "F05",
-    source=f"{SRC} §4–5",
-    claim="Small batches make BatchNorm's statistics noisy.",
+    anchors=(("000", VERSUS, "如果 Batch 太小，统计不准"), ("000", NLP, "BN 估算的均值方差噪声极大")),
+    claim="Small batches make BatchNorm's statistics inaccurate, and with batches of 1 or 2 extremely noisy. "
+    "The source adds that this noise makes the model collapse; this card tests the noise, and chapter 4 (W04) "
+    "trains BatchNorm at small batches.",
     statement=(
         "Holds, at the rate sampling theory predicts: the batch mean's standard deviation falls as 1/√B "
         "(fitted log–log slope {mean_slope:.3f}; closed form −0.5) and at B = 2 it is {mean_sd_b2:.3f} of the "
@@ -212,6 +306,9 @@ def batch_stat_spread(batch_sizes=(2, 4, 8, 16, 32, 64, 128, 256), draws: int = 
     null=lambda n: {**n, "mean_slope": 0.0, "mean_sd_b2": n["mean_sd_b256"], "var_sd_b2": n["var_sd_b256"],
                     "mean_rel_err": abs(n["mean_sd_b256"] * math.sqrt(2) - 1),
                     "var_rel_err": abs(n["var_sd_b256"] / (math.sqrt(2) / 2) - 1)},
+    answer_zh="成立，且符合抽样理论的速率：批均值的标准差按 1/√B 下降（对数拟合斜率 {mean_slope:.3f}，理论值 −0.5），B = 2 时为"
+    "特征自身标准差的 {mean_sd_b2:.3f}（理论值 0.707）；批方差的离散度在 B = 2 时为 {var_sd_b2:.3f}，B = 256 时为 "
+    "{var_sd_b256:.3f}。",
 )
 def f05() -> dict:
     """The evidence for F05. See book/01_foundations.ipynb, section "LayerNorm against BatchNorm"."""
@@ -227,8 +324,9 @@ def f05() -> dict:
 
 @claim(
     "F06",
-    source=f"{SRC} §5",
-    claim="Padding in variable-length batches skews BatchNorm's statistics; LayerNorm per token is unaffected.",
+    anchors=(("000", NLP, "统计量会完全跑偏"), ("000", NLP, "不受序列长度影响")),
+    claim="Padding variable-length sentences to one length throws BatchNorm's statistics completely off; "
+    "LayerNorm, computed inside each token, is unaffected by the sequence length.",
     statement=(
         "Holds. In a batch of a 100-token and a 5-token sequence padded to 100, BatchNorm's per-feature mean "
         "computed over all positions is off by {bn_mean_rel_err:.0%} and its variance by "
@@ -246,6 +344,9 @@ def f05() -> dict:
     },
     # A world where padding does not skew BatchNorm (its statistics taken over the real tokens only).
     null=lambda n: {**n, "bn_mean_rel_err": 0.0, "bn_var_rel_err": 0.0},
+    answer_zh="成立：一个 100 词和一个 5 词的句子填充到 100 后，BatchNorm 在所有位置上算出的逐特征均值偏离真实词元的统计量 "
+    "{bn_mean_rel_err:.0%}，方差偏离 {bn_var_rel_err:.0%}；真实词元的 LayerNorm 输出有无填充都一样（最大差异 "
+    "{ln_pad_diff:.2g}）。",
 )
 def f06() -> dict:
     """The evidence for F06. See book/01_foundations.ipynb, section "Why language models prefer LayerNorm"."""
@@ -336,9 +437,11 @@ def _decide_f07(n: dict) -> dict[str, bool]:
 
 @claim(
     "F07",
-    source=f"{SRC} §6",
-    claim="RMSNorm divides by √(mean(x²)+ε) without subtracting the mean; it is faster than LayerNorm "
-    "because it skips the mean, with about the same quality.",
+    anchors=(("000", RMS, "RMSNorm 认为，中心化（减去均值"), ("000", RMS, "少算了一个均值"),
+             ("000", RMS, "效果与 LayerNorm 几乎持平")),
+    claim="RMSNorm divides by √(mean(x²)+ε) without subtracting the mean, on the view that centring does not "
+    "matter; it is faster than LayerNorm because it skips the mean, works about as well, and in some deep "
+    "networks is even more stable.",
     statement=(
         "Holds under conditions: the formula holds and RMSNorm saves arithmetic, but in a roofline model "
         "arithmetic is not what a normalization waits for. Our RMSNorm matches torch's to {rms_vs_torch:.2g}, "
@@ -352,7 +455,8 @@ def _decide_f07(n: dict) -> dict[str, bool]:
         "LayerNorm does {intensity:.2f} FLOPs per byte where an H100 can do {balance:.0f} (datasheet "
         "figures), so both are bound by memory, and RMSNorm's least time is {time_ratio:.4f} of LayerNorm's: "
         "a kernel near the bandwidth limit gains almost nothing from skipping the mean. Measured GPU speed is "
-        "in the kernels chapter, quality in chapter 4 (W07)."
+        "in the kernels chapter, quality in chapter 4 (W07); the source's 'more stable in some deep networks' "
+        "is not tested."
     ),
     verdict="holds under conditions",
     kind="model",
@@ -362,6 +466,10 @@ def _decide_f07(n: dict) -> dict[str, bool]:
     # The source's world: a normalization that waits for its arithmetic (twice the machine balance in FLOPs
     # per byte), so that RMSNorm's time follows its FLOPs.
     null=lambda n: {**n, "intensity": 2 * n["balance"], "time_ratio": n["flop_ratio"]},
+    answer_zh="有条件成立：公式成立，RMSNorm 也确实少做运算（每个元素 {rms_flops_per_element} 次而非 {ln_flops_per_element} 次，"
+    "运算量为 {flop_ratio:.2f}），但它搬运的字节是 LayerNorm 的 {byte_ratio:.4f}，而归一化受显存带宽限制（每字节 "
+    "{intensity:.2f} 次运算，H100 可达 {balance:.0f}），所以在屋顶线模型中其最短时间仍是 LayerNorm 的 {time_ratio:.4f}，"
+    "省去均值几乎不提速。",
 )
 def f07() -> dict:
     """The evidence for F07. See book/01_foundations.ipynb, section "RMSNorm"."""
@@ -449,12 +557,15 @@ def invariance_table(seed: int = 18) -> dict[str, dict[str, float]]:
 
 @claim(
     "F16",
-    source="beyond the source: Ba et al. 2016, Table 1",
-    claim="Batch norm, weight norm and layer norm are invariant under different re-scalings and re-centerings "
-    "of the weights and the data (Table 1 of Ba et al. 2016); RMSNorm added as a fourth row.",
+    anchors=(("000", ANALOGY, "消除了“试卷难度”（样本整体数值大小）带来的干扰"),),
+    claim="LayerNorm removes the influence of a sample's overall size (the analogy's 'difficulty of the exam'), "
+    "which BatchNorm, standardizing each feature across the class, does not. The book checks it as the "
+    "'single training case re-scaling' column of Table 1 of Ba et al. 2016, with the table's other "
+    "re-scalings and re-centerings of weights and data, and RMSNorm added as a fourth row.",
     statement=(
         "Holds: all {cells} cells computed in float64 with ε = 0 agree with the published tables "
-        "(Ba et al. 2016 for the first three rows, Zhang & Sennrich 2019 for RMSNorm); every 'invariant' "
+        "(Ba et al. 2016 for the first three rows, Zhang & Sennrich 2019 for RMSNorm), among them layer norm's "
+        "invariance to re-scaling a single training case, which batch norm lacks; every 'invariant' "
         "cell changes by at most {max_invariant:.2g} (rounding), every other cell by at least "
         "{min_variant:.2f}."
     ),
@@ -468,6 +579,9 @@ def invariance_table(seed: int = 18) -> dict[str, dict[str, float]]:
     # A world where the published tables are wrong in one cell: an 'invariant' cell changes as much as the
     # least-changing 'no' cell.
     null=lambda n: {**n, "max_invariant": n["min_variant"]},
+    answer_zh="成立：用 float64、ε = 0 计算的全部 {cells} 个格子都与已发表的表格一致（Ba 等 2016 的前三行，Zhang 与 Sennrich "
+    "2019 的 RMSNorm 行），其中 LayerNorm 对单个样本整体缩放不变而 BatchNorm 会变；标为“不变”的格子最多变化 "
+    "{max_invariant:.2g}（舍入误差），其余格子至少变化 {min_variant:.2f}。",
 )
 def f16() -> dict:
     """The evidence for F16. See book/01_foundations.ipynb, section "The invariance table"."""
