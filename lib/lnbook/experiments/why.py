@@ -305,7 +305,7 @@ def _decide_w02(n: dict) -> dict[str, bool]:
     "no violent change of output); so gradients behave and the learning rate can be raised. Santurkar et al.'s "
     "BatchNorm paper shows the smoother loss surface, and its principle holds for every norm.",
     statement=(
-        "Holds under conditions, as in chapter 1 (F11), and the Lipschitz step is mis-stated. At chapter 1's "
+        "Holds under conditions, and the Lipschitz step is mis-stated. At chapter 1's "
         "learning rate of 0.1 the plain network "
         "need not train (over {seeds} runs its loss ends at {lr01_none_best:.2f} to {lr01_none_worst:.2f} times "
         "its initial value). With the same "
