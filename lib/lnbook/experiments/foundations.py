@@ -78,7 +78,8 @@ def f01() -> dict:
 
 @claim(
     "F02",
-    anchors=(("000", STEP2, "用于防止分母为 0"),),
+    anchors=(("004", "4.3 实现细节与代码解析", "它在方差极小时防止分母为零"),
+             ("000", STEP2, "用于防止分母为 0"),),
     claim="A small ε (e.g. 1e-5) in √(σ²+ε) keeps the division finite.",
     statement=(
         "Holds, and ε does more than that. On a constant vector ε = 0 gives 0/0: {nan_count} of {n} outputs "
@@ -195,7 +196,8 @@ def samples_with_stats(mean: torch.Tensor, std: torch.Tensor, h: int, seed: int)
 
 @claim(
     "F03",
-    anchors=(("000", STEP3, "如果网络发现不需要归一化"),),
+    anchors=(("004", "3. 工作流程与数据流", "利用缩放因子"),
+             ("000", STEP3, "如果网络发现不需要归一化"),),
     claim="If normalizing does not help, the network can learn γ = σ and β = μ and so recover its original input.",
     statement=(
         "Holds under conditions: only when every sample has the same mean and standard deviation. γ and β are per-feature "
@@ -234,7 +236,8 @@ def f03() -> dict:
 
 @claim(
     "F04",
-    anchors=(("000", VERSUS, "如果是 1，无法计算"), ("000", VERSUS, "推理时用滑动平均统计量"),
+    anchors=(("004", "🆚 8.1 归一化技术的巅峰对决：LayerNorm vs. BatchNorm", "即使Batch Size = 1，LN依然能稳定工作"),
+             ("000", VERSUS, "如果是 1，无法计算"), ("000", VERSUS, "推理时用滑动平均统计量"),
              ("000", VERSUS, "训练和推理完全一致")),
     claim="BatchNorm needs batch statistics: with a batch of one it cannot normalize in training, and it "
     "uses the current batch's statistics in training but running averages in inference; LayerNorm computes the "
@@ -324,7 +327,8 @@ def f05() -> dict:
 
 @claim(
     "F06",
-    anchors=(("000", NLP, "统计量会完全跑偏"), ("000", NLP, "不受序列长度影响")),
+    anchors=(("004", "🆚 8.1 归一化技术的巅峰对决：LayerNorm vs. BatchNorm", "不受序列长度变化的影响"),
+             ("000", NLP, "统计量会完全跑偏"), ("000", NLP, "不受序列长度影响")),
     claim="Padding variable-length sentences to one length throws BatchNorm's statistics completely off; "
     "LayerNorm, computed inside each token, is unaffected by the sequence length.",
     statement=(

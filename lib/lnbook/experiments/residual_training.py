@@ -189,7 +189,8 @@ _R22_CELL_PARTS = ("none", "none_min", "warm", "warm_min", "gain", "gain_se", "g
 
 @claim(
     "R22",
-    anchors=(("004", "📊 8.3 架构细节对比：Pre-LN vs. Post-LN", "通常配合Warm-up"), ("004", "📊 8.3 架构细节对比：Pre-LN vs. Post-LN", "Pre-LN允许取消Warm-up步骤"),
+    anchors=(("004", "4.2 优缺点与架构演进", "训练初期不稳定"),
+             ("004", "📊 8.3 架构细节对比：Pre-LN vs. Post-LN", "通常配合Warm-up"), ("004", "📊 8.3 架构细节对比：Pre-LN vs. Post-LN", "Pre-LN允许取消Warm-up步骤"),
              ("004", "📋 8.5 综合技术对比表", "不需要 (或极短) | 强烈需要"), ("004", "📋 8.5 综合技术对比表", "不稳定需Warm-up"),
              ("004", "3.4 选型建议与迁移注意事项", "必须配合 Warm-up"),
              ("004", "3.4 选型建议与迁移注意事项", "通常甚至不需要 Warm-up 即可稳定训练"),

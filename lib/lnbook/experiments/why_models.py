@@ -138,7 +138,8 @@ def w10() -> dict:
 
 @claim(
     "W11",
-    anchors=(('003', 'LN的变体与RMSNorm的称霸', '从Llama一代开始'),
+    anchors=(("004", "当前技术现状和竞争格局：不可撼动的“基础设施”", "被Llama-2/3采用"),
+             ('003', 'LN的变体与RMSNorm的称霸', '从Llama一代开始'),
              ('003', 'Pre-Norm vs Post-Norm 是一场血的教训', '论文，用的是Post-Norm'),
              ('003', 'Pre-Norm vs Post-Norm 是一场血的教训', '全改成了Pre-Norm'),
              ('003', 'Pre-Norm vs Post-Norm 是一场血的教训', '成为了工业界的标准配置'),
@@ -200,7 +201,8 @@ def rms_ln_relation(mean_over_std: float, d: int = 64, seed: int = 60) -> dict[s
 
 @claim(
     "W07",
-    anchors=(('003', 'LN的变体与RMSNorm的称霸', 'RMSNorm少了一个减均值的操作'),
+    anchors=(("004", "11.1 技术演进：从“标准化”走向“极简主义”", "RMSNorm移除了均值计算"),
+             ('003', 'LN的变体与RMSNorm的称霸', 'RMSNorm少了一个减均值的操作'),
              ('003', 'LN的变体与RMSNorm的称霸', '去不去均值对模型效果影响微乎其微'),
              ('003', 'LN的变体与RMSNorm的称霸', '重要的是缩放（Scaling）')),
     claim="RMSNorm drops the mean subtraction, saving a little compute per call, which is worth much at scale; "
@@ -371,7 +373,8 @@ def stream_gradients(placement: str, depth: int = 24, d: int = 32, zero_branches
 
 @claim(
     "W09",
-    anchors=(('003', 'Pre-Norm vs Post-Norm 是一场血的教训', '但是它太难训练了'),
+    anchors=(("004", "5.3.1 残差路径的本质恒等映射", "无损地直达网络底层"),
+             ('003', 'Pre-Norm vs Post-Norm 是一场血的教训', '但是它太难训练了'),
              ('003', 'Pre-Norm vs Post-Norm 是一场血的教训', 'Post-Norm会导致梯度在反向传播时'),
              ('003', 'Pre-Norm vs Post-Norm 是一场血的教训', '主干通路（Highway）是纯净的'),
              ('003', 'Pre-Norm vs Post-Norm 是一场血的教训', '梯度可以毫无阻碍地从最后一层直接流到第一层'),
