@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from lnbook import models
-from lnbook.experiments import residual, residual_practice, residual_training, toys
+from lnbook.experiments import residual, residual_depth, residual_practice, residual_training, toys
 
 
 def test_chapter5_exercise_answers():
@@ -197,11 +197,11 @@ def test_counted_add_and_matmul_are_pytorch_counts_of_the_hand_formula():
 
 def test_r_squared_is_one_on_a_line_and_tells_an_exponential_from_a_line():
     layers = range(1, 21)
-    assert residual.r_squared(layers, [3 - 0.1 * l for l in layers]) == pytest.approx(1, abs=1e-12)
+    assert residual_depth.r_squared(layers, [3 - 0.1 * l for l in layers]) == pytest.approx(1, abs=1e-12)
     # A steep exponential (a factor e⁻⁵ over 20 points) is a line in ln y and visibly curved in y.
     steep = [math.exp(-0.25 * l) for l in layers]
-    assert residual.r_squared(layers, [math.log(v) for v in steep]) == pytest.approx(1, abs=1e-12)
-    assert residual.r_squared(layers, steep) < 0.9
+    assert residual_depth.r_squared(layers, [math.log(v) for v in steep]) == pytest.approx(1, abs=1e-12)
+    assert residual_depth.r_squared(layers, steep) < 0.9
 
 
 def test_deepnorm_is_classified_post_ln():
@@ -213,9 +213,9 @@ def test_model_update_is_proportional_to_the_step_and_zero_without_one(monkeypat
     # In the linear regime the output moves in proportion to the step; a step of 0 moves nothing.
     sizes = {}
     for step in (0.0, 1e-4, 2e-4):
-        monkeypatch.setattr(residual, "UPDATE_STEP", step)
-        residual.model_update.cache_clear()
-        sizes[step] = residual.model_update("deepnorm", 2, 0)
-    residual.model_update.cache_clear()
+        monkeypatch.setattr(residual_depth, "UPDATE_STEP", step)
+        residual_depth.model_update.cache_clear()
+        sizes[step] = residual_depth.model_update("deepnorm", 2, 0)
+    residual_depth.model_update.cache_clear()
     assert sizes[0.0] == 0.0
     assert sizes[2e-4] / sizes[1e-4] == pytest.approx(2, rel=0.02)  # second-order terms: ~1e-4 relative

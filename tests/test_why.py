@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from lnbook.experiments import common, why, why_models
+from lnbook.experiments import common, why, why_batchnorm, why_models
 
 
 def test_chapter4_exercise_answers():
@@ -33,18 +33,18 @@ def test_fp16_square_limit_is_256():
 
 
 def test_mixed_norm_tokens_have_the_stated_norms():
-    x = why.mixed_norm_tokens(t=5, d=16, spread=16.0)
+    x = why_batchnorm.mixed_norm_tokens(t=5, d=16, spread=16.0)
     expected = [4.0 * 16.0 ** (i / 4) for i in range(5)]  # √16 · spread^(i/(t−1))
     assert x.norm(dim=1).tolist() == pytest.approx(expected, rel=1e-12)
 
 
 def test_attention_with_ln_ignores_token_norms():
-    x = why.mixed_norm_tokens(t=6, d=16, spread=1.0)
+    x = why_batchnorm.mixed_norm_tokens(t=6, d=16, spread=1.0)
     scaled = x * torch.tensor([1.0, 3.0, 0.5, 10.0, 2.0, 7.0], dtype=x.dtype)[:, None]
-    a, b = why.attention_stats(x, use_ln=True), why.attention_stats(scaled, use_ln=True)
+    a, b = why_batchnorm.attention_stats(x, use_ln=True), why_batchnorm.attention_stats(scaled, use_ln=True)
     # Only ε = 1e-5 against σ² ≈ 1 distinguishes the two inputs after LayerNorm.
     assert a["entropy"] == pytest.approx(b["entropy"], abs=1e-4)
-    assert why.attention_stats(scaled, use_ln=False)["entropy"] != pytest.approx(a["entropy"], abs=1e-2)
+    assert why_batchnorm.attention_stats(scaled, use_ln=False)["entropy"] != pytest.approx(a["entropy"], abs=1e-2)
 
 
 def test_noisy_batch_norm_is_batch_norm_in_eval_and_noisy_in_training():
@@ -115,16 +115,16 @@ def test_noisy_batch_norm_rejects_bad_arguments(kwargs, exc, message):
 )
 def test_mixed_norm_tokens_rejects_bad_arguments(kwargs, exc, message):
     with pytest.raises(exc, match=message):
-        why.mixed_norm_tokens(**kwargs)
+        why_batchnorm.mixed_norm_tokens(**kwargs)
 
 
 def test_attention_stats_rejects_bad_input():
     with pytest.raises(TypeError, match=r"attention_stats: x: expected a torch.Tensor, got list"):
-        why.attention_stats([[1.0, 2.0]], use_ln=False)
+        why_batchnorm.attention_stats([[1.0, 2.0]], use_ln=False)
     with pytest.raises(ValueError, match=r"attention_stats: x: expected a \(tokens >= 2, d\) matrix, got \(2, 3, 4\)"):
-        why.attention_stats(torch.zeros(2, 3, 4), use_ln=False)
+        why_batchnorm.attention_stats(torch.zeros(2, 3, 4), use_ln=False)
     with pytest.raises(ValueError, match=r"got \(1, 4\)"):
-        why.attention_stats(torch.zeros(1, 4), use_ln=False)
+        why_batchnorm.attention_stats(torch.zeros(1, 4), use_ln=False)
 
 
 def test_norm_mlp_rejects_unknown_kind():

@@ -3,7 +3,9 @@ connections, claims R20 and R22.
 
 Section of the chapter: "Training: warm-up and speed". The toy language model and the Markov chain
 are shared (:mod:`lnbook.experiments.toys`); the rest of the chapter is
-:mod:`lnbook.experiments.residual` and :mod:`lnbook.experiments.residual_practice`.
+:mod:`lnbook.experiments.residual`, :mod:`lnbook.experiments.residual_depth`,
+:mod:`lnbook.experiments.residual_practice` and :mod:`lnbook.experiments.residual_landscape` (which
+holds R40, shown in this module's section).
 
 Every run is seeded, small, on one thread, and cached so that the chapter and the claims share it.
 """

@@ -3,7 +3,7 @@
 Sections of the chapter: "The models the source quotes" (W06, W10, W11), "RMSNorm: what removing
 the mean changes" (W07) and "Pre-Norm, Post-Norm and FP16" (W08, W09), "Why not InstanceNorm or GroupNorm?" (W14, W15),
 and the exercises. The first
-half of the chapter is :mod:`lnbook.experiments.why`.
+half of the chapter is :mod:`lnbook.experiments.why` and :mod:`lnbook.experiments.why_batchnorm`.
 
 The published model configurations in :data:`PUBLISHED_CONFIGS` are quotations, not computations:
 each row names the paper or configuration file it comes from. The stacks (W08, W09) run on one
