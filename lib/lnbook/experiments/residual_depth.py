@@ -260,7 +260,8 @@ GPT2_DEPTHS = (12, 48)
 
 @claim(
     "R07",
-    anchors=(("004", "5.4.2 Scale Init：平衡梯度的尺度艺术", "对残差投影层权重进行特殊的缩放处理"),),
+    anchors=(("004", "5.4.2 Scale Init：平衡梯度的尺度艺术", "通过对残差投影层权重进行特殊的缩放处理"),
+             ("004", "5.4.2 Scale Init：平衡梯度的尺度艺术", "对残差投影层权重进行特殊的缩放处理"),),
     claim="GPT-2 scales the initialization of its residual projection weights with depth (usually dividing by "
     "√layer_depth), which keeps scales constant in deep networks (the source says the gradient's). Tested: the factor, "
     "against GPT-2's code, and what it keeps constant in the forward pass, the residual stream's scale (the purpose "
@@ -299,7 +300,8 @@ def r07() -> dict:
 
 @claim(
     "R08",
-    anchors=(("004", "6.1 信号传播理论：初始化阶段的均值与方差保持", "整个网络在初始化时能够近似地满足"),
+    anchors=(("004", "方差的保持与“信号传播率”", "近似地满足"),
+             ("004", "6.1 信号传播理论：初始化阶段的均值与方差保持", "整个网络在初始化时能够近似地满足"),
              ("004", "6.1 信号传播理论：初始化阶段的均值与方差保持", "信号在穿越100层网络时"),
              ("004", "6.1 信号传播理论：初始化阶段的均值与方差保持", "确保了无论网络有多深")),
     claim="With residual connections and LayerNorm's control of the branch F(x_l), the network at initialization "
@@ -362,7 +364,8 @@ def _identity_cases(placement: str, x: torch.Tensor, seed: int) -> dict[str, flo
 
 @claim(
     "R06",
-    anchors=(("004", "5.4.1 Zero Init：让模型从“恒等映射”起步", "将残差分支中最后一个线性层"),
+    anchors=(("004", "5.4.1 Zero Init：让模型从“恒等映射”起步", "残差分支的输出理论上为零"),
+             ("004", "5.4.1 Zero Init：让模型从“恒等映射”起步", "将残差分支中最后一个线性层"),
              ("004", "5.4.1 Zero Init：让模型从“恒等映射”起步", "它都等价于只有一层"),
              ("004", "4.1 主要功能特性：恒等映射与梯度高速通道", "的权重推向0即可")),
     claim="Zero-initializing the last linear layer of each residual branch makes F(x) = 0, so the block, and the "
@@ -392,7 +395,8 @@ def r06() -> dict:
 
 @claim(
     "R17",
-    anchors=(("004", "2. 实施指南与部署方法", "进行初始化置零，让网络在初始阶段仅表现为恒等映射"),),
+    anchors=(("004", "2. 实施指南与部署方法", "对LN层的增益参数（γ）进行初始化置零"),
+             ("004", "2. 实施指南与部署方法", "进行初始化置零，让网络在初始阶段仅表现为恒等映射"),),
     claim="If the loss oscillates early in training, initialize LayerNorm's gain γ to zero: the network then acts as "
     "the identity at the start, which speeds convergence. Tested: the identity at the start; the speed-up is not.",
     statement=(
@@ -477,7 +481,8 @@ def _source_world_r24(n: dict) -> dict:
 
 @claim(
     "R24",
-    anchors=(("004", H532, "DeepNet理论从数学上证明了Pre-Norm的优越性"),
+    anchors=(("004", "5.3.2 GPT-2/3与DeepNet的设计选择", "微软提出的DeepNet理论从数学上证明"),
+             ("004", H532, "DeepNet理论从数学上证明了Pre-Norm的优越性"),
              ("004", "5.3 Pre-Norm架构的兴起：通往极致深处的“高速路”", "GPT-3、DeepNet等模型纷纷转向了Pre-Norm"),
              ("004", "3.3 技术优势与创新点", "（如 GPT-2, DeepNet）中，Pre-LN")),
     claim="DeepNet proved Pre-Norm superior, and models such as DeepNet moved to Pre-Norm.",

@@ -380,7 +380,8 @@ R14_TOKENS = (512, 8192)
 
 @claim(
     "R14",
-    anchors=(("004", "9. 性能优化：计算效率与显存占用", "残差连接的逐元素加法复杂度仅为"), ("004", "9. 性能优化：计算效率与显存占用", "计算延迟增加几乎可以忽略不计")),
+    anchors=(("004", "3.2 技术实现与规格", "其计算复杂度为 $O(d)$"),
+             ("004", "9. 性能优化：计算效率与显存占用", "残差连接的逐元素加法复杂度仅为"), ("004", "9. 性能优化：计算效率与显存占用", "计算延迟增加几乎可以忽略不计")),
     claim=("The residual add is O(d) against the O(d²) matrix products; on GPUs such as the A100/H100 it is hidden in "
            "the gaps of memory traffic and matrix products, so the latency it adds is negligible."),
     statement=(

@@ -176,7 +176,9 @@ def _decide_w01(n: dict) -> dict[str, bool]:
 
 @claim(
     "W01",
-    anchors=(("003", "为什么必须要有Norm？真的是为了解决ICS吗？", "你要是照着Google那篇BN的论文背"), ("003", "为什么必须要有Norm？真的是为了解决ICS吗？", "这玩意儿在学术界早就被扒皮了"),
+    anchors=(("000", "1. 为什么需要归一化？（背景）", "这导致下一层网络必须不断适应新的输入分布"),
+             ("004", "2. 核心组件与关键技术原理", "有效缓解了内部协变量偏移问题"),
+             ("003", "为什么必须要有Norm？真的是为了解决ICS吗？", "你要是照着Google那篇BN的论文背"), ("003", "为什么必须要有Norm？真的是为了解决ICS吗？", "这玩意儿在学术界早就被扒皮了"),
              ("003", "为什么必须要有Norm？真的是为了解决ICS吗？", "哪怕你把ICS加剧，只要有Norm"),),
     claim="The explanation from Google's BatchNorm paper (each layer's input distribution keeps moving, so later "
     "layers keep adapting, hence pull it back to mean 0 and variance 1) is outdated: several MIT papers showed "
@@ -413,7 +415,7 @@ def no_norm_signal(seed: int, depth: int = 24, d: int = 32) -> dict[str, list[fl
     ),
 )
 def w13() -> dict:
-    """The evidence for W13. See book/04_why.ipynb, section "The landscape"."""
+    """The evidence for W13. See book/04_why.ipynb, section "Is it internal covariate shift?"."""
     runs = [no_norm_signal(s) for s in NO_NORM_SEEDS]
     pick = lambda key, i: [r[key][i] for r in runs]  # noqa: E731
     return {"seeds": len(runs), "depth": len(runs[0]["forward"]) - 1,
