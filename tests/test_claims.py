@@ -16,6 +16,7 @@ from lnbook import claims
 from conftest import claim_params
 
 REGISTRY = claims.registry()
+A = (("000", "1. 为什么需要归一化？（背景）", "归一化"),)  # an anchor for the throwaway claims of these tests
 
 result_of = claims.run  # cached: each check runs once per test session
 
@@ -59,7 +60,7 @@ def test_numbers_are_plain_python(claim_id):
 def test_registry_entries_are_well_formed():
     for c in REGISTRY.values():
         assert c.verdict in claims.VERDICTS
-        assert (c.anchors or c.source) and c.claim and c.statement
+        assert c.anchors and c.claim and c.statement
         assert c.statement[0].isupper(), f"{c.id}: the statement should be a sentence"
 
 
@@ -116,16 +117,16 @@ def test_opening_words(statement, verdict, ok):
 
 def test_registration_rejects_a_bad_kind_or_a_decision_without_null():
     with pytest.raises(ValueError, match=r"claim F99: kind: expected one of .* got 'guess'"):
-        claims.claim("F99", source="x", claim="x", statement="Holds.", verdict="holds", kind="guess")
+        claims.claim("F99", anchors=A, claim="x", statement="Holds.", verdict="holds", kind="guess")
     with pytest.raises(ValueError, match=r"claim F99: assumptions: expected them for a model"):
-        claims.claim("F99", source="x", claim="x", statement="Holds.", verdict="holds", kind="model")
+        claims.claim("F99", anchors=A, claim="x", statement="Holds.", verdict="holds", kind="model")
     with pytest.raises(ValueError, match=r"claim F99: null: expected a null world with the decision"):
-        claims.claim("F99", source="x", claim="x", statement="Holds.", verdict="holds", decide=lambda n: {})
+        claims.claim("F99", anchors=A, claim="x", statement="Holds.", verdict="holds", decide=lambda n: {})
 
 
 def test_a_decided_claim_measures_then_decides(monkeypatch):
     monkeypatch.setattr(claims, "_REGISTRY", {})
-    claims.claim("F97", source="x", claim="x", statement="Holds: {a}.", verdict="holds",
+    claims.claim("F97", anchors=A, claim="x", statement="Holds: {a}.", verdict="holds",
                  decide=lambda n: {"positive": n["a"] > 0}, null=lambda n: {**n, "a": -1.0})(lambda: {"a": 2.0})
     result = claims.run.__wrapped__("F97")
     assert result.evidence.checks == {"positive": True} and result.statement == "Holds: 2.0."
@@ -134,7 +135,7 @@ def test_a_decided_claim_measures_then_decides(monkeypatch):
 
 def test_outcomes_name_measured_numbers(monkeypatch):
     monkeypatch.setattr(claims, "_REGISTRY", {})
-    claims.claim("F96", source="x", claim="x", statement="Holds.", verdict="holds", outcomes=("loss",),
+    claims.claim("F96", anchors=A, claim="x", statement="Holds.", verdict="holds", outcomes=("loss",),
                  decide=lambda n: {"ok": True}, null=lambda n: n)(lambda: {"a": 1.0})
     with pytest.raises(KeyError, match=r"outcomes name \['loss'\]"):
         claims.run.__wrapped__("F96")
@@ -142,11 +143,11 @@ def test_outcomes_name_measured_numbers(monkeypatch):
 
 def test_registration_rejects_bad_verdict_id_and_opening():
     with pytest.raises(ValueError, match=r"verdict: expected one of .* got 'true'"):
-        claims.claim("F99", source="x", claim="x", statement="x", verdict="true")
+        claims.claim("F99", anchors=A, claim="x", statement="x", verdict="true")
     with pytest.raises(ValueError, match=r"claim F99: statement: expected it to open with 'Does not hold' .*got 'Holds, mostly.'"):
-        claims.claim("F99", source="x", claim="x", statement="Holds, mostly.", verdict="does not hold")
+        claims.claim("F99", anchors=A, claim="x", statement="Holds, mostly.", verdict="does not hold")
     with pytest.raises(ValueError, match=r"claim id: expected .* got 'X1'"):
-        claims.claim("X1", source="x", claim="x", statement="Holds.", verdict="holds")
+        claims.claim("X1", anchors=A, claim="x", statement="Holds.", verdict="holds")
 
 
 def test_run_rejects_unknown_id():
@@ -178,7 +179,7 @@ def test_cli_json_lists_the_claims_asked_for_with_numbers(capsys):
     rows = json.loads(capsys.readouterr().out)
     assert [r["id"] for r in rows] == ["F02", "M01"]
     for row in rows:
-        assert {"id", "source", "verdict", "statement", "numbers", "passed"} <= set(row)
+        assert {"id", "anchors", "verdict", "statement", "numbers", "passed"} <= set(row)
         assert row["passed"] is True and row["numbers"], row["id"]
 
 

@@ -56,9 +56,12 @@ def test_a_bad_anchor_is_refused_naming_what_is_wrong(args, match):
         Anchor(*args)
 
 
-def test_a_claim_whose_chinese_answer_opens_with_another_verdict_is_refused():
+def test_a_claim_without_anchors_or_with_a_chinese_answer_of_another_verdict_is_refused():
+    anchor = (("000", "1. 为什么需要归一化？（背景）", "归一化"),)
     with pytest.raises(ValueError, match="answer_zh: expected it to open with '成立'"):
-        claims.claim("F99", claim="c", statement="Holds.", verdict="holds", answer_zh="不成立。")(lambda: None)
+        claims.claim("F99", anchors=anchor, claim="c", statement="Holds.", verdict="holds", answer_zh="不成立。")(lambda: None)
+    with pytest.raises(ValueError, match="claim F99: anchors: expected one or more"):
+        claims.claim("F99", anchors=(), claim="c", statement="Holds.", verdict="holds")(lambda: None)
     assert "F99" not in claims._REGISTRY
 
 

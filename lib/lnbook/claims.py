@@ -1,7 +1,7 @@
 """The claims registry and the ledger.
 
-Every checkable statement of the source documents has an ID in ``shared/claims-inventory.md``.
-Here each ID gets one entry: where the source says it, the source's claim (paraphrased), what the
+Every checkable statement of the five source texts (:mod:`lnbook.sources`) has an ID. Here each ID gets
+one entry: its anchors (where the sources say it), the source's claim in our words, what the
 book asserts instead (its *statement*), a verdict, and a *check* that computes the evidence.
 
 A check returns :class:`Evidence`: named numbers (plain Python floats, glued into the prose) and
@@ -87,7 +87,6 @@ Decision = Callable[[Numbers], "dict[str, bool]"]
 @dataclass(frozen=True)
 class Claim:
     id: str
-    source: str  # seed file and section, e.g. "000 §3" (superseded by anchors; kept until every claim has them)
     claim: str  # the source's claim, in our words, at the source's strength
     statement: str  # what the book asserts; ``{name}`` fields are filled from the evidence
     verdict: str
@@ -127,7 +126,6 @@ class Result:
         return {
             "id": c.id,
             "anchors": [a.to_dict() for a in c.anchors],
-            "source": c.source,
             "claim": c.claim,
             "verdict": c.verdict,
             "kind": c.kind,
@@ -144,7 +142,7 @@ class Result:
 _REGISTRY: dict[str, Claim] = {}
 
 
-def claim(id: str, *, claim: str, statement: str, verdict: str, source: str = "", anchors=(),
+def claim(id: str, *, anchors, claim: str, statement: str, verdict: str,
           decide: Decision | None = None, null: Callable[[Numbers], Numbers] | None = None, kind: str = "measurement",
           assumptions: str = "", outcomes: tuple[str, ...] = (), answer_zh: str = ""):
     """Register the decorated zero-argument function as the check of claim ``id``.
@@ -170,6 +168,8 @@ def claim(id: str, *, claim: str, statement: str, verdict: str, source: str = ""
         raise ValueError(f"claim {id}: assumptions: expected them for a model and only for one, got {assumptions!r} "
                          f"for kind {kind!r}")
     anchors = make_anchors(*anchors)
+    if not anchors:
+        raise ValueError(f"claim {id}: anchors: expected one or more (seed, heading, phrase), got none")
     if answer_zh and not answer_zh.startswith(VERDICTS_ZH[verdict]):
         raise ValueError(f"claim {id}: answer_zh: expected it to open with {VERDICTS_ZH[verdict]!r} (its verdict), "
                          f"got {answer_zh[:20]!r}")
@@ -181,7 +181,7 @@ def claim(id: str, *, claim: str, statement: str, verdict: str, source: str = ""
         if id in _REGISTRY and _REGISTRY[id].check.__qualname__ != measure.__qualname__:
             raise ValueError(f"claim {id}: registered twice ({_REGISTRY[id].check.__qualname__})")
         check = measure if decide is None else _decided(measure, decide)
-        _REGISTRY[id] = Claim(id, source, claim, statement, verdict, check, decide, null, kind, assumptions,
+        _REGISTRY[id] = Claim(id, claim, statement, verdict, check, decide, null, kind, assumptions,
                               tuple(outcomes), anchors, answer_zh)
         return measure
 
@@ -373,8 +373,8 @@ def kind_text(c: Claim) -> str:
 
 
 def source_text(c: Claim) -> str:
-    """Where the sources say what claim ``c`` answers: its anchors (seed, heading, phrase), else its section."""
-    return "; ".join(a.text() for a in c.anchors) if c.anchors else c.source
+    """Where the sources say what claim ``c`` answers: its anchors (seed, heading, phrase)."""
+    return "; ".join(a.text() for a in c.anchors)
 
 
 def card_label(result: Result) -> str:
