@@ -1,16 +1,15 @@
-"""Chapter 2 (seed 001), book/02_principles: the computations behind claims M01–M10.
+"""Chapter 2 (seed 001), book/02_principles: the computations behind claims M01–M05 and M09–M12.
 
-Sections of the chapter: "One sample under a magnifying glass" (M01), "The normalization zoo" (M02),
-"Going it alone" (M03), "When the volume is turned up" (M04, M05), "A symphony of features" (M09) and
+Sections of the chapter: "One sample under a magnifying glass" (M01, M11), "The normalization zoo" (M02),
+"Going it alone" (M03), "When the volume is turned up" (M04, M12, M05), "A symphony of features" (M09) and
 "Shift invariance, exactly and in floating point" (M10), and the exercises; "γ and β" (M06–M08) is
 :mod:`lnbook.experiments.principles_affine`.
 
-Principles and mechanisms: one sparse sample normalized by hand, the normalization zoo on
-(N, C, H, W) read off each reference's Jacobian, batch independence, a stream whose volume jumps,
-the norm of x̂, what the mean subtraction removes (and what it does not), the gradients of γ and β
-under a uniform upstream gradient (and in a small trained MLP, five seeds of 60 full-batch steps, about
-2.5 s of CPU), how the Jacobian couples features, and shift invariance in floating point. Everything is
-seeded and small (all ten checks take about 4.5 s of CPU).
+Principles and mechanisms: one sparse sample normalized by hand, what LayerNorm does to one loud feature,
+the normalization zoo on (N, C, H, W) read off each reference's Jacobian, batch independence, a stream
+whose volume jumps (and a linear readout learning on it online, five seeds at four learning rates), the
+norm of x̂ and the curvature it fixes, how the Jacobian couples features, and shift invariance in floating
+point. Everything is seeded and small (these checks take about 4 s of CPU, M12's readouts 2.3 s of it).
 """
 
 from __future__ import annotations
