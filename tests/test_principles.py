@@ -8,6 +8,7 @@ import torch
 
 from lnbook.experiments import principles as px
 from lnbook.experiments import principles_affine
+from lnbook.experiments import principles_stream as stream
 
 
 @pytest.fixture(scope="module")
@@ -52,10 +53,10 @@ def test_k_of_n_sparse_vector_closed_form():
 
 
 def test_running_standardize_blows_up_only_after_a_jump():
-    quiet, loud = px.volume_stream(steps=40, jump_at=20, factor=50.0, width=8)
-    rms = px.output_rms(px.running_standardize(loud, momentum=0.1))
+    quiet, loud = stream.volume_stream(steps=40, jump_at=20, factor=50.0, width=8)
+    rms = stream.output_rms(stream.running_standardize(loud, momentum=0.1))
     # Before the jump: the same as the quiet stream's; at the jump: about the factor (a 16-value RMS, ±50 %).
-    assert torch.equal(rms[:20], px.output_rms(px.running_standardize(quiet, momentum=0.1))[:20])
+    assert torch.equal(rms[:20], stream.output_rms(stream.running_standardize(quiet, momentum=0.1))[:20])
     assert 25 < float(rms[20]) < 75
 
 
@@ -86,7 +87,7 @@ def test_coupling_groups_argument_errors(bad, exc, pattern):
 ])
 def test_running_standardize_argument_errors(kwargs, exc, pattern):
     with pytest.raises(exc, match=pattern):
-        px.running_standardize(**kwargs)
+        stream.running_standardize(**kwargs)
 
 
 def test_dgamma_ratio_is_the_largest_feature_mean_of_xhat():
