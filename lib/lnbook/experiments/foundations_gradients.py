@@ -71,7 +71,8 @@ def activation_norms(depth: int = STACK["depth"], width: int = STACK["width"], g
 
 @claim(
     "F08",
-    anchors=(("000", BEFORE, "会呈指数级增长"), ("000", LN_ROLE, "输出的激活值幅度都被限制在一个固定的范围内"),
+    anchors=(("001", "引言", "学习信号可能会消失或爆炸"),
+             ("000", BEFORE, "会呈指数级增长"), ("000", LN_ROLE, "输出的激活值幅度都被限制在一个固定的范围内"),
              ("000", LN_ROLE, "这种确定性切断了“数值爆炸”的传播路径")),
     claim="Without normalization, activations grow exponentially with depth when the weight scale is even "
     "slightly above 1; with LayerNorm their size stays within a fixed range however large the weights become.",
@@ -369,7 +370,8 @@ def _decide_f11(n: dict) -> dict[str, bool]:
 
 @claim(
     "F11",
-    anchors=(("000", LIPSCHITZ, "降低了损失函数及其梯度的"), ("000", LIPSCHITZ, "损失曲面变得更加平滑"),
+    anchors=(("001", "特征的交响乐", "重新设计了学习问题的几何结构"),
+             ("000", LIPSCHITZ, "降低了损失函数及其梯度的"), ("000", LIPSCHITZ, "损失曲面变得更加平滑"),
              ("000", LIPSCHITZ, "如果学习率稍大，参数更新就会直接冲出悬崖"),
              ("000", WHY_FASTER, "使得优化器可以选取更大的步长"),
              ("000", WHY_FASTER, "显著减少了到达最优解所需的迭代步数"),
