@@ -9,6 +9,7 @@ import torch
 
 from lnbook import models, variance
 from lnbook.experiments import transformer as tx
+from lnbook.experiments import transformer_cost as tc
 from lnbook.experiments import transformer_training
 from lnbook.experiments.common import FLOPS_PER_ELEMENT
 from lnbook.models import Block, CausalSelfAttention, TransformerBlock
@@ -50,7 +51,7 @@ def test_one_hot_max_is_sqrt_d_minus_one(d):
 
 def test_flop_count_by_term():
     # d = 2, L = 3: matmuls 24·4 = 96, attention 4·3·2 = 24, LayerNorms 2·7·2 = 28.
-    assert tx.flops_per_token(2, 3) == {"matmul": 96, "attention": 24, "layernorm": 28}
+    assert tc.flops_per_token(2, 3) == {"matmul": 96, "attention": 24, "layernorm": 28}
 
 
 def test_op_counter_counts_a_linear_layer_by_hand():
@@ -59,7 +60,7 @@ def test_op_counter_counts_a_linear_layer_by_hand():
     n, i, o = 5, 3, 7
     with torch.device("meta"):
         lin, x = torch.nn.Linear(i, o), torch.empty(n, i)
-    ops = tx._count_flops(lambda: lin(x))
+    ops = tc._count_flops(lambda: lin(x))
     assert ops == [{"op": "addmm", "flops": 2 * n * i * o, "bytes": 4 * (n * i + i * o + o + n * o)}]
 
 
@@ -67,14 +68,14 @@ def test_op_counter_counts_attention_as_one_fused_kernel():
     # Scores QKᵀ and their product with V: 2 · 2·B·h·L²·dh; a fused kernel reads q, k, v and writes one output.
     b, h, l, dh = 2, 3, 16, 8
     q = torch.empty(b, h, l, dh, device="meta", dtype=torch.bfloat16)
-    ops = tx._count_flops(lambda: torch.nn.functional.scaled_dot_product_attention(q, q, q, is_causal=True))
+    ops = tc._count_flops(lambda: torch.nn.functional.scaled_dot_product_attention(q, q, q, is_causal=True))
     assert ops == [{"op": "scaled_dot_product_attention", "flops": 4 * b * h * l * l * dh, "bytes": 4 * 2 * b * h * l * dh}]
-    assert tx.part_of(ops[0]["op"]) == "attention"
+    assert tc.part_of(ops[0]["op"]) == "attention"
 
 
 def test_op_counter_uses_the_one_layernorm_count():
     x = torch.empty(4, 10, device="meta")
-    (op,) = tx._count_flops(lambda: torch.nn.functional.layer_norm(x, (10,)))
+    (op,) = tc._count_flops(lambda: torch.nn.functional.layer_norm(x, (10,)))
     assert op["op"] == "native_layer_norm" and op["flops"] == 40 * FLOPS_PER_ELEMENT["layer_norm"]
     # Reads x, writes y and a float32 mean and rstd per row.
     assert op["bytes"] == 4 * (40 + 40 + 4 + 4)

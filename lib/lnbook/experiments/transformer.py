@@ -1,28 +1,29 @@
-"""Chapter 3 (seed 002), book/03_transformer: LayerNorm inside the Transformer, claims T01–T10.
+"""Chapter 3 (seed 002), book/03_transformer: LayerNorm inside the Transformer, claims T01–T05, T09–T11.
 
 Sections of the chapter: "The formula on a batch of sequences" (T01, T02), "What range do normalized
-values take?" (T03), "Where the norm sits" (T04), "Numerical care: ε and the variance" (T05), "What it
-costs" (T06), "What it does for training" (T07, T08), "Inference" (T09), "A pitfall the source does
-not mention: the unbiased standard deviation" (T10), and the exercises.
+values take?" (T03), "Where the norm sits" (T04, T11), "Numerical care: ε and the variance" (T05),
+"Inference" (T09), "A pitfall the source does not mention: the unbiased standard deviation" (T10), and
+the exercises. "What it costs" (T06) is :mod:`lnbook.experiments.transformer_cost`, "What it does for
+training" (T07, T08) :mod:`lnbook.experiments.transformer_training`.
 
 Shapes are the Transformer's: x is (B, L, d), batch × sequence positions × model width, and
 LayerNorm's statistics are taken over d for every (batch, position) pair. Everything is seeded and
-small; T06 counts a full-size block's operations on meta tensors, which computes nothing. The training
-claims (T07, T08) are :mod:`lnbook.experiments.transformer_training`.
+small.
 """
 
 from __future__ import annotations
 
 import math
+import statistics
 
 import torch
 
 from lnbook import norms, variance
 from lnbook.claims import claim
-from lnbook.experiments.common import F64, FLOPS_PER_ELEMENT, H100, ln, max_abs, randn, roofline_seconds
+from lnbook.experiments.common import F64, ln, max_abs, over_seeds, randn
+from lnbook.experiments.transformer_cost import flops_per_token
 from lnbook.models import LayerNorm, RMSNorm, TransformerBlock
 
-SRC = "seed 002"
 CHAPTER = "book/03_transformer"  # the chapter that shows this module's claims
 SHAPE = (4, 6, 16)  # (B, L, d): small enough to loop over every position in T01
 
@@ -44,57 +45,121 @@ def per_position_loop(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
 
 @claim(
     "T01",
-    source=f"{SRC} §formula",
-    claim="For x ∈ R^(B×L×d), LayerNorm computes μ and σ² for every sample and position over the d features.",
+    anchors=(
+        ("002", "什么是层归一化？", "对每个样本的特征维度进行归一化"),
+        ("002", "核心思想", "对特征维度（feature dimension）进行归一化"),
+        ("002", "计算均值和方差", "对于每个样本的每个位置"),
+        ("002", "缩放和平移（可学习参数）", "\\gamma \\odot \\hat{x} + \\beta"),
+        ("002", "完整公式", "\\gamma \\odot \\frac{x - \\mu}"),
+        ("002", "直观理解", "对单个样本的所有特征维度进行归一化"),
+        ("002", "为什么需要可学习参数？", "强制特征均值为0、方差为1"),
+        ("002", "对Transformer的特殊意义", "每个位置独立归一化"),
+        ("002", "对Transformer的特殊意义", "不受序列长度影响"),
+        ("002", "在Transformer中的选择", "LayerNorm对每个位置独立归一化"),
+        ("002", "在Transformer中的选择", "每个样本独立计算，易于并行化"),
+        ("002", "Layer Normalization vs Batch Normalization", "特征维度（feature dim）"),
+        ("002", "总结", "独立处理每个样本和位置"),
+    ),
+    claim=(
+        "For x ∈ R^(B×L×d), LayerNorm takes μ and σ² (dividing by d) over the d features of every sample and "
+        "position, so that without γ and β every position comes out with mean 0 and variance 1, whatever the other "
+        "positions and the sequence's length; γ ⊙ x̂ + β then scales and shifts it. The source draws from the "
+        "independence that the computation is easy to parallelize; the book checks the fact it rests on: any "
+        "split of the positions gives the same result."
+    ),
     statement=(
         "Holds. On a ({batch}, {length}, {width}) tensor the reference LayerNorm with normalized_shape = (d,) "
         "equals the per-position loop of the formula to {loop_diff:.2g} and torch's layer_norm to "
-        "{torch_diff:.2g}; every one of the {positions} positions comes out with mean within {out_mean:.2g} of 0. "
-        "Normalizing over (L, d) instead is a different operation (outputs differ by up to {ld_diff:.2f}) in "
-        "which a position's output depends on the other positions: changing the last position moves the "
-        "first one's output by {ld_leak:.2f} there, and by {d_leak:.2g} with statistics over d."
+        "{torch_diff:.2g}, and with random γ and β the full formula γ ⊙ x̂ + β to {affine_diff:.2g}; every one of "
+        "the {positions} positions comes out with mean within {out_mean:.2g} of 0 and variance within "
+        "{out_var_err:.2g} of 1 (ε's share, at most ε/σ² = {eps_bound:.2g}). Cutting the sequences to their first "
+        "3 positions changes those positions' outputs by {length_diff:.2g}, and normalizing the positions in "
+        "chunks of 5 rather than all at once by {split_diff:.2g}. Normalizing over (L, d) instead is a different "
+        "operation (outputs differ by up to {ld_diff:.2f}) in which a position's output depends on the other "
+        "positions: changing the last position moves the first one's output by {ld_leak:.2f} there, and by "
+        "{d_leak:.2g} with statistics over d, and cutting the sequences to 3 positions moves those positions' "
+        "outputs by {ld_length_diff:.2f}."
     ),
     verdict="holds",
     kind="derivation",
+    answer_zh=(
+        "成立：在 ({batch}, {length}, {width}) 的张量上，按特征维度 d 计算的层归一化与逐位置套用公式的结果相差 "
+        "{loop_diff:.2g}，每个位置的输出均值与 0 相差不超过 {out_mean:.2g}、方差与 1 相差不超过 {out_var_err:.2g}，"
+        "且与其他位置和序列长度无关（截短序列后仅差 {length_diff:.2g}，分块计算仅差 {split_diff:.2g}），而在 (L, d) "
+        "上归一化则会让改动最后一个位置使第一个位置的输出变化 {ld_leak:.2f}。"
+    ),
     # float64 throughout: differing summation orders leave ~1e-15; 1e-12 separates that from a real change.
     decide=lambda n: {
         "equals_loop": n["loop_diff"] < 1e-12, "equals_torch": n["torch_diff"] < 1e-12,
-        "centred_per_position": n["out_mean"] < 1e-12, "over_ld_differs": n["ld_diff"] > 0.1,
+        "affine_formula": n["affine_diff"] < 1e-12,
+        "centred_per_position": n["out_mean"] < 1e-12,
+        # The output variance is σ²/(σ² + ε) exactly: 1 less ε/(σ² + ε), below ε/σ² (plus rounding).
+        "unit_variance_per_position": n["out_var_err"] <= n["eps_bound"] + 1e-12,
+        "over_ld_differs": n["ld_diff"] > 0.1,
         "over_ld_couples_positions": n["ld_leak"] > 0.01, "over_d_independent": n["d_leak"] == 0.0,
+        "length_independent": n["length_diff"] < 1e-12, "split_independent": n["split_diff"] < 1e-12,
     },
     # A world where the library took its statistics over (L, d): it differs from the per-position loop by what
-    # normalizing over (L, d) changes, and positions leak into each other as they do there.
-    null=lambda n: {**n, "loop_diff": n["ld_diff"], "torch_diff": n["ld_diff"], "d_leak": n["ld_leak"]},
+    # normalizing over (L, d) changes, positions leak into each other and the sequence's length matters as they
+    # do there, and a single position's variance is no longer 1.
+    null=lambda n: {**n, "loop_diff": n["ld_diff"], "torch_diff": n["ld_diff"], "d_leak": n["ld_leak"],
+                    "length_diff": n["ld_length_diff"], "split_diff": n["ld_length_diff"],
+                    "out_var_err": n["ld_var_err"]},
 )
 def t01() -> dict:
     """The evidence for T01. See book/03_transformer.ipynb, section "The formula on a batch of sequences"."""
     x = randn(*SHAPE, seed=30) * 2 + 0.5
     d = x.shape[-1]
-    ours = norms.layer_norm(x, (d,))
-    over_ld = norms.layer_norm(x, x.shape[1:])
+    eps = 1e-5
+    ours = norms.layer_norm(x, (d,), eps=eps)
+    over_ld = norms.layer_norm(x, x.shape[1:], eps=eps)
     x2 = x.clone()
     x2[:, -1] += 5.0  # perturb only the last position of every sequence
     leak = lambda shape: max_abs(norms.layer_norm(x2, shape)[:, 0], norms.layer_norm(x, shape)[:, 0])  # noqa: E731
+    gamma, beta = randn(d, seed=301), randn(d, seed=302)
+    rows = x.reshape(-1, d)  # (B·L, d): every position a row
+    chunks = torch.cat([norms.layer_norm(r, (d,), eps=eps) for r in rows.split(5)]).reshape(x.shape)
+    short = x[:, :3]  # (B, 3, d): the same sequences cut to their first 3 positions
     nums = {
         "batch": SHAPE[0], "length": SHAPE[1], "width": SHAPE[2], "positions": SHAPE[0] * SHAPE[1],
-        "loop_diff": max_abs(ours, per_position_loop(x)),
-        "torch_diff": max_abs(ours, torch.nn.functional.layer_norm(x, (d,))),
+        "loop_diff": max_abs(ours, per_position_loop(x, eps)),
+        "torch_diff": max_abs(ours, torch.nn.functional.layer_norm(x, (d,), eps=eps)),
+        "affine_diff": max_abs(norms.layer_norm(x, (d,), gamma, beta, eps=eps), gamma * per_position_loop(x, eps) + beta),
         "out_mean": float(ours.mean(-1).abs().max()),
+        "out_var_err": float((ours.var(-1, correction=0) - 1).abs().max()),
+        "eps_bound": float((eps / x.var(-1, correction=0)).max()),
+        "length_diff": max_abs(norms.layer_norm(short, (d,), eps=eps), ours[:, :3]),
+        "split_diff": max_abs(chunks, ours),
         "ld_diff": max_abs(ours, over_ld), "ld_leak": leak(x.shape[1:]), "d_leak": leak((d,)),
+        "ld_length_diff": max_abs(norms.layer_norm(short, short.shape[1:], eps=eps), over_ld[:, :3]),
+        "ld_var_err": float((over_ld.var(-1, correction=0) - 1).abs().max()),
     }
     return nums
 
 
 @claim(
     "T02",
-    source=f"{SRC} §formula, §parameters",
-    claim="γ is initialized to ones and β to zeros.",
+    anchors=(
+        ("002", "缩放和平移（可学习参数）", "可学习的缩放参数（scale），初始化为全1"),
+        ("002", "缩放和平移（可学习参数）", "可学习的平移参数（shift），初始化为全0"),
+        ("002", "2. 归一化", "通常为 $10^{-5}$"),
+        ("002", "$\\gamma$（缩放参数）", "初始值：全1向量"),
+        ("002", "$\\beta$（平移参数）", "初始值：全0向量"),
+    ),
+    claim=(
+        "γ is initialized to ones and β to zeros, and ε is usually 1e-5; the book reads 'usually' as PyTorch's "
+        "default, the one it can check."
+    ),
     statement=(
         "Holds for torch.nn.LayerNorm and for the book's LayerNorm and RMSNorm modules (RMSNorm has no β): "
         "γ = 1 and β = 0 in all {params} entries checked, ε = {torch_eps:.1g} by default, so at "
         "initialization the layer outputs x̂ itself (largest difference {init_diff:.2g})."
     ),
     verdict="holds",
+    answer_zh=(
+        "成立：torch.nn.LayerNorm 以及本书的 LayerNorm、RMSNorm 模块中检查的全部 {params} 个参数都是 γ = 1、β = 0，"
+        "ε 默认为 {torch_eps:.1g}，因此初始化时层的输出就是 x̂ 本身（最大差 {init_diff:.2g}）。"
+    ),
     decide=lambda n: {
         "gamma_ones": n["gamma_dev"] == 0.0, "beta_zeros": n["betas"] == 2 and n["beta_dev"] == 0.0,
         "eps_1e_5": n["torch_eps"] == 1e-5 and n["book_eps"] == 1e-5,
@@ -149,8 +214,11 @@ def outlier_xhat(d: int = 768, outlier: float = 50.0, seed: int = 33) -> float:
 
 @claim(
     "T03",
-    source=f"{SRC} §why",
-    claim="Normalized features land roughly in [−2, 2].",
+    anchors=(("002", "解决方案：归一化", "将特征值缩放到合理范围"),),
+    claim=(
+        "Normalizing brings feature values into a reasonable range, usually around [−2, 2]. The book reads "
+        "'usually' as 'for typical inputs' and asks for which inputs it holds and whether anything bounds it."
+    ),
     statement=(
         "Holds under conditions: for Gaussian-like features, not as a bound. For i.i.d. Gaussian inputs {inside:.2%} of x̂ lies "
         "in [−2, 2] (erf(√2) = {closed_inside:.2%}). The only bound is |x̂ᵢ| ≤ √(d−1) (at ε = 0), attained by "
@@ -158,6 +226,11 @@ def outlier_xhat(d: int = 768, outlier: float = 50.0, seed: int = 33) -> float:
         "deviations out in a row of 768 normalizes to {outlier:.1f}."
     ),
     verdict="holds under conditions",
+    answer_zh=(
+        "有条件成立：对近似高斯的特征而言，独立高斯输入的 x̂ 有 {inside:.2%} 落在 [−2, 2] 内（erf(√2) = "
+        "{closed_inside:.2%}），但这不是界：唯一的界是 |x̂ᵢ| ≤ √(d−1)，独热输入在 d = 768 时达到 {onehot_768:.2f}，"
+        "一个偏离 50 个标准差的离群特征归一化后仍为 {outlier:.1f}。"
+    ),
     decide=lambda n: {
         # 2048·512 ≈ 1e6 values: binomial standard error ≈ 2e-4; finite d = 512 shifts the fraction by
         # O(1/d) ≈ 2e-3 at most. 3e-3 covers both.
@@ -209,17 +282,38 @@ def block_by_hand(block: TransformerBlock, x: torch.Tensor) -> torch.Tensor:
 
 @claim(
     "T04",
-    source=f"{SRC} §position",
-    claim="Post-LN: x = LN(x + Sublayer(x)) (the original Transformer); Pre-LN: x = x + Sublayer(LN(x)).",
+    anchors=(
+        ("002", "Transformer中的层归一化位置", "LayerNorm(x + Sublayer(x))"),
+        ("002", "编码器层中的使用", "x = x + self_attention(x)"),
+        ("002", "编码器层中的使用", "x = x + feed_forward(x)"),
+        ("002", "Pre-LN vs Post-LN", "x = LayerNorm(x + Sublayer(x))"),
+        ("002", "Pre-LN vs Post-LN", "x = x + Sublayer(LayerNorm(x))"),
+        ("002", "对Transformer的特殊意义", "Transformer使用残差连接"),
+    ),
+    claim=(
+        "Post-LN computes x = LN(x + Sublayer(x)) (the original Transformer's placement), Pre-LN "
+        "x = x + Sublayer(LN(x)); the source's encoder-layer code (x = x + self_attention(x); x = layer_norm(x); "
+        "then the same with feed_forward) is Post-LN. The code writes one name, layer_norm, for both norms; the "
+        "book reads it as each sublayer's own LayerNorm, as in the original Transformer, and measures what "
+        "sharing one would change."
+    ),
     statement=(
         "Holds: the library's Transformer blocks (causal self-attention and MLP, each in a residual branch) "
         "compute exactly these formulas: written out by hand with torch's layer_norm and an explicit "
         "softmax attention they agree to {post_diff:.2g} (Post-LN) and {pre_diff:.2g} (Pre-LN). The Post-LN "
         "output is normalized at every position (variance within {post_var_err:.2g} of 1, which ε explains), "
         "the Pre-LN output is not (variances from {pre_var_min:.2f} to {pre_var_max:.2f}). Attention is causal: "
-        "changing the last token moves earlier positions by {causal_leak:.2g}."
+        "changing the last token moves earlier positions by {causal_leak:.2g}. The source's four lines of "
+        "encoder code, run with the block's attention, MLP and two LayerNorms, give the Post-LN block's output "
+        "to {snippet_diff:.2g}; with one LayerNorm shared by both sublayers they would differ from it by "
+        "{snippet_shared_diff:.2f} once the two norms' γ and β have moved apart (here by a random 0.2 each)."
     ),
     verdict="holds",
+    answer_zh=(
+        "成立：本书的 Transformer 块正是按这两个公式计算的，与手写的公式相差 {post_diff:.2g}（Post-LN）和 "
+        "{pre_diff:.2g}（Pre-LN），原文编码器层的四行代码即 Post-LN 块（相差 {snippet_diff:.2g}）；Post-LN 的输出在每个"
+        "位置上方差为 1（偏差 {post_var_err:.2g}），Pre-LN 的输出则不然（方差从 {pre_var_min:.2f} 到 {pre_var_max:.2f}）。"
+    ),
     kind="derivation",
     decide=lambda n: {
         # float64, two implementations of the same arithmetic (fused attention vs explicit): rounding only.
@@ -228,11 +322,16 @@ def block_by_hand(block: TransformerBlock, x: torch.Tensor) -> torch.Tensor:
         "post_normalized": n["post_var_err"] < 1e-3,
         "pre_not_normalized": abs(n["pre_var_min"] - 1) > 0.1 or abs(n["pre_var_max"] - 1) > 0.1,
         "causal": n["causal_leak"] < 1e-12,
+        # The seed's code against the library's Post-LN block, float64: rounding only.
+        "snippet_is_post_ln": n["snippet_diff"] < 1e-12,
+        # One shared norm is a different network once the norms' parameters differ by O(0.2).
+        "shared_norm_differs": n["snippet_shared_diff"] > 0.01,
     },
     # A world where the library's placements were swapped: each block is as far from its formula as the two
     # placements' outputs are from each other, and the "Pre-LN" output is normalized.
     null=lambda n: {**n, "post_diff": n["placement_diff"], "pre_diff": n["placement_diff"],
-                    "pre_var_min": 1 - n["post_var_err"], "pre_var_max": 1 + n["post_var_err"]},
+                    "pre_var_min": 1 - n["post_var_err"], "pre_var_max": 1 + n["post_var_err"],
+                    "snippet_diff": n["placement_diff"]},
 )
 def t04() -> dict:
     """The evidence for T04. See book/03_transformer.ipynb, section "Where the norm sits: Post-LN and Pre-LN"."""
@@ -247,9 +346,35 @@ def t04() -> dict:
         leak = max(max_abs(b(x2)[:, :-1], y[p][:, :-1]) for p, b in blocks.items())
     post_var = y["post"].var(-1, correction=0)
     pre_var = y["pre"].var(-1, correction=0)
-    return {"post_diff": diff["post"], "pre_diff": diff["pre"], "post_var_err": float((post_var - 1).abs().max()),
+    snippet = encoder_snippet_diffs(x)
+    return {**snippet, "post_diff": diff["post"], "pre_diff": diff["pre"], "post_var_err": float((post_var - 1).abs().max()),
             "pre_var_min": float(pre_var.min()), "pre_var_max": float(pre_var.max()), "causal_leak": leak,
             "placement_diff": max_abs(y["post"], y["pre"])}
+
+
+def seed_encoder_layer(x, self_attention, feed_forward, norm1, norm2):
+    """The source's encoder-layer code, line for line (its one ``layer_norm`` read as each sublayer's own)."""
+    x = x + self_attention(x)
+    x = norm1(x)
+    x = x + feed_forward(x)
+    x = norm2(x)
+    return x
+
+
+def encoder_snippet_diffs(x: torch.Tensor) -> dict[str, float]:
+    """A Post-LN block whose two norms have their own γ and β (moved off their start by a seeded 0.2·N(0, 1)):
+    the source's code with its own norms against the block, and with the first norm shared by both."""
+    torch.manual_seed(39)
+    block = TransformerBlock(32, heads=4, placement="post").double()
+    attn, mlp = block
+    with torch.no_grad():
+        for k, sub in enumerate(block):
+            sub.norm.weight.add_(0.2 * randn(32, seed=390 + 2 * k))
+            sub.norm.bias.add_(0.2 * randn(32, seed=391 + 2 * k))
+        y = block(x)
+        own = seed_encoder_layer(x, attn.sublayer, mlp.sublayer, attn.norm, mlp.norm)
+        shared = seed_encoder_layer(x, attn.sublayer, mlp.sublayer, attn.norm, attn.norm)
+    return {"snippet_diff": max_abs(own, y), "snippet_shared_diff": max_abs(shared, y)}
 
 
 def block_diagram():
@@ -278,6 +403,107 @@ def block_diagram():
     return fig
 
 
+# ----------------------------------------------------------------------------- T11: the residual stream's scale
+
+
+T11_STACK = {"layers": 12, "d": 64, "seeds": (0, 1, 2)}  # 12 Transformer layers: 24 residual sublayers
+
+
+def residual_stream_rms(placement: str, norm: str, seed: int) -> list[float]:
+    """RMS of the residual stream at the input and after each of the stack's 24 sublayers (attention, MLP,
+    attention, …) at initialization: a stack of :data:`T11_STACK` Transformer layers, float64, on a seeded
+    (4, 8, d) input of unit variance. With Post-LN the stream is the norms' output."""
+    torch.manual_seed(seed)
+    layers = [TransformerBlock(T11_STACK["d"], heads=4, placement=placement, norm=norm).double()
+              for _ in range(T11_STACK["layers"])]
+    x = randn(4, 8, T11_STACK["d"], seed=110 + seed)  # (B, L, d)
+    rms = [float(x.pow(2).mean().sqrt())]
+    with torch.no_grad():
+        for sub in (sub for layer in layers for sub in layer):
+            x = sub(x)
+            rms.append(float(x.pow(2).mean().sqrt()))
+    return rms
+
+
+def post_ln_var_err(seed: int) -> float:
+    """Largest |variance − 1| of any position after any sublayer of the Post-LN stack of ``seed``."""
+    torch.manual_seed(seed)
+    layers = [TransformerBlock(T11_STACK["d"], heads=4, placement="post").double() for _ in range(T11_STACK["layers"])]
+    x = randn(4, 8, T11_STACK["d"], seed=110 + seed)
+    err = 0.0
+    with torch.no_grad():
+        for sub in (sub for layer in layers for sub in layer):
+            x = sub(x)
+            err = max(err, float((x.var(-1, correction=0) - 1).abs().max()))
+    return err
+
+
+def _decide_t11(n) -> dict[str, bool]:
+    return {
+        # Without a norm the stream grows on every seed: its RMS ends well above where it started (a world
+        # without growth ends at 1; the seeds spread by about 0.1 around 2, so 1.5 is far from both) ...
+        "plain_grows": n["plain_growth_min"] > 1.5,
+        # ... and gradually: no single sublayer multiplies it by more than 1.2 (the mean step is ~1.03).
+        "plain_gradual": n["plain_step_max"] < 1.2,
+        # Post-LN pulls it back after every sublayer: variance 1 at every position up to ε's share (σ² of the
+        # residual sum is O(1), so ε = 1e-5 lowers it by ~1e-5).
+        "post_ln_unit_variance": n["post_var_err"] < 1e-3,
+        # With Pre-LN the stream still grows (the norm sits on the branch, not on the stream), but less.
+        "pre_ln_grows_less": 1.1 < n["pre_growth_max"] < n["plain_growth_min"],
+    }
+
+
+@claim(
+    "T11",
+    anchors=(
+        ("002", "对Transformer的特殊意义", "残差连接可能导致数值范围逐渐增大"),
+        ("002", "对Transformer的特殊意义", "层归一化将数值范围拉回合理区间"),
+        ("002", "解决方案：归一化", "稳定每层的输入分布"),
+        ("002", "总结", "将每层的输入标准化到相似分布"),
+    ),
+    claim=(
+        "Residual connections x + Sublayer(x) can make the range of values grow gradually from layer to layer; "
+        "LayerNorm after the residual connection (the section's heading: Post-LN) pulls it back into a "
+        "reasonable range, so that every layer's input has a stable distribution."
+    ),
+    statement=(
+        "Holds, for LayerNorm after the residual sum as the source places it. In a stack of {layers} Transformer "
+        "layers ({sublayers} residual sublayers, width {d}, PyTorch's default initialization, {seeds} seeds) "
+        "without normalization, the residual stream's RMS grows to {plain_growth_mean:.2f} ± "
+        "{plain_growth_sd:.2f} times its start (mean ± sd over seeds), gradually: {plain_rate:.3f}× per sublayer on "
+        "average, {plain_step_max:.3f}× at most. With Post-LN every position "
+        "comes back to variance 1 after every sublayer (largest deviation {post_var_err:.2g}, ε's share). With "
+        "Pre-LN the norm sits on the branch, not on the stream, and the stream still grows, to at most "
+        "{pre_growth_max:.2f} times its start."
+    ),
+    verdict="holds",
+    answer_zh=(
+        "成立（指原文所说的残差相加之后的层归一化）：{layers} 层无归一化的 Transformer（{sublayers} 个残差子层，{seeds} "
+        "个种子）中残差流的均方根逐渐增长到初始的 {plain_growth_mean:.2f} ± {plain_growth_sd:.2f} 倍（每个子层平均乘以 "
+        "{plain_rate:.3f}）；Post-LN 在每个子层之后把每个位置的方差拉回 1（最大偏差 {post_var_err:.2g}），"
+        "而 Pre-LN 的残差流仍会增长，最多到初始的 {pre_growth_max:.2f} 倍。"
+    ),
+    decide=_decide_t11,
+    # A world where residual sums do not grow the stream: the plain stack ends where it began, at every rate 1,
+    # so nothing needs pulling back.
+    null=lambda n: {**n, "plain_growth_min": 1.0, "plain_growth_mean": 1.0, "plain_rate": 1.0,
+                    "plain_step_max": 1.0, "pre_growth_max": 1.0},
+    outcomes=("plain_growth_mean", "plain_growth_sd", "post_var_err", "pre_growth_max"),
+)
+def t11() -> dict:
+    """The evidence for T11. See book/03_transformer.ipynb, section "Where the norm sits: Post-LN and Pre-LN"."""
+    seeds = T11_STACK["seeds"]
+    plain = [residual_stream_rms("pre", "none", s) for s in seeds]
+    pre = [residual_stream_rms("pre", "layer", s) for s in seeds]
+    growth = over_seeds(r[-1] / r[0] for r in plain)
+    return {"layers": T11_STACK["layers"], "sublayers": 2 * T11_STACK["layers"], "d": T11_STACK["d"],
+            "seeds": len(seeds), "plain_growth_mean": growth.mean, "plain_growth_sd": growth.sd,
+            "plain_growth_min": min(growth.values),
+            "plain_rate": statistics.fmean(g ** (1 / (len(plain[0]) - 1)) for g in growth.values),
+            "plain_step_max": max(b / a for r in plain for a, b in zip(r, r[1:])), "pre_growth_max": max(r[-1] / r[0] for r in pre),
+            "post_var_err": max(post_ln_var_err(s) for s in seeds)}
+
+
 # ----------------------------------------------------------------------------- T05: ε and the variance
 
 
@@ -298,17 +524,35 @@ T05_ROWS = {"rows": 32, "d": 1024, "seed": 38}  # the float32 rows of T05 and of
 
 @claim(
     "T05",
-    source=f"{SRC} §numerical stability",
-    claim="ε is usually 1e-5 or 1e-6; compute the variance stably, in double precision if needed.",
+    anchors=(
+        ("002", "2. 归一化", "用于防止除以零"),
+        ("002", "防止除零错误", "在计算方差时，添加小常数"),
+        ("002", "防止除零错误", "10^{-5}$ 或 $10^{-6}$"),
+        ("002", "数值精度", "使用稳定的方差计算方式"),
+        ("002", "数值精度", "使用双精度进行中间计算（如果需要）"),
+    ),
+    claim=(
+        "A small ε added to the variance prevents division by zero; ε is usually 1e-5 or 1e-6 (the book tests "
+        "what choosing between the two changes; PyTorch's default, 1e-5, is T02's); the variance should be "
+        "computed stably, with double precision for the intermediate steps if needed."
+    ),
     statement=(
         "Holds, with the choice of ε mattering only when σ² is not large against it. At σ = 1 outputs with "
         "ε = 1e-5 and 1e-6 differ by {diff_sigma1:.2g}; at σ² = ε = 1e-5 the output's standard deviation is "
         "{std_at_eps:.3f} (closed form 1/√2) against {std_at_eps_1e6:.3f} with ε = 1e-6. The variance algorithm "
         "matters far more: on float32 rows with mean 1e4 and std 1, E[x²] − E[x]² is off by {naive_err:.0%}, "
         "Welford's single pass by {welford_err:.2g} and two passes by {two_pass_err:.2g} (relative, against "
-        "float64). A stable algorithm in float32 is enough here; double precision is not needed."
+        "float64). A stable algorithm in float32 is enough here; double precision is not needed. On a constant "
+        "row (σ² = 0) of width {const_width}, ε = 1e-5 gives {const_nans_eps} NaNs and ε = 0 gives "
+        "{const_nans_eps0}: 0/0."
     ),
     verdict="holds",
+    answer_zh=(
+        "成立：ε 只在 σ² 不远大于它时才要紧：σ = 1 时 ε 取 1e-5 与 1e-6 的输出仅差 {diff_sigma1:.2g}，σ² = ε = 1e-5 时"
+        "输出标准差为 {std_at_eps:.3f}（ε = 1e-6 时为 {std_at_eps_1e6:.3f}），常数行上 ε = 0 得到 {const_nans_eps0} 个 "
+        "NaN 而 ε = 1e-5 得到 {const_nans_eps} 个；方差算法的影响大得多：均值 1e4 的 float32 行上 E[x²] − E[x]² 误差 "
+        "{naive_err:.0%}，Welford 为 {welford_err:.2g}，两遍法为 {two_pass_err:.2g}，float32 中的稳定算法已够用。"
+    ),
     decide=lambda n: {
         # |x̂|·(ε₁ − ε₂)/(2σ²) with |x̂| ≤ 4 in this row: below 1e-4 at σ = 1.
         "eps_irrelevant_at_unit_sigma": n["diff_sigma1"] < 1e-4,
@@ -318,218 +562,23 @@ T05_ROWS = {"rows": 32, "d": 1024, "seed": 38}  # the float32 rows of T05 and of
         "naive_cancels": n["naive_err"] > 0.1,
         # float32: u ≈ 6e-8; two passes lose a few u·d^(1/2), Welford's running mean about u·|mean|/σ ≈ 6e-4.
         "two_pass_accurate": n["two_pass_err"] < 1e-5, "welford_accurate": n["welford_err"] < 1e-2,
+        # Counts: ε keeps every element of a constant row finite, ε = 0 makes every one 0/0.
+        "eps_prevents_nan": n["const_nans_eps"] == 0, "no_eps_nan": n["const_nans_eps0"] == n["const_width"],
     },
     # A world where the algorithm does not matter and float32 needs double precision: the stable algorithms
-    # are as far off as the naive one.
-    null=lambda n: {**n, "welford_err": n["naive_err"], "two_pass_err": n["naive_err"]},
+    # are as far off as the naive one; and one where ε does not keep a constant row finite.
+    null=lambda n: {**n, "welford_err": n["naive_err"], "two_pass_err": n["naive_err"],
+                    "const_nans_eps": n["const_nans_eps0"]},
 )
 def t05() -> dict:
     r"""The evidence for T05. See book/03_transformer.ipynb, section "Numerical care: $\epsilon$ and the variance"."""
     eff = {round(e["sigma"] ** 2, 12): e for e in eps_effect()}
     err = variance.relative_errors(1e4, torch.float32, **T05_ROWS)
-    return {"diff_sigma1": eff[1.0]["diff"], "std_at_eps": eff[1e-5]["std_1e5"],
+    const = torch.full((T05_ROWS["d"],), 3.0, dtype=F64)  # σ² = 0 exactly
+    nans = lambda eps: int(torch.isnan(ln(const, eps=eps)).sum())  # noqa: E731
+    return {"const_width": T05_ROWS["d"], "const_nans_eps": nans(1e-5), "const_nans_eps0": nans(0.0),"diff_sigma1": eff[1.0]["diff"], "std_at_eps": eff[1e-5]["std_1e5"],
             "std_at_eps_1e6": eff[1e-5]["std_1e6"], "naive_err": err["naive"], "welford_err": err["welford"],
             "two_pass_err": err["two_pass"]}
-
-
-# ----------------------------------------------------------------------------- T06: cost
-
-
-def flops_per_token(d: int, seq: int) -> dict[str, int]:
-    """FLOPs per token of one Transformer block (multiply-add = 2), by term.
-
-    Matmuls: QKV 2·d·3d, output projection 2·d·d, MLP 2·d·4d twice: 24d². Attention scores and
-    their product with V: 2·2·L·d, counted over all L keys as dense kernels do. LayerNorm:
-    ``FLOPS_PER_ELEMENT["layer_norm"]`` per element, twice per block.
-    """
-    return {"matmul": 24 * d * d, "attention": 4 * seq * d, "layernorm": 2 * FLOPS_PER_ELEMENT["layer_norm"] * d}
-
-
-def bytes_per_token(d: int, element_size: int = 2) -> dict[str, int]:
-    """Activation bytes per token of one Transformer block's forward, by the terms of :func:`flops_per_token`
-    and the elementwise rest, each tensor read or written once (weights are counted per batch).
-
-    Matmuls: QKV reads d and writes 3d, the output projection d and d, the MLP d and 4d, then 4d and
-    d: 16d. Attention (a fused kernel) reads q, k, v and writes its output: 4d. Each LayerNorm reads
-    its input and writes its output: 2d, twice. The rest: two residual additions (read 2d, write d),
-    GELU (read and write 4d), and the copy of attention's output back to (B, L, d) (read and write d): 16d.
-    """
-    return {"matmul": 16 * d * element_size, "attention": 4 * d * element_size,
-            "layernorm": 2 * 2 * d * element_size, "elementwise": 16 * d * element_size}
-
-
-PARTS = ("matmul", "attention", "layernorm", "elementwise")
-
-
-def part_of(op: str) -> str:
-    """Which term of the block's cost an ATen op belongs to."""
-    if op in ("addmm", "mm", "bmm"):
-        return "matmul"
-    return {"scaled_dot_product_attention": "attention", "native_layer_norm": "layernorm"}.get(op, "elementwise")
-
-
-def _tensors(*trees) -> list[torch.Tensor]:
-    from torch.utils._pytree import tree_flatten
-
-    return [t for t in tree_flatten(trees)[0] if isinstance(t, torch.Tensor)]
-
-
-def _nbytes(*trees) -> int:
-    """Bytes of every tensor in ``trees`` (nested args, kwargs, outputs)."""
-    return sum(t.numel() * t.element_size() for t in _tensors(*trees))
-
-
-def _op_flops(func, args, kwargs, out) -> int:
-    """PyTorch's FLOP formula for a matrix product (torch.utils.flop_counter), ``FLOPS_PER_ELEMENT`` per
-    element for layer_norm, one per output element for any other op."""
-    from torch.utils import flop_counter
-
-    if func.overloadpacket in flop_counter.flop_registry:
-        return int(flop_counter.flop_registry[func.overloadpacket](*args, **kwargs, out_val=out))
-    first = _tensors(out)[0].numel()
-    return first * FLOPS_PER_ELEMENT["layer_norm"] if func.overloadpacket.__name__ == "native_layer_norm" else first
-
-
-def _count_flops(fn) -> list[dict]:
-    """Every ATen op that ``fn()`` dispatches, in order, as {"op", "flops", "bytes"} (:func:`_op_flops`; bytes
-    are every tensor the op reads and writes, none for views). Attention counts as one fused kernel: its
-    inputs and output, not the L × L scores its decomposition on this machine writes. Run it on meta tensors
-    to count any shape for free."""
-    from torch.overrides import TorchFunctionMode
-    from torch.utils import flop_counter
-    from torch.utils._python_dispatch import TorchDispatchMode
-
-    ops, inside_attention = [], [False]
-
-    class Dispatched(TorchDispatchMode):
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            out = func(*args, **(kwargs or {}))
-            name = func.overloadpacket.__name__
-            view = any(r.alias_info is not None for r in func._schema.returns) or name == "_unsafe_view"
-            if not (inside_attention[0] or view):
-                ops.append({"op": name, "flops": _op_flops(func, args, kwargs or {}, out),
-                            "bytes": _nbytes(args, kwargs, out)})
-            return out
-
-    class FusedAttention(TorchFunctionMode):
-        def __torch_function__(self, func, types, args=(), kwargs=None):
-            if func is not torch.nn.functional.scaled_dot_product_attention:
-                return func(*args, **(kwargs or {}))
-            inside_attention[0] = True
-            try:
-                out = func(*args, **(kwargs or {}))
-            finally:
-                inside_attention[0] = False
-            q, k, v = args[:3]
-            ops.append({"op": "scaled_dot_product_attention", "bytes": _nbytes(q, k, v, out),
-                        "flops": int(flop_counter.sdpa_flop_count(q.shape, k.shape, v.shape))})
-            return out
-
-    with torch.no_grad(), FusedAttention(), Dispatched():
-        fn()
-    return ops
-
-
-T06_SHAPE = {"d": 768, "seq": 1024, "batch": 8}  # GPT-2 small's width and context, a modest batch
-TENSOR_CORE_EFFICIENCY = 0.7  # matrix products and attention at 70 % of peak: the model's sensitivity
-
-
-def block_ops(d: int, seq: int, batch: int) -> list[dict]:
-    """The ATen ops of one bfloat16 Pre-LN block's forward at this shape, counted on meta tensors."""
-    with torch.device("meta"):
-        block = TransformerBlock(d, heads=d // 64).to(torch.bfloat16)
-        x = torch.empty(batch, seq, d, dtype=torch.bfloat16)
-    return _count_flops(lambda: block(x))
-
-
-def op_seconds(op: dict, tensor_core: float = 1.0) -> float:
-    """One op's least time on an H100 (:func:`roofline_seconds`): matrix products and attention on the
-    tensor cores at ``tensor_core`` times their peak, everything else on the CUDA cores."""
-    if part_of(op["op"]) in ("matmul", "attention"):
-        return roofline_seconds(op["flops"], op["bytes"], {**H100, "flops": H100["flops"] * tensor_core})
-    return roofline_seconds(op["flops"], op["bytes"], {**H100, "flops": H100["fp32_flops"]})
-
-
-def layernorm_time_share(ops: list[dict], tensor_core: float = 1.0) -> float:
-    """The LayerNorms' share of the block's least time, every op at its roofline."""
-    times = [(part_of(op["op"]), op_seconds(op, tensor_core)) for op in ops]
-    return sum(t for part, t in times if part == "layernorm") / sum(t for _, t in times)
-
-
-def by_part(ops: list[dict], key: str) -> dict[str, int]:
-    """The ops' ``key`` ("flops" or "bytes") summed by :func:`part_of`."""
-    return {part: sum(op[key] for op in ops if part_of(op["op"]) == part) for part in PARTS}
-
-
-def _decide_t06(n) -> dict[str, bool]:
-    same_bytes = lambda part: abs(n[f"{part}_bytes_counted"] / n[f"{part}_bytes_model"] - 1) < 0.01  # noqa: E731
-    return {
-        # The hand count and PyTorch's flop formulas on the block's own ops: integers, equal or not.
-        "matmul_flops_counted": n["matmul_flops_counted"] == n["matmul_flops_model"],
-        "attention_flops_counted": n["attention_flops_counted"] == n["attention_flops_model"],
-        # The hand count of bytes leaves out biases, γ and β (read once a batch) and LayerNorm's per-row mean
-        # and rstd (8 bytes on a row of 1.5 kB): under 1 % of each part.
-        "matmul_bytes_counted": same_bytes("matmul"), "layernorm_bytes_counted": same_bytes("layernorm"),
-        "elementwise_bytes_counted": same_bytes("elementwise"),
-        "flop_share_small": n["flop_share_768"] < 1e-3,
-        # Memory-bound: LayerNorm's least time is set by its bytes, more than ten times its FLOPs' time.
-        "layernorm_memory_bound": n["layernorm_bytes_over_flops_time"] > 10,
-        # Time does not follow FLOPs: the share of time is over ten times the share of FLOPs, also with
-        # the tensor cores below peak.
-        "time_share_far_above_flop_share": min(n["time_share"], n["time_share_tc70"]) > 10 * n["flop_share_768"],
-    }
-
-
-@claim(
-    "T06",
-    source=f"{SRC} §complexity",
-    claim="LayerNorm costs O(B·L·d), small next to the matrix products.",
-    statement=(
-        "Holds under conditions: for arithmetic, not for time. Counting FLOPs, a block's two LayerNorms cost "
-        "2·7·d per token against 24·d² + 4·L·d for its matrix products and attention (counts PyTorch's "
-        "dispatcher confirms), a share of {flop_share_768:.2%} at d = 768, L = 1024. Time is another matter, "
-        "because LayerNorm moves memory rather than doing arithmetic. In a roofline model of an H100 fed with "
-        "the bytes every ATen op of a bfloat16 block's forward reads and writes (batch 8), the two LayerNorms "
-        "take about {time_share:.0%} of the block's time, {time_over_flops:.0f}× their FLOP share, and about "
-        "{time_share_tc70:.0%} with the matrix products at 70 % of peak: an estimate, not a bound. The source's "
-        "comparison with 'O(L²)' mixes terms: the matrix products grow as L·d² and attention as L²·d."
-    ),
-    verdict="holds under conditions",
-    kind="model",
-    assumptions=(
-        "H100 SXM5 datasheet figures (3.35 TB/s; 989 TFLOP/s dense bfloat16 on the tensor cores for matrix "
-        "products and attention, 67 TFLOP/s float32 for the rest), every ATen op one kernel at its roofline "
-        "(FLOPs over peak or bytes over bandwidth, whichever is larger), attention one fused kernel that reads "
-        "q, k, v and writes its output, no other fusion; bfloat16, d = 768, L = 1024, batch 8"
-    ),
-    decide=_decide_t06,
-    # A world where LayerNorm's time followed its FLOPs (the source's O(B·L·d) reasoning): compute-bound, its
-    # share of time equal to its share of FLOPs.
-    null=lambda n: {**n, "time_share": n["flop_share_768"], "time_share_tc70": n["flop_share_768"],
-                    "time_over_flops": 1.0, "layernorm_bytes_over_flops_time": 1.0},
-)
-def t06() -> dict:
-    """The evidence for T06. See book/03_transformer.ipynb, section "What it costs"."""
-    d, seq, batch = T06_SHAPE["d"], T06_SHAPE["seq"], T06_SHAPE["batch"]
-    f = flops_per_token(d, seq)
-    ops = block_ops(d, seq, batch)
-    flops, nbytes = by_part(ops, "flops"), by_part(ops, "bytes")
-    tokens = batch * seq
-    weights = 12 * d * d * 2  # QKV 3d², projection d², MLP 8d²: read once per batch, bfloat16
-    model_bytes = {k: tokens * v for k, v in bytes_per_token(d).items()}
-    ln_ops = [op for op in ops if part_of(op["op"]) == "layernorm"]
-    fp32 = {**H100, "flops": H100["fp32_flops"]}
-    nums = {"flop_share_768": f["layernorm"] / sum(f.values()), "time_share": layernorm_time_share(ops),
-            "time_share_tc70": layernorm_time_share(ops, TENSOR_CORE_EFFICIENCY),
-            "layernorm_bytes_over_flops_time": sum(op["bytes"] for op in ln_ops) / fp32["bandwidth"]
-            / (sum(op["flops"] for op in ln_ops) / fp32["flops"]),
-            "matmul_flops_counted": flops["matmul"], "matmul_flops_model": tokens * f["matmul"],
-            "attention_flops_counted": flops["attention"], "attention_flops_model": tokens * f["attention"],
-            "matmul_bytes_counted": nbytes["matmul"], "matmul_bytes_model": model_bytes["matmul"] + weights,
-            "layernorm_bytes_counted": nbytes["layernorm"], "layernorm_bytes_model": model_bytes["layernorm"],
-            "elementwise_bytes_counted": nbytes["elementwise"], "elementwise_bytes_model": model_bytes["elementwise"]}
-    nums["time_over_flops"] = nums["time_share"] / nums["flop_share_768"]
-    return nums
 
 
 # ----------------------------------------------------------------------------- T09: inference
@@ -557,8 +606,20 @@ class _FeatureBatchNorm(torch.nn.BatchNorm1d):
 
 @claim(
     "T09",
-    source=f"{SRC} §Transformer, §LN vs BN",
-    claim="LayerNorm needs no running statistics at inference and works with batch size 1.",
+    anchors=(
+        ("002", "核心思想", "不依赖批次中的其他样本"),
+        ("002", "核心思想", "不受批次大小影响"),
+        ("002", "对Transformer的特殊意义", "推理时批次大小为1也能正常工作"),
+        ("002", "对Transformer的特殊意义", "层归一化不需要"),
+        ("002", "Layer Normalization vs Batch Normalization", "独立处理每个样本 | 依赖批次中的其他样本"),
+        ("002", "Layer Normalization vs Batch Normalization", "无需额外统计 | 需要运行统计"),
+        ("002", "Layer Normalization vs Batch Normalization", "每个样本独立计算 | 跨样本计算"),
+        ("002", "在Transformer中的选择", "推理时批次大小可能为1"),
+    ),
+    claim=(
+        "LayerNorm normalizes each sample on its own, independently of the other samples and of the batch size: "
+        "it works with a batch of 1 at inference and needs no running statistics, which BatchNorm needs."
+    ),
     statement=(
         "Holds. nn.LayerNorm keeps {ln_buffers} buffers (BatchNorm1d keeps {bn_buffers}: running mean, "
         "variance and a counter). A Pre-LN Transformer block gives a sequence the same output alone "
@@ -566,6 +627,11 @@ class _FeatureBatchNorm(torch.nn.BatchNorm1d):
         "evaluation mode (difference {train_eval_diff:.2g})."
     ),
     verdict="holds",
+    answer_zh=(
+        "成立：nn.LayerNorm 不保存缓冲量（BatchNorm1d 保存 {bn_buffers} 个：运行均值、方差和计数器），Pre-LN Transformer "
+        "块对一条序列单独（批量为 1）与放在 8 条的批次中的输出相差 {batch1_diff:.2g}，训练与评估模式下相差 "
+        "{train_eval_diff:.2g}。"
+    ),
     # float64; batched and single-sample matmuls may differ in summation order, hence 1e-12 rather than 0.
     decide=lambda n: {"no_running_stats": n["ln_buffers"] == 0 and n["bn_buffers"] == 3,
                       "batch1_same": n["batch1_diff"] < 1e-12, "modes_same": n["train_eval_diff"] == 0.0},
@@ -615,8 +681,12 @@ def unbiased_gap(widths=(2, 4, 8, 16, 64, 256, 768, 4096), seed: int = 43) -> li
 
 @claim(
     "T10",
-    source="beyond the source: a common implementation pitfall",
-    claim="A LayerNorm written with the unbiased standard deviation (torch.std's default) is a different function.",
+    anchors=(("002", "1. 计算均值和方差", "\\sigma^2 = \\frac{1}{d} \\sum"),),
+    claim=(
+        "The source's variance divides by d (the population variance). Beyond the source, a common pitfall: a "
+        "LayerNorm written with the unbiased standard deviation (torch.std's default, dividing by d − 1) is a "
+        "different function."
+    ),
     statement=(
         "Holds. On x = (1, 0, 0, 0) the unbiased version gives {buggy_max:.4f} where LayerNorm gives "
         "{correct_max:.4f} (√3); torch.std(correction=0) fixes it (difference from torch's layer_norm "
@@ -628,6 +698,11 @@ def unbiased_gap(widths=(2, 4, 8, 16, 64, 256, 768, 4096), seed: int = 43) -> li
     ),
     verdict="holds",
     kind="derivation",
+    answer_zh=(
+        "成立：在 x = (1, 0, 0, 0) 上用无偏标准差写的版本给出 {buggy_max:.4f}，而层归一化给出 {correct_max:.4f}（√3）；"
+        "两者对任意输入都相差常数因子 √((d−1)/d)（与闭式相差不超过 {ratio_err:.2g}），d = 4 时差 {gap_4:.1%}，d = 768 时差 "
+        "{gap_768:.3%}，torch.std(correction=0) 可修正（与 torch 的 layer_norm 相差 {fixed_vs_torch:.2g}）。"
+    ),
     decide=lambda n: {
         # Hand arithmetic (tests/test_transformer.py): deviations (3/4, −1/4, −1/4, −1/4), sample std 1/2, population √3/4.
         "buggy_is_1_5": abs(n["buggy_max"] - 1.5) < 1e-12,

@@ -17,7 +17,6 @@ from lnbook.claims import claim
 from lnbook.experiments.common import F64, one_thread, over_seeds, seeded_start
 from lnbook.models import relu_mlp
 
-SRC = "seed 002"
 CHAPTER = "book/03_transformer"  # the chapter that shows this module's claims
 
 
@@ -120,8 +119,12 @@ def _decide_t07(n) -> dict[str, bool]:
 
 @claim(
     "T07",
-    source=f"{SRC} §effects",
-    claim="LayerNorm allows learning rates 2–10× larger.",
+    anchors=(
+        ("002", "解决方案：归一化", "允许使用更大的学习率"),
+        ("002", "训练稳定性", "可以使用更大的学习率（通常2-10倍）"),
+        ("002", "总结", "允许使用更大学习率"),
+    ),
+    claim="LayerNorm allows larger learning rates, usually 2–10× larger.",
     statement=(
         "Not established: in a toy the gain is at most the claim's lower end. In a ReLU MLP of {depth} layers "
         "trained by full-batch SGD for {steps} steps ({seeds} seeds, learning rates in steps of √2 ≈ 1.41), "
@@ -135,6 +138,12 @@ def _decide_t07(n) -> dict[str, bool]:
         "and without LayerNorm, over many seeds."
     ),
     verdict="not established",
+    answer_zh=(
+        "未确定：在 {depth} 层、全批量 SGD 训练 {steps} 步的 ReLU MLP 玩具中（{seeds} 个种子），加层归一化后仍能拟合"
+        "训练集的最大学习率平均而言更大，但任一种子都至多大 2 倍，即声称范围的下端；"
+        "损失保持有限的范围则宽得多（直到 {lr_max:g}），但在那里网络几乎学不到东西，判定此说需要在多个种子上用 Adam 和"
+        "调好的学习率计划训练有无层归一化的 Transformer。"
+    ),
     decide=_decide_t07,
     # A world where the claim holds in the toy: LayerNorm's fitting range reaches twice as far on every seed,
     # so every seed reaches 2× and some go beyond it.
@@ -194,8 +203,16 @@ def _decide_t08(n) -> dict[str, bool]:
 
 @claim(
     "T08",
-    source=f"{SRC} §effects",
-    claim="LayerNorm improves accuracy by 1–3% and regularizes, reducing overfitting.",
+    anchors=(
+        ("002", "正则化效果", "层归一化具有一定的正则化效果"),
+        ("002", "正则化效果", "减少过拟合"),
+        ("002", "模型性能", "准确率：通常提高1-3%"),
+        ("002", "模型性能", "提高模型的泛化性能"),
+    ),
+    claim=(
+        "LayerNorm usually raises accuracy by 1–3 % and has some regularizing effect: less overfitting, better "
+        "generalization. The book reads 1–3 % as percentage points of test accuracy."
+    ),
     statement=(
         "Not established: a toy is consistent with the figure but too coarse to confirm it, and the figure "
         "belongs to large tasks. LayerNorm adds no noise (a sample's output does not depend on its batch, F01), "
@@ -207,6 +224,11 @@ def _decide_t08(n) -> dict[str, bool]:
         "on a real task, tuned per variant, over many more datasets and seeds."
     ),
     verdict="not established",
+    answer_zh=(
+        "未确定：玩具实验与这一数字相容，但太粗而无法证实，而且这一数字属于大型任务：在 T07 的 MLP 上、{pairs} 组重新"
+        "抽取的数据集与初始化中，加层归一化后测试准确率变化 {gain_mean:+.1%} ± {gain_se:.1%}（均值 ± 标准误），训练与测试"
+        "的差距同样缩小，因为两者都拟合了训练集。"
+    ),
     decide=_decide_t08,
     # A world where LayerNorm does nothing for accuracy or the gap, measured as precisely as a claim stated in
     # whole points needs (a standard error of a sixth of a point, some 36 times the datasets).
