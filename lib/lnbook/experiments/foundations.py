@@ -196,7 +196,9 @@ def samples_with_stats(mean: torch.Tensor, std: torch.Tensor, h: int, seed: int)
 
 @claim(
     "F03",
-    anchors=(("004", "3. 工作流程与数据流", "利用缩放因子"),
+    anchors=(("002", "$\\beta$（平移参数）", "可以学习这个偏移"),
+             ("002", "$\\gamma$（缩放参数）", "可以学习这个比例"),
+             ("004", "3. 工作流程与数据流", "利用缩放因子"),
              ("000", STEP3, "如果网络发现不需要归一化"),),
     claim="If normalizing does not help, the network can learn γ = σ and β = μ and so recover its original input.",
     statement=(
@@ -327,7 +329,8 @@ def f05() -> dict:
 
 @claim(
     "F06",
-    anchors=(("004", "🆚 8.1 归一化技术的巅峰对决：LayerNorm vs. BatchNorm", "不受序列长度变化的影响"),
+    anchors=(("002", "4. 对Transformer的特殊意义", "适合变长序列处理"),
+             ("004", "🆚 8.1 归一化技术的巅峰对决：LayerNorm vs. BatchNorm", "不受序列长度变化的影响"),
              ("000", NLP, "统计量会完全跑偏"), ("000", NLP, "不受序列长度影响")),
     claim="Padding variable-length sentences to one length throws BatchNorm's statistics completely off; "
     "LayerNorm, computed inside each token, is unaffected by the sequence length.",

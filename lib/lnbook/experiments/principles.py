@@ -265,7 +265,8 @@ def _decide_m02(n) -> dict[str, bool]:
 
 @claim(
     "M02",
-    anchors=(("001", ZOO, "我们正在对哪一组数字一起进行归一化"), ("001", ZOO, "我们选取一个单一通道，比如通道 #3"),
+    anchors=(("002", "直观理解", "对批次中所有样本的同一特征维度进行归一化"),
+             ("001", ZOO, "我们正在对哪一组数字一起进行归一化"), ("001", ZOO, "我们选取一个单一通道，比如通道 #3"),
              ("001", ZOO, "我们只取一张图像，比如图像 #1"), ("001", ZOO, "如果将组的大小设为仅一个通道"),
              ("001", ZOO, "如果将组设置为包含所有通道")),
     claim="On (N, C, H, W), BatchNorm, LayerNorm, InstanceNorm and GroupNorm differ only in which values are "

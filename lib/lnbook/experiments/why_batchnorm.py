@@ -142,7 +142,8 @@ def batch_one_effects(t: int = 32, h: int = 16, seed: int = 40) -> dict[str, flo
 
 @claim(
     "W04",
-    anchors=(("000", "5. 为什么 NLP/Transformer 偏爱 LayerNorm？", "甚至只有 1 或 2"),
+    anchors=(("002", "Layer Normalization vs Batch Normalization", "小批次时效果差"),
+             ("000", "5. 为什么 NLP/Transformer 偏爱 LayerNorm？", "甚至只有 1 或 2"),
              ('003', '第二、 为什么BN在Transformer里水土不服？', 'BN严重依赖Batch Size'),
              ('003', '第二、 为什么BN在Transformer里水土不服？', 'Batch Size为1的时候，BN直接就废了'),
              ('003', '第二、 为什么BN在Transformer里水土不服？', 'LayerNorm是独立于Batch Size的'),
