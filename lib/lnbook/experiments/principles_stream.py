@@ -1,5 +1,7 @@
-"""Chapter 2 (seed 001), book/02_principles, section "When the volume is turned up": a stream whose volume
-jumps a hundredfold, normalized per sample (LayerNorm) or by running statistics, claims M04, M12 and M05.
+"""Chapter 2 (seed 001), book/02_principles: a stream whose volume jumps a hundredfold, normalized per
+sample (LayerNorm) or by running statistics, claims M04, M12 and M05.
+
+Section of the chapter: "When the volume is turned up" (with its subsection on the length of x̂).
 
 The rest of the chapter is :mod:`lnbook.experiments.principles` (one sample, the zoo, batch independence,
 coupling, shift invariance) and :mod:`lnbook.experiments.principles_affine` (γ and β).
