@@ -156,7 +156,7 @@ def test_run_rejects_unknown_id():
 
 
 def test_statement_missing_number_is_an_error(monkeypatch):
-    bad = claims.Claim("F98", "s", "c", "Uses {absent}.", "holds", lambda: claims.Evidence({"x": 1.0}, {"ok": True}))
+    bad = claims.Claim("F98", "c", "Uses {absent}.", "holds", lambda: claims.Evidence({"x": 1.0}, {"ok": True}))
     monkeypatch.setitem(claims._REGISTRY, "F98", bad)
     with pytest.raises(KeyError, match="absent"):
         claims.run("F98")
@@ -192,7 +192,7 @@ def test_cli_without_ids_runs_the_whole_registry_in_book_order(monkeypatch, caps
 
 
 def test_cli_exit_status_reports_a_failing_claim(monkeypatch, capsys):
-    failing = claims.Claim("F97", "s", "c", "Fails.", "holds", lambda: claims.Evidence({"x": 1.0}, {"ok": False}))
+    failing = claims.Claim("F97", "c", "Fails.", "holds", lambda: claims.Evidence({"x": 1.0}, {"ok": False}))
     monkeypatch.setitem(claims._REGISTRY, "F97", failing)
     assert claims.main(["F97"]) == 1
     assert "failed checks: ok" in capsys.readouterr().out
@@ -216,7 +216,7 @@ def test_card_displays_as_myst_for_the_book_and_html_for_jupyter():
 
 
 def test_html_card_escapes_markup():
-    bad = claims.Claim("F96", "s", "a < b & c", "Holds: <script>.", "holds", lambda: claims.Evidence({"x": 1.0}, {"ok": True}))
+    bad = claims.Claim("F96", "a < b & c", "Holds: <script>.", "holds", lambda: claims.Evidence({"x": 1.0}, {"ok": True}))
     html = claims.html_card(claims.Result(bad, bad.check()))
     assert "<script>" not in html and "&lt;script&gt;" in html and "a &lt; b &amp; c" in html
 
