@@ -16,20 +16,27 @@ def _chapter_link(chapter: str) -> str:
     return f"[{chapter}]({chapter}.ipynb)"
 
 
+def _origin(s) -> str:
+    """Author or origin, with the link the text gives shown by its host (a full URL does not wrap)."""
+    if not s.link:
+        return _cell(s.origin)
+    host = s.link.split("//", 1)[-1].split("/", 1)[0]
+    return f"{_cell(s.origin)} ([{host}]({s.link}))"
+
+
 def sources_table() -> str:
     """The five texts: seed, title, author or origin, kind, length, the chapter that answers it."""
     rows = ["| seed | title (as the text gives it) | author or origin | kind of text | length (characters) | answered in |",
             "|---|---|---|---|---|---|"]
     for s in SOURCES.values():
-        origin = f"{s.origin} ({s.link})" if s.link else s.origin
-        rows.append(f"| {s.seed} (`{s.file}`) | {_cell(s.title)} | {_cell(origin)} | {_cell(s.kind)} | "
+        rows.append(f"| {s.seed}<br>`{s.file}` | {_cell(s.title)} | {_origin(s)} | {_cell(s.kind)} | "
                     f"{s.characters:,} | {_chapter_link(s.chapter)} |")
     return "\n".join(rows)
 
 
 def anchor_cell(anchors: tuple[Anchor, ...]) -> str:
     """Anchors as one table cell: seed, heading, the phrase to search for."""
-    return "<br>".join(_cell(f"{a.seed} · {a.heading.strip('# ')} · “{a.phrase}”") for a in anchors)
+    return "<br>".join(_cell(f"{a.seed} · {a.shown_heading} · “{a.phrase}”") for a in anchors)
 
 
 def untested_table() -> str:
@@ -58,8 +65,7 @@ def zh_verdict_table(results: list[claims.Result]) -> str:
 def zh_sources_table() -> str:
     rows = ["| 种子 | 标题 | 作者或来源 | 字数 | 对应章节 |", "|---|---|---|---|---|"]
     for s in SOURCES.values():
-        origin = f"{s.origin} ({s.link})" if s.link else s.origin
-        rows.append(f"| {s.seed} | {_cell(s.title)} | {_cell(origin)} | {s.characters:,} | {_chapter_link(s.chapter)} |")
+        rows.append(f"| {s.seed} | {_cell(s.title)} | {_origin(s)} | {s.characters:,} | {_chapter_link(s.chapter)} |")
     return "\n".join(rows)
 
 

@@ -10,9 +10,13 @@ against them during development (CONTRIBUTING.md).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 PHRASE_MAX = 30  # characters: long enough to be unique in a seed, short enough to be a quotation, not a copy
+# Emoji and the variation selector: seed 004 puts them in its headings. The book shows headings without them
+# (a reader's system may have no emoji font, tests/test_site.py); the anchor keeps the heading as written.
+EMOJI = re.compile("[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF\uFE0F]")
 
 
 @dataclass(frozen=True)
@@ -74,9 +78,14 @@ class Anchor:
     def to_dict(self) -> dict[str, str]:
         return {"seed": self.seed, "heading": self.heading, "phrase": self.phrase}
 
+    @property
+    def shown_heading(self) -> str:
+        """The heading as the book shows it: without leading #'s and emoji."""
+        return " ".join(EMOJI.sub("", self.heading).strip("# ").split())
+
     def text(self) -> str:
         """How a card cites it: seed 004, under “heading”: “phrase”."""
-        return f"seed {self.seed}, under “{self.heading.strip('# ')}”: “{self.phrase}”"
+        return f"seed {self.seed}, under “{self.shown_heading}”: “{self.phrase}”"
 
 
 def anchors(*triples: tuple[str, str, str]) -> tuple[Anchor, ...]:
