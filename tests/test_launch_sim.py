@@ -44,7 +44,9 @@ def test_launch_notebook_runs_in_a_fresh_environment(env, name):
     assert not run.raw_myst, f"{env}/{name}: raw MyST: {run.raw_myst[:5]}"
     limit = launch_sim.MEMORY_LIMIT_MB[env]
     assert run.peak_mb <= limit, f"{env}/{name}: peak {run.peak_mb:.0f} MB (PSS) > {limit} MB"
-    assert run.peak_mb > 100, f"{env}/{name}: {run.peak_mb:.0f} MB: was the kernel measured at all?"
+    # A kernel that was measured takes some tens of MB even when it imports nothing (the ledger's, the sources' and
+    # the Chinese page's launch notebooks show stored tables: about 40 MB); 0 means none was found.
+    assert run.peak_mb > 20, f"{env}/{name}: {run.peak_mb:.0f} MB: was the kernel measured at all?"
 
 
 def test_colab_bootstrap_is_pointed_at_the_clone(tmp_path):
