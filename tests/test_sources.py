@@ -35,7 +35,7 @@ def test_every_claim_answers_in_chinese_opening_with_its_verdict():
         assert c.answer_zh.startswith(VERDICTS_ZH[c.verdict]), f"{id}: answer_zh {c.answer_zh[:20]!r}"
         assert CJK.search(c.answer_zh[len(VERDICTS_ZH[c.verdict]):]), f"{id}: the answer after the verdict is not Chinese"
         fields = set(claims._fields(c.answer_zh))
-        assert fields <= set(claims._fields(c.statement)) | {"seeds"}, \
+        assert fields <= set(claims._fields(c.statement)), \
             f"{id}: answer_zh quotes {sorted(fields - set(claims._fields(c.statement)))}, which the statement does not"
 
 

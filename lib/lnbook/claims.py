@@ -361,7 +361,7 @@ def number_label(name: str) -> str:
 
 def _evidence_table(result: Result) -> str:
     rows = ["| quantity | value |", "|---|---|"]
-    rows += [f"| {_cell(number_label(k))} | {_cell(format_number(v))} |" for k, v in result.evidence.numbers.items()]
+    rows += [f"| {table_cell(number_label(k))} | {table_cell(format_number(v))} |" for k, v in result.evidence.numbers.items()]
     return "\n".join(rows)
 
 
@@ -454,7 +454,8 @@ class Card:
         return f"{card_label(self.result)}: {self.result.statement}"
 
 
-def _cell(text: str) -> str:
+def table_cell(text: str) -> str:
+    """Text for one cell of a Markdown table: pipes escaped, one line."""
     return text.replace("|", "\\|").replace("\n", " ")
 
 
@@ -466,7 +467,7 @@ def markdown_table(results: list[Result]) -> str:
         checks = f"{sum(r.evidence.checks.values())}/{len(r.evidence.checks)}"
         status = f"{checks} passed" if r.passed else f"{checks} FAILED"
         rows.append(
-            f"| {r.claim.id} | {_cell(source_text(r.claim))} | {r.claim.verdict} | {_cell(r.statement)} | {status} |"
+            f"| {r.claim.id} | {table_cell(source_text(r.claim))} | {r.claim.verdict} | {table_cell(r.statement)} | {status} |"
         )
     return "\n".join(rows)
 

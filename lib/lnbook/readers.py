@@ -8,10 +8,6 @@ from lnbook import claims
 from lnbook.sources import GLOSSARY, SOURCES, VERDICTS_ZH, Anchor, untested_list
 
 
-def _cell(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
-
-
 def _chapter_link(chapter: str) -> str:
     return f"[{chapter}]({chapter}.ipynb)"
 
@@ -19,9 +15,9 @@ def _chapter_link(chapter: str) -> str:
 def _origin(s) -> str:
     """Author or origin, with the link the text gives shown by its host (a full URL does not wrap)."""
     if not s.link:
-        return _cell(s.origin)
+        return claims.table_cell(s.origin)
     host = s.link.split("//", 1)[-1].split("/", 1)[0]
-    return f"{_cell(s.origin)} ([{host}]({s.link}))"
+    return f"{claims.table_cell(s.origin)} ([{host}]({s.link}))"
 
 
 def sources_table() -> str:
@@ -29,20 +25,20 @@ def sources_table() -> str:
     rows = ["| seed | title (as the text gives it) | author or origin | kind of text | length (characters) | answered in |",
             "|---|---|---|---|---|---|"]
     for s in SOURCES.values():
-        rows.append(f"| {s.seed}<br>`{s.file}` | {_cell(s.title)} | {_origin(s)} | {_cell(s.kind)} | "
+        rows.append(f"| {s.seed}<br>`{s.file}` | {claims.table_cell(s.title)} | {_origin(s)} | {claims.table_cell(s.kind)} | "
                     f"{s.characters:,} | {_chapter_link(s.chapter)} |")
     return "\n".join(rows)
 
 
 def anchor_cell(anchors: tuple[Anchor, ...]) -> str:
     """Anchors as one table cell: seed, heading, the phrase to search for."""
-    return "<br>".join(_cell(f"{a.seed} · {a.shown_heading} · “{a.phrase}”") for a in anchors)
+    return "<br>".join(claims.table_cell(f"{a.seed} · {a.shown_heading} · “{a.phrase}”") for a in anchors)
 
 
 def untested_table() -> str:
     """Every statement the book does not test: where it is, and why not."""
     rows = ["| where (seed · heading · phrase) | why the book does not test it |", "|---|---|"]
-    rows += [f"| {anchor_cell(u.anchors)} | {_cell(u.reason)} |" for u in untested_list()]
+    rows += [f"| {anchor_cell(u.anchors)} | {claims.table_cell(u.reason)} |" for u in untested_list()]
     return "\n".join(rows)
 
 
@@ -58,20 +54,20 @@ def zh_verdict_table(results: list[claims.Result]) -> str:
     rows = ["| 编号 | 出处（种子 · 标题 · 原文短语） | 判定 | 回答 |", "|---|---|---|---|"]
     for r in results:
         c = r.claim
-        rows.append(f"| {c.id} | {anchor_cell(c.anchors)} | {VERDICTS_ZH[c.verdict]} | {_cell(r.answer_zh)} |")
+        rows.append(f"| {c.id} | {anchor_cell(c.anchors)} | {VERDICTS_ZH[c.verdict]} | {claims.table_cell(r.answer_zh)} |")
     return "\n".join(rows)
 
 
 def zh_sources_table() -> str:
     rows = ["| 种子 | 标题 | 作者或来源 | 字数 | 对应章节 |", "|---|---|---|---|---|"]
     for s in SOURCES.values():
-        rows.append(f"| {s.seed} | {_cell(s.title)} | {_origin(s)} | {s.characters:,} | {_chapter_link(s.chapter)} |")
+        rows.append(f"| {s.seed} | {claims.table_cell(s.title)} | {_origin(s)} | {s.characters:,} | {_chapter_link(s.chapter)} |")
     return "\n".join(rows)
 
 
 def glossary_table() -> str:
     rows = ["| English | 中文 |", "|---|---|"]
-    rows += [f"| {_cell(en)} | {_cell(zh)} |" for en, zh in GLOSSARY]
+    rows += [f"| {claims.table_cell(en)} | {claims.table_cell(zh)} |" for en, zh in GLOSSARY]
     return "\n".join(rows)
 
 
