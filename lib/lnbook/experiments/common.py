@@ -13,6 +13,7 @@ import statistics
 import torch
 
 from lnbook import norms
+from lnbook.hardware import H100, Device
 
 F64 = torch.float64
 
@@ -127,16 +128,11 @@ def over_seeds(values) -> SeedSpread:
 FLOPS_PER_ELEMENT = {"layer_norm": 7, "rms_norm": 4}
 
 
-# A roofline: an op takes at least max(FLOPs / peak, bytes / bandwidth). The figures are quoted, not
-# measured: NVIDIA's H100 Tensor Core GPU datasheet (SXM5): 3.35 TB/s of HBM3 bandwidth and 989 TFLOP/s
-# of dense BF16 tensor-core throughput (the datasheet's 1,979 assumes 2:4 sparsity), 67 TFLOP/s of FP32
-# on the CUDA cores (what elementwise work and reductions run on).
-H100 = {"name": "H100 SXM5", "bandwidth": 3.35e12, "flops": 989e12, "fp32_flops": 67e12}
-
-
-def roofline_seconds(flops: float, nbytes: float, device: dict = H100) -> float:
-    """The least time an op of ``flops`` FLOPs moving ``nbytes`` bytes of memory can take on ``device``."""
-    return max(flops / device["flops"], nbytes / device["bandwidth"])
+def roofline_seconds(flops: float, nbytes: float, unit: str, device: Device = H100) -> float:
+    """The least time an op of ``flops`` FLOPs on ``unit`` (``"bf16 tensor core"``, ``"fp32 CUDA core"``)
+    moving ``nbytes`` bytes of memory can take on ``device``: max(FLOPs / peak, bytes / bandwidth), the
+    roofline. The figures are quoted from datasheets (:mod:`lnbook.hardware`), not measured."""
+    return max(flops / device.peak[unit], nbytes / device.bandwidth)
 
 
 # ----------------------------------------------------------------------------- counted arithmetic

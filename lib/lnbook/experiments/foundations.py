@@ -402,8 +402,7 @@ def rms_vs_ln_cost(M: int = 4096, N: int = 4096, element_size: int = 2) -> dict[
     flops = {op: FLOPS_PER_ELEMENT[op] * M * N for op in ops}
     nbytes = {op: bench.bytes_moved(op, "forward", M, N, element_size) for op in ops}
     counted = {op: counted_flops_per_element(op, M, N) for op in ops}
-    fp32 = {**H100, "flops": H100["fp32_flops"]}
-    t = {op: roofline_seconds(flops[op], nbytes[op], fp32) for op in ops}
+    t = {op: roofline_seconds(flops[op], nbytes[op], "fp32 CUDA core") for op in ops}
     return {"n": N, "ln_flops_per_element": FLOPS_PER_ELEMENT["layer_norm"],
             "rms_flops_per_element": FLOPS_PER_ELEMENT["rms_norm"],
             "ln_flops_counted": counted["layer_norm"][0], "rms_flops_counted": counted["rms_norm"][0],
@@ -412,7 +411,7 @@ def rms_vs_ln_cost(M: int = 4096, N: int = 4096, element_size: int = 2) -> dict[
             "rms_bytes": nbytes["rms_norm"], "rms_bytes_fused_op": fused_op_bytes("rms_norm", M, N),
             "flop_ratio": flops["rms_norm"] / flops["layer_norm"],
             "byte_ratio": nbytes["rms_norm"] / nbytes["layer_norm"], "time_ratio": t["rms_norm"] / t["layer_norm"],
-            "intensity": flops["layer_norm"] / nbytes["layer_norm"], "balance": H100["fp32_flops"] / H100["bandwidth"]}
+            "intensity": flops["layer_norm"] / nbytes["layer_norm"], "balance": H100.balance("fp32 CUDA core")}
 
 
 # The dispatcher also counts per-row work that the per-element definition leaves out (ε's add and the

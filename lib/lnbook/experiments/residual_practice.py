@@ -360,7 +360,9 @@ def add_vs_matmul_cost(tokens: int, d: int = 768, element_size: int = 2) -> dict
     """
     add = {"flops": tokens * d, "bytes": 3 * tokens * d * element_size}
     mm = {"flops": 2 * tokens * d * 4 * d, "bytes": (tokens * d + d * 4 * d + tokens * 4 * d) * element_size}
-    t_add, t_mm = (roofline_seconds(c["flops"], c["bytes"]) for c in (add, mm))
+    # The add is elementwise (CUDA cores), the product runs on the tensor cores.
+    t_add = roofline_seconds(add["flops"], add["bytes"], "fp32 CUDA core")
+    t_mm = roofline_seconds(mm["flops"], mm["bytes"], "bf16 tensor core")
     return {"flop_ratio": add["flops"] / mm["flops"], "byte_ratio": add["bytes"] / mm["bytes"],
             "time_ratio": t_add / t_mm, "mm_flops": mm["flops"], "add_bytes": add["bytes"], "mm_bytes": mm["bytes"]}
 
@@ -416,10 +418,10 @@ def r14() -> dict:
     counted = [counted_add_and_matmul(t) for t in R14_TOKENS]
     agree = all(c[k] == m[k] for c, m in zip(counted, (short, long)) for k in c)
     d = 768
-    closed = 3 * H100["flops"] / (4 * H100["bandwidth"] * d)  # add bytes 6·T·d over matmul FLOPs 8·T·d² at peak
+    closed = 3 * H100.balance("bf16 tensor core") / (4 * d)  # add bytes 6·T·d over matmul FLOPs 8·T·d² at peak
     return {**{k: short[k] for k in ("flop_ratio", "byte_ratio", "time_ratio")},
             "excess": short["time_ratio"] / short["flop_ratio"], "time_ratio_long": long["time_ratio"],
-            "closed_form_long": closed, "bandwidth_tbs": H100["bandwidth"] / 1e12, "tflops": H100["flops"] / 1e12,
+            "closed_form_long": closed, "bandwidth_tbs": H100.bandwidth / 1e12, "tflops": H100.peak["bf16 tensor core"] / 1e12,
             "counts_agree": int(agree)}
 
 

@@ -131,8 +131,8 @@ def op_seconds(op: dict, tensor_core: float = 1.0) -> float:
     """One op's least time on an H100 (:func:`roofline_seconds`): matrix products and attention on the
     tensor cores at ``tensor_core`` times their peak, everything else on the CUDA cores."""
     if part_of(op["op"]) in ("matmul", "attention"):
-        return roofline_seconds(op["flops"], op["bytes"], {**H100, "flops": H100["flops"] * tensor_core})
-    return roofline_seconds(op["flops"], op["bytes"], {**H100, "flops": H100["fp32_flops"]})
+        return roofline_seconds(op["flops"] / tensor_core, op["bytes"], "bf16 tensor core")
+    return roofline_seconds(op["flops"], op["bytes"], "fp32 CUDA core")
 
 
 def layernorm_time_share(ops: list[dict], tensor_core: float = 1.0) -> float:
@@ -215,11 +215,10 @@ def t06() -> dict:
     weights = 12 * d * d * 2  # QKV 3d², projection d², MLP 8d²: read once per batch, bfloat16
     model_bytes = {k: tokens * v for k, v in bytes_per_token(d).items()}
     ln_ops = [op for op in ops if part_of(op["op"]) == "layernorm"]
-    fp32 = {**H100, "flops": H100["fp32_flops"]}
     nums = {"flop_share_768": f["layernorm"] / sum(f.values()), "time_share": layernorm_time_share(ops),
             "time_share_tc70": layernorm_time_share(ops, TENSOR_CORE_EFFICIENCY),
-            "layernorm_bytes_over_flops_time": sum(op["bytes"] for op in ln_ops) / fp32["bandwidth"]
-            / (sum(op["flops"] for op in ln_ops) / fp32["flops"]),
+            "layernorm_bytes_over_flops_time": sum(op["bytes"] for op in ln_ops) / H100.bandwidth
+            / (sum(op["flops"] for op in ln_ops) / H100.peak["fp32 CUDA core"]),
             "matmul_flops_counted": flops["matmul"], "matmul_flops_model": tokens * f["matmul"],
             "attention_flops_counted": flops["attention"], "attention_flops_model": tokens * f["attention"],
             "matmul_bytes_counted": nbytes["matmul"], "matmul_bytes_model": model_bytes["matmul"] + weights,

@@ -28,12 +28,13 @@ import triton
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 
+from lnbook.hardware import BY_CAPABILITY
 from lnbook.kernels import heuristics, rownorm
 from lnbook.kernels.flags import OPS
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 WIDTHS = (512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072, 262144)
-SMS = {90: 132, 80: 108, 75: 40}  # H100 SXM, A100, T4: the backward's programs (one per SM)
+SMS = {cap: d.sms for cap, d in BY_CAPABILITY.items()}  # the backward's programs (one per SM)
 ROWS = 4096  # M of the compiled launches; only the alignment facts depend on it
 
 

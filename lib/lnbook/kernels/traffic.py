@@ -25,10 +25,11 @@ from __future__ import annotations
 import torch
 
 from lnbook import bench
+from lnbook.hardware import H100
 from lnbook.kernels import rownorm
 
-H100_L2_BYTES = 50 * 2**20
-H100_SMS = 132
+H100_L2_BYTES = H100.l2_bytes
+H100_SMS = H100.sms
 
 
 def _bytes(t: torch.Tensor) -> int:
