@@ -13,7 +13,6 @@ import pytest
 
 from lnbook import claims
 
-from conftest import claim_params
 
 import notebooks as notebooks_tool  # tools/notebooks.py (tests/conftest.py puts tools/ on the path)
 
@@ -106,19 +105,31 @@ def test_no_experiment_reads_a_clock():
                 assert node.id not in timers, f"{path.name}:{node.lineno} uses {node.id}"
 
 
-@pytest.mark.parametrize("claim_id", claim_params())
-def test_glued_keys_exist(claim_id):
-    """Every {glue:text}`ID_name` in a chapter names a number its claim computes."""
-    text = "".join(nb.read_text() for nb in CHAPTERS)
-    names = set(re.findall(rf"\{{glue:text\}}`{claim_id}_(\w+?)(?::[^`]*)?`", text))
-    missing = names - set(claims.run(claim_id).evidence.numbers)
-    assert not missing, f"{claim_id}: glued but not computed: {sorted(missing)}"
+CLAIM_GLUE = re.compile(r"\{glue(?::text)?\}`([A-Z]\d\d)_\w+")
 
 
-def test_glued_claim_keys_name_registered_claims():
-    text = "".join(nb.read_text() for nb in CHAPTERS)
-    glued = set(re.findall(r"\{glue:text\}`([A-Z]\d\d)_", text))
-    assert glued <= set(claims.registry()), f"glue of unknown claims: {sorted(glued - set(claims.registry()))}"
+def claim_numbers_in_prose(nb: pathlib.Path) -> list[str]:
+    """The claims whose numbers a chapter's Markdown (its paragraphs, exercises and solutions) glues."""
+    cells = json.loads(nb.read_text())["cells"]
+    return [m.group(1) for c in cells if c["cell_type"] == "markdown" for m in CLAIM_GLUE.finditer("".join(c["source"]))]
+
+
+@pytest.mark.parametrize("nb", CHAPTERS, ids=lambda p: p.stem)
+def test_each_finding_is_said_once_its_numbers_in_its_card_only(nb):
+    """A card states its result with its numbers; the paragraph before it motivates and explains. A
+    claim's numbers glued in prose would say the finding twice (issue 22), and could drift from it."""
+    glued = claim_numbers_in_prose(nb)
+    assert not glued, f"{nb.name}: prose glues the numbers of {sorted(set(glued))}, which their cards state"
+
+
+def test_said_once_check_finds_a_paragraph_that_quotes_a_card(tmp_path):
+    """The null case: a paragraph that glues a card's number is found; a glued number of no claim is not."""
+    nb = tmp_path / "01_x.ipynb"
+    cells = [{"cell_type": "markdown", "source": ["BatchNorm differs by {glue:text}`F01_bn_batch_diff:.2f`."]},
+             {"cell_type": "markdown", "source": ["A width of {glue:text}`k_width`."]},
+             {"cell_type": "code", "source": ["claims.show('F01');"]}]
+    nb.write_text(json.dumps({"cells": cells}))
+    assert claim_numbers_in_prose(nb) == ["F01"]
 
 
 def test_config_is_strict_and_jupyter_book_is_pinned_below_2():

@@ -57,6 +57,17 @@ def test_numbers_are_plain_python(claim_id):
     assert all(type(ok) is bool for ok in result.evidence.checks.values())
 
 
+#: A card's sentence carries "about five" numbers at most (issue 22): six leaves room for a mean with its
+#: spread and seed count beside one comparison; the rest sit in the card's evidence table.
+MAX_NUMBERS = 6
+
+
+@pytest.mark.parametrize("claim_id", claim_params())
+def test_a_card_s_sentence_carries_about_five_numbers_at_most(claim_id):
+    fields = claims._fields(claims.registry()[claim_id].statement)
+    assert len(fields) <= MAX_NUMBERS, f"{claim_id}: {len(fields)} numbers in its sentence: {fields}"
+
+
 def test_registry_entries_are_well_formed():
     for c in REGISTRY.values():
         assert c.verdict in claims.VERDICTS
