@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import pathlib
@@ -14,6 +15,8 @@ import pytest
 from lnbook import claims
 
 from conftest import claim_params
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 REGISTRY = claims.registry()
 A = (("000", "1. 为什么需要归一化？（背景）", "归一化"),)  # an anchor for the throwaway claims of these tests
@@ -215,7 +218,42 @@ def test_cli_table_and_markdown_render():
     table = claims.markdown_table(results)
     assert table.count("\n") == 2 and "| F02 |" in table
     card = claims.markdown_card(results[0])
-    assert card.startswith("```{admonition} F02 · holds") and card.rstrip().endswith("```")
+    fence = re.match(r"`{3,}", card).group(0)
+    assert card.startswith(f"{fence}{{admonition}} F02 · holds") and card.rstrip().endswith("\n" + fence)
+
+
+def test_every_card_unfolds_the_code_that_decided_it():
+    """Every registered claim's listing is its decorated check as written in lib/ (the @claim with its
+    decision and null world, then the measuring function), named by module and line."""
+    for cid, c in claims.registry().items():
+        where, source = claims.evidence_listing(c)
+        measure = getattr(c.check, "__wrapped__", c.check)
+        module, line = where.split(", line ")
+        path = ROOT / "lib" / (module.replace(".", "/") + ".py")
+        n = len(inspect.getsourcelines(measure)[0])
+        assert source.splitlines()[:n] == path.read_text().splitlines()[int(line) - 1:int(line) - 1 + n], cid
+        assert source.startswith("@claim(") and f'"{cid}"' in source.splitlines()[1], cid
+        assert f"def {measure.__name__}(" in source, cid
+        assert ("decide=" in source) == (c.decide is not None), cid
+
+
+def test_a_named_decision_is_listed_beside_its_check():
+    named = [c for c in claims.registry().values() if c.decide is not None and c.decide.__name__ != "<lambda>"]
+    assert named, "no claim with a named decision: the test proves nothing"
+    for c in named:
+        assert f"def {c.decide.__name__}(" in claims.evidence_listing(c)[1], c.id
+
+
+def test_card_folds_its_evidence_and_its_check_in_markdown_and_html():
+    result = result_of("F02")
+    card = claims.markdown_card(result)
+    assert card.count(":class: dropdown") == 2 and "```python\n@claim(\n    \"F02\"" in card
+    assert "lnbook.experiments.foundations, line " in card and "[**Source**](sources.ipynb)" in card
+    html = claims.html_card(result)
+    assert html.count("<details") == 2 and "\n" not in html, "one line: a blank line ends a Markdown cell's HTML"
+    assert "def f02()" in re.sub(r"<[^>]+>", "", html).replace("&#10;", "\n")
+    # Fences outgrow the backticks inside: a source that holds ``` gets a longer code fence.
+    assert claims._fence("a ```` b") == "`````" and claims._fence("plain") == "```"
 
 
 def test_card_displays_as_myst_for_the_book_and_html_for_jupyter():

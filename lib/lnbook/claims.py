@@ -19,11 +19,13 @@ import functools
 import hashlib
 import html
 import importlib
+import inspect
 import json
 import math
 import os
 import pathlib
 import pkgutil
+import re
 import string
 import sys
 import textwrap
@@ -382,27 +384,58 @@ def card_label(result: Result) -> str:
     return f"{result.claim.id} · {result.claim.verdict}"
 
 
+def evidence_listing(c: Claim) -> tuple[str, str]:
+    """Where claim ``c``'s check is written and its source as it is in ``lib/``: the decorated measuring
+    function (its ``@claim`` carries the decision and the null world) and, when they are named functions
+    rather than lambdas, the decision and the null world themselves. Returns ``(where, source)``, e.g.
+    ``("lnbook.experiments.foundations, line 38", "@claim(...)\ndef f01(): ...")``."""
+    measure = getattr(c.check, "__wrapped__", c.check)
+    lines, first = inspect.getsourcelines(measure)
+    parts = ["".join(lines)]
+    parts += [inspect.getsource(f) for f in (c.decide, c.null) if f is not None and f.__name__ != "<lambda>"]
+    return f"{measure.__module__}, line {first}", "\n\n".join(p.rstrip() for p in parts) + "\n"
+
+
+def _checks_text(result: Result) -> str:
+    mark = "passed" if result.passed else "FAILED"
+    return f"{sum(result.evidence.checks.values())} of {len(result.evidence.checks)} checks {mark}"
+
+
+def _fence(text: str, char: str = "`", least: int = 3) -> str:
+    """A fence longer than any run of ``char`` in ``text``."""
+    runs = [len(r) for r in re.findall(f"{re.escape(char)}+", text)]
+    return char * max([least, *(r + 1 for r in runs)])
+
+
 def markdown_card(result: Result) -> str:
     """A MyST admonition for one claim, as the book shows it (coloured by the verdict's class, named
-    :func:`card_anchor` so that the claim's ID anywhere in the book links here, see _ext/claim_links.py)."""
+    :func:`card_anchor` so that the claim's ID anywhere in the book links here, see _ext/claim_links.py).
+    Its evidence table and the code that decided it are folded (toggle admonitions): the sentence states
+    the result, a reader unfolds the numbers and the check."""
     c = result.claim
-    mark = "passed" if result.passed else "FAILED"
-    checks = f"{sum(result.evidence.checks.values())} of {len(result.evidence.checks)} checks"
+    where, source = evidence_listing(c)
+    code = _fence(source)
+    fold = _fence(code + "`")
+    evidence = [f"{fold}{{admonition}} Evidence ({_checks_text(result)})", ":class: dropdown claim-evidence",
+                _evidence_table(result), fold]
+    listing = [f"{fold}{{admonition}} How it was checked: {where}", ":class: dropdown claim-listing",
+               f"{code}python", source.rstrip(), code, fold]
+    outer = _fence(fold + "`")
     return "\n".join(
         [
-            f"```{{admonition}} {card_label(result)}",
+            f"{outer}{{admonition}} {card_label(result)}",
             f":class: {STYLES[c.verdict].admonition} claim-card",
             f":name: {card_anchor(c.id)}",
-            f"**Source** ({source_text(c)}): {c.claim}",
+            f"[**Source**](sources.ipynb) ({source_text(c)}): {c.claim}",
             "",
             f"**The book:** {result.statement}",
             "",
             f"**Kind of evidence:** {kind_text(c)}",
             "",
-            f"**Evidence** ({checks} {mark}):",
+            *evidence,
             "",
-            _evidence_table(result),
-            "```",
+            *listing,
+            outer,
         ]
     )
 
@@ -410,6 +443,23 @@ def markdown_card(result: Result) -> str:
 #: The HTML card's text colour, set wherever its background is: on a dark theme (JupyterLab's, Colab's)
 #: the inherited text is light, and would vanish on the card's light background.
 INK = "#1f1f1f"
+
+
+def highlighted_html(source: str) -> str:
+    """Python source as HTML with inline colours (Pygments, which IPython brings), on a light background
+    with dark text set explicitly; plain escaped text where Pygments is missing or styles are stripped.
+    One line of HTML: its line breaks are written ``&#10;``, since a launch notebook holds the card in a
+    Markdown cell, where a blank line would end the HTML block and the rest would be read as Markdown."""
+    pre = f"background:#f8f8f8;color:{INK};padding:0.5em;overflow-x:auto;font-size:85%"
+    try:
+        from pygments import highlight
+        from pygments.formatters import HtmlFormatter
+        from pygments.lexers import PythonLexer
+    except ImportError:
+        body = html.escape(source)
+    else:
+        body = highlight(source, PythonLexer(), HtmlFormatter(noclasses=True, nowrap=True, style="default"))
+    return f'<pre style="{pre}">' + body.rstrip("\n").replace("\n", "&#10;") + "</pre>"
 
 
 def html_card(result: Result) -> str:
@@ -423,9 +473,9 @@ def html_card(result: Result) -> str:
     cell = f'<td style="padding:0.1em 0.8em 0.1em 0;{box}">'
     numbers = "".join(f'<tr style="{box}">{cell}{esc(number_label(k))}</td>{cell}{esc(format_number(v))}</td></tr>'
                       for k, v in result.evidence.numbers.items())
-    mark = "passed" if result.passed else "FAILED"
-    checks = f"{sum(result.evidence.checks.values())} of {len(result.evidence.checks)} checks"
     para = f'<p style="margin:0.4em 0;color:{INK}">'
+    where, source = evidence_listing(c)
+    summary = f'<summary style="cursor:pointer;color:{INK}">'
     return (
         f'<div class="claim-card" id="{card_anchor(c.id)}" style="border-left:6px solid {style.colour};'
         f'{box};padding:0.5em 1em;margin:1em 0;border-radius:4px">'
@@ -433,7 +483,10 @@ def html_card(result: Result) -> str:
         f"{para}<b>Source</b> ({esc(source_text(c))}): {esc(c.claim)}</p>"
         f"{para}<b>The book:</b> {esc(result.statement)}</p>"
         f"{para}<b>Kind of evidence:</b> {esc(kind_text(c))}</p>"
-        f'{para}<b>Evidence</b> ({checks} {mark}):</p><table style="{box}">{numbers}</table></div>'
+        f'<details class="claim-evidence">{summary}<b>Evidence</b> ({_checks_text(result)})</summary>'
+        f'<table style="{box}">{numbers}</table></details>'
+        f'<details class="claim-listing">{summary}<b>How it was checked</b>: {esc(where)}</summary>'
+        f"{highlighted_html(source)}</details></div>"
     )
 
 
@@ -572,8 +625,6 @@ class Listing:
     and for Jupyter, plain text elsewhere) rather than as printed, unhighlighted output."""
 
     def __init__(self, *objects):
-        import inspect
-
         self.source = "\n".join(inspect.getsource(o) for o in objects)
 
     def _repr_markdown_(self) -> str:
