@@ -137,13 +137,12 @@ NORMALITY = {"rows": 8, "h": 4096}  # eight samples of 4096 features: a KS test 
     "Read literally (normal in shape, not only mean 0 and variance 1), since 'standard normal' names a shape; "
     "the weaker reading, mean 0 and variance 1, is F01's and F08's.",
     statement=(
-        "Does not hold: LayerNorm fixes each sample's mean at 0 and its variance at 1 (to {var_err:.1g}, ε's "
-        "share) and keeps the shape of its features' distribution. On {rows} samples of {h} exponentially "
-        "distributed features the output's skewness equals the input's to {skew_change:.1g} (smallest "
-        "{skew_min:.2f}; a normal distribution has 0), no output falls below {out_min:.2f} (Gaussian features "
-        "normalized alike reach {gauss_min:.2f}), and the Kolmogorov–Smirnov distance to N(0, 1) is at least {ks_min:.3f}, "
-        "against {ks_crit:.3f} for rejection at the 5 % level and at most {ks_gauss_max:.3f} for Gaussian "
-        "features normalized the same way."
+        "Does not hold: LayerNorm fixes each sample's mean at 0 and its variance at 1 (up to ε's share) and "
+        "keeps the shape of its features' distribution. On samples of exponentially distributed features the "
+        "output's skewness equals the input's to {skew_change:.1g} (the smallest is {skew_min:.2f}; a normal "
+        "distribution's is 0), and the Kolmogorov–Smirnov distance to N(0, 1) is at least {ks_min:.3f}, against "
+        "{ks_crit:.3f} for rejection at the 5 % level and at most {ks_gauss_max:.3f} for Gaussian features "
+        "normalized the same way."
     ),
     verdict="does not hold",
     kind="measurement",
@@ -159,10 +158,10 @@ NORMALITY = {"rows": 8, "h": 4096}  # eight samples of 4096 features: a KS test 
     },
     # The source's world: the output is standard normal, with no skew and the KS distance of Gaussian features.
     null=lambda n: {**n, "skew_change": n["skew_min"], "ks_min": n["ks_gauss_max"]},
-    answer_zh="不成立：LayerNorm 只把每个样本的均值定为 0、方差定为 1（误差 {var_err:.1g}，来自 ε），分布的形状保持不变；"
-    "对 {rows} 个各含 {h} 个指数分布特征的样本，输出的偏度与输入相同（差异 {skew_change:.1g}，最小偏度 {skew_min:.2f}，"
-    "正态分布为 0），最小输出不低于 {out_min:.2f}（同样归一化的高斯特征低至 {gauss_min:.2f}），与 N(0, 1) 的 KS 距离至少 {ks_min:.3f}，远超 5% 显著性的临界值 "
-    "{ks_crit:.3f}，而同样归一化的高斯特征最多只有 {ks_gauss_max:.3f}。",
+    answer_zh="不成立：LayerNorm 只把每个样本的均值定为 0、方差定为 1（只差 ε 带来的一点），分布的形状保持不变；"
+    "对指数分布的特征，输出的偏度与输入相同（差异 {skew_change:.1g}，最小偏度 {skew_min:.2f}，正态分布为 0），"
+    "与 N(0, 1) 的 KS 距离至少 {ks_min:.3f}，远超 5% 显著性的临界值 {ks_crit:.3f}，而同样归一化的高斯特征最多只有 "
+    "{ks_gauss_max:.3f}。",
 )
 def f17() -> dict:
     """The evidence for F17. See book/01_foundations.ipynb, section "The formula"."""
@@ -450,32 +449,29 @@ def _decide_f07(n: dict) -> dict[str, bool]:
     "networks is even more stable.",
     statement=(
         "Holds under conditions: the formula holds and RMSNorm saves arithmetic, but in a roofline model "
-        "arithmetic is not what a normalization waits for. Our RMSNorm matches torch's to {rms_vs_torch:.2g}, "
-        "and it is LayerNorm without centring: on zero-mean inputs the two agree to {rms_eq_ln_centered:.2g}, "
-        "on inputs with mean 1 they differ by {rms_vs_ln_shifted:.2f}. Per element LayerNorm does "
-        "{ln_flops_per_element} FLOPs and RMSNorm {rms_flops_per_element} (PyTorch's dispatcher counts "
-        "{ln_flops_counted:.4f} and {rms_flops_counted:.4f} on the reference code at 4096×4096, the excess "
-        "being per-row work; the reference's second centring, {ln_flops_repeated:.0f} per element, repeats work "
-        "and is not counted), {flop_ratio:.2f} of the arithmetic; yet on a 4096×4096 bfloat16 forward RMSNorm "
-        "moves {byte_ratio:.4f} of LayerNorm's bytes (the tensors of PyTorch's fused ops). In the model, "
-        "LayerNorm does {intensity:.2f} FLOPs per byte where an H100 can do {balance:.0f} (datasheet "
-        "figures), so both are bound by memory, and RMSNorm's least time is {time_ratio:.4f} of LayerNorm's: "
-        "a kernel near the bandwidth limit gains almost nothing from skipping the mean. Measured GPU speed is "
-        "in the kernels chapter, quality in chapter 4 (W07); the source's 'more stable in some deep networks' "
-        "is not tested."
+        "arithmetic is not what a normalization waits for. Our RMSNorm matches torch's, and it is LayerNorm "
+        "without centring (equal on zero-mean inputs, different once the mean is not zero). It does "
+        "{flop_ratio:.2f} of LayerNorm's FLOPs (the book's count per element, which PyTorch's dispatcher "
+        "confirms on the reference code), yet on a 4096×4096 bfloat16 forward it moves {byte_ratio:.4f} of "
+        "LayerNorm's bytes (the tensors of PyTorch's fused ops). LayerNorm does {intensity:.2f} FLOPs per byte "
+        "where an H100's float32 CUDA cores can do {balance:.0f} (datasheet figures), so both are memory-bound, "
+        "and RMSNorm's least time is {time_ratio:.4f} of LayerNorm's: a kernel near the bandwidth limit gains "
+        "almost nothing from skipping the mean. This is a model, not a timing: the kernels chapter counts the "
+        "bytes its kernels move, and GPU times exist only where a benchmark run on a GPU is recorded. Quality is "
+        "chapter 4's question (W07); the source's 'more stable in some deep networks' is not tested."
     ),
     verdict="holds under conditions",
     kind="model",
-    assumptions="a roofline with the H100 SXM5 datasheet's 3.35 TB/s and 67 TFLOP/s of float32, and a kernel "
-    "that reads and writes each tensor once",
+    assumptions=f"a roofline with the {H100.name} datasheet's {H100.bandwidth / 1e12:.3g} TB/s of memory bandwidth "
+    f"and {H100.peak['fp32 CUDA core'] / 1e12:.0f} TFLOP/s of float32 on the CUDA cores (a norm does no matrix "
+    "products), and a kernel that reads and writes each tensor once",
     decide=_decide_f07,
     # The source's world: a normalization that waits for its arithmetic (twice the machine balance in FLOPs
     # per byte), so that RMSNorm's time follows its FLOPs.
     null=lambda n: {**n, "intensity": 2 * n["balance"], "time_ratio": n["flop_ratio"]},
-    answer_zh="有条件成立：公式成立，RMSNorm 也确实少做运算（每个元素 {rms_flops_per_element} 次而非 {ln_flops_per_element} 次，"
-    "运算量为 {flop_ratio:.2f}），但它搬运的字节是 LayerNorm 的 {byte_ratio:.4f}，而归一化受显存带宽限制（每字节 "
-    "{intensity:.2f} 次运算，H100 可达 {balance:.0f}），所以在屋顶线模型中其最短时间仍是 LayerNorm 的 {time_ratio:.4f}，"
-    "省去均值几乎不提速。",
+    answer_zh="有条件成立：公式成立，RMSNorm 的运算量也只有 LayerNorm 的 {flop_ratio:.2f}，但它搬运的字节是 LayerNorm 的 "
+    "{byte_ratio:.4f}，而归一化受显存带宽限制（每字节 {intensity:.2f} 次运算，H100 的 float32 CUDA 核心每字节可做 "
+    "{balance:.0f} 次），所以在屋顶线模型中其最短时间仍是 LayerNorm 的 {time_ratio:.4f}，省去均值几乎不提速。",
 )
 def f07() -> dict:
     """The evidence for F07. See book/01_foundations.ipynb, section "RMSNorm"."""
