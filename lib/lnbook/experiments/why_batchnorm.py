@@ -74,15 +74,14 @@ def _decide_w03(n: dict) -> dict[str, bool]:
     claim="Padding a batch with a 100-token and a 5-token sentence puts 95 zeros into BatchNorm's statistics "
     "and severely dilutes its mean and variance, so they no longer represent the real data; LayerNorm is unaffected.",
     statement=(
-        "Holds under conditions: always for the mean, for the variance only under a condition. With a share p = {share_real:.3f} of "
-        "real positions (105 of 200), BatchNorm's mean is exactly p times the real one (measured ratio "
-        "{mean_ratio:.3f}); its variance is p·v + p(1 − p)·m², which is diluted only when p·m² < v: for "
-        "zero-mean features the ratio is {var_ratio_centered:.3f}, for features with mean 2 and variance 1 it "
-        "is {var_ratio_shifted:.2f}, an inflation. Either way the real tokens no longer come out "
-        "standardized: with mean-2 features their BatchNorm outputs have mean {bn_out_mean:.2f} and standard "
-        "deviation {bn_out_std:.2f}, with zero-mean features standard deviation {bn_out_std_centered:.2f} "
-        "(1/√p), instead of 0 and 1. LayerNorm of the "
-        "real tokens is unchanged by the padding (difference {ln_pad_diff:.2g})."
+        "Holds under conditions: always for the mean, for the variance only under a condition. With a share "
+        "p = {share_real:.3f} of real positions (105 of 200), BatchNorm's mean is exactly p times the real one; "
+        "its variance is p·v + p(1 − p)·m², which is diluted only when p·m² < v: for zero-mean features it "
+        "shrinks to {var_ratio_centered:.3f} of the real one, for features with mean 2 and variance 1 it grows "
+        "to {var_ratio_shifted:.2f} of it. Either way the real tokens no longer come out standardized: with "
+        "mean-2 features their BatchNorm outputs have mean {bn_out_mean:.2f} instead of 0, with zero-mean "
+        "features standard deviation {bn_out_std_centered:.2f} (1/√p) instead of 1. LayerNorm of the real "
+        "tokens is unchanged by the padding."
     ),
     verdict="holds under conditions",
     kind="derivation",
@@ -92,9 +91,9 @@ def _decide_w03(n: dict) -> dict[str, bool]:
     null=lambda n: {**n, "mean_ratio": 1.0, "var_ratio_centered": 1.0, "var_ratio_shifted": 1.0,
                     "bn_out_mean": 0.0, "bn_out_std": 1.0, "bn_out_std_centered": 1.0},
     answer_zh=(
-        "有条件成立：均值总被按真实位置占比 p = {share_real:.3f} 缩小（实测比值 {mean_ratio:.3f}），方差只有在 p·m² < v "
-        "时才被稀释（零均值特征比值 {var_ratio_centered:.3f}，均值为 2 的特征反而放大到 {var_ratio_shifted:.2f}）；两种情况下"
-        "真实 token 的 BatchNorm 输出都不再是标准化的，而 LayerNorm 完全不受填充影响（差 {ln_pad_diff:.2g}）。"
+        "有条件成立：均值总被按真实位置占比 p = {share_real:.3f} 精确地缩小，方差只有在 p·m² < v 时才被稀释（零均值特征"
+        "缩小到 {var_ratio_centered:.3f} 倍，均值为 2 的特征反而放大到 {var_ratio_shifted:.2f} 倍）；两种情况下真实 token 的 "
+        "BatchNorm 输出都不再是标准化的，而 LayerNorm 完全不受填充影响。"
     ),
 )
 def w03() -> dict:
@@ -310,18 +309,16 @@ def direction_kept(mean_over_std: float = 1.0, d: int = 64, seed: int = 52) -> d
     "that attention goes by direction; without it, large-norm tokens dominate the attention scores and the softmax "
     "turns one-hot, so gradients vanish (gain control)",
     statement=(
-        "Holds under conditions. Magnitude: after LayerNorm every token has the same norm, and attention is "
-        "exactly independent of the tokens' norms (entropy varies by {ln_entropy_range:.1g} across norm "
-        "spreads of 1 to {max_spread}). Without it, {t} tokens whose norms span a factor {max_spread} give "
-        "attention of entropy {entropy_none:.2f} against {entropy_ln:.2f} with LayerNorm (uniform: "
-        "{uniform_entropy:.2f}), and the softmax Jacobian's trace, which carries the gradient, falls to "
-        "{grad_none:.3f} (with LayerNorm {grad_ln:.3f}). But the largest-norm token does not simply dominate: "
-        "a large key amplifies its score with either sign, so it is the top key for only {top_none:.0%} of "
-        "the queries (share of attention {share_none:.2f}); a score is the product of both norms and a "
-        "cosine, so a large query saturates its own softmax as much as a large key does. Direction: "
-        "LayerNorm keeps the direction of the centred token, not of the token "
-        "(cos(LN(x), x) = {cos_ln:.3f} for a token whose mean equals its standard deviation, closed form "
-        "1/√2); RMSNorm keeps it exactly (cos = {cos_rms:.3g})."
+        "Holds under conditions. Magnitude: after LayerNorm every token has the same norm, and attention does "
+        "not depend on the tokens' norms at all (up to ε). Without it, tokens whose norms span a factor "
+        "{max_spread} give attention of entropy {entropy_none:.2f} nats against {entropy_ln:.2f} with LayerNorm, "
+        "and the softmax Jacobian's trace, which carries the gradient, falls to {grad_none:.3f} (with LayerNorm "
+        "{grad_ln:.3f}). But the largest-norm token does not simply dominate: a large key amplifies its score "
+        "with either sign, so it is the top key for only {top_none:.0%} of the queries; a score is the product "
+        "of both norms and a cosine, so a large query saturates its own softmax as much as a large key does. "
+        "Direction: LayerNorm keeps the direction of the centred token, not of the token (for a token whose "
+        "mean equals its standard deviation, cos(LN(x), x) = 1/√2, as the closed form says); RMSNorm keeps "
+        "it exactly."
     ),
     verdict="holds under conditions",
     kind="measurement",
@@ -341,10 +338,10 @@ def direction_kept(mean_over_std: float = 1.0, d: int = 64, seed: int = 52) -> d
     # gradient, as with it.
     null=lambda n: {**n, "entropy_none": n["entropy_ln"], "grad_none": n["grad_ln"]},
     answer_zh=(
-        "有条件成立：经过 LayerNorm 后注意力与 token 的模长完全无关；没有它时，模长跨 {max_spread} 倍的 {t} 个 token 使注意力"
-        "熵降到 {entropy_none:.2f}（有 LayerNorm 为 {entropy_ln:.2f}），携带梯度的 softmax 雅可比迹降到 {grad_none:.3f}；"
-        "但模长最大的 token 只是 {top_none:.0%} 的 query 的首选，并非简单“主导”，而且 LayerNorm 保留的是中心化后向量的方向"
-        "（cos = {cos_ln:.3f}），RMSNorm 才完全保留方向。"
+        "有条件成立：经过 LayerNorm 后注意力与 token 的模长完全无关；没有它时，模长跨 {max_spread} 倍的 token 使注意力"
+        "熵降到 {entropy_none:.2f} nat（有 LayerNorm 为 {entropy_ln:.2f}），携带梯度的 softmax 雅可比迹降到 {grad_none:.3f}"
+        "（有 LayerNorm 为 {grad_ln:.3f}）；但模长最大的 token 只是 {top_none:.0%} 的 query 的首选，并非简单“主导”，而且 "
+        "LayerNorm 保留的是中心化后向量的方向（均值等于标准差时 cos = 1/√2），RMSNorm 才完全保留方向。"
     ),
 )
 def w05() -> dict:

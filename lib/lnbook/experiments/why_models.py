@@ -63,11 +63,23 @@ SOURCE_SAYS = {
 }
 
 
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def power_of_ten(value: float) -> str:
+    """``value`` as a reader writes it: 10⁻⁵ for 1e-05, 3×10⁻⁵ for 3e-05; plain digits between 0.001 and 10⁴."""
+    if value == 0 or 1e-3 <= abs(value) < 1e4 or not math.isfinite(value):
+        return f"{value:g}"
+    exponent = math.floor(math.log10(abs(value)))
+    mantissa = f"{value / 10.0**exponent:.3g}"
+    return ("" if mantissa == "1" else f"{mantissa}×") + "10" + str(exponent).translate(_SUPERSCRIPT)
+
+
 def configs_markdown() -> str:
     """The quoted table as Markdown."""
     rows = ["| model | layers | hidden size | norm | placement | ε | published in |", "|---|---|---|---|---|---|---|"]
     for name, c in PUBLISHED_CONFIGS.items():
-        eps = "not stated" if c["eps"] is None else f"{c['eps']:.1g}"
+        eps = "not stated" if c["eps"] is None else power_of_ten(c["eps"])
         cells = (name, c["layers"], c["hidden"], c["norm"], f"{c['placement']}-norm", eps, c["source"])
         rows.append("| " + " | ".join(map(str, cells)) + " |")
     return "\n".join(rows)
@@ -149,9 +161,9 @@ def w10() -> dict:
     "hyperparameter but a tiny ε",
     statement=(
         "Holds for every model the source names, against the published papers and configurations "
-        "({rows} rows in the table). The one hyperparameter is not uniform: the published ε ranges from "
-        "{eps_min:.1g} (BERT) to {eps_max:.1g} (GPT-2, Llama 2), and chapter 1 (F02) shows where ε matters. That "
-        "every open model since Llama 1 uses RMSNorm is a census the book does not take."
+        "({rows} rows in the table). The one hyperparameter is not uniform: the published ε spans more than six "
+        "orders of magnitude, from BERT's to GPT-2's and Llama 2's, and chapter 1 (F02) shows where ε matters. "
+        "That every open model since Llama 1 uses RMSNorm is a census the book does not take."
     ),
     verdict="holds",
     kind="measurement",  # a lookup: the source's statements against the published papers and configurations
@@ -164,8 +176,8 @@ def w10() -> dict:
     # A world where the source misremembers one model: GPT-2 small kept the original Post-Norm.
     null=lambda n: {**n, "pre_agree": n["pre_agree"] - 1},
     answer_zh=(
-        "成立：对文中点名的每个模型都与已发表的论文和配置一致（表中 {rows} 行）；但唯一的超参数 ε 并不统一，从 "
-        "{eps_min:.1g}（BERT）到 {eps_max:.1g}（GPT-2、Llama 2）。"
+        "成立：对文中点名的每个模型都与已发表的论文和配置一致（表中 {rows} 行）；但唯一的超参数 ε 并不统一，"
+        "从 BERT 的到 GPT-2 与 Llama 2 的相差六个数量级以上。"
     ),
 )
 def w11() -> dict:
@@ -301,17 +313,15 @@ def stream_max(placement: str, depth: int = STREAM["depth"], d: int = STREAM["d"
     "low-precision training (FP16, BF16, FP8) from overflowing",
     statement=(
         "Does not hold as a mechanism. Inside a norm, float16 overflows in the squares: the smallest float16 "
-        "whose square is inf is {square_limit:g} (√65504 ≈ 255.9), and a float16 sum of squares overflows "
-        "long before (the kernels chapter's table). RMSNorm makes that worse, not better: it sums x², "
-        "never less than LayerNorm's Σ(x−μ)²; on a width-4096 row of mean 4 and std 1 the float16 sums are "
-        "{rms_sum} for RMSNorm and {ln_sum:.0f} for LayerNorm. Post-Norm makes the residual stream safer, not "
-        "less safe: after every block it is renormalized, so its entries stay below √(d−1) = {bound:.2f} "
-        "(largest over {depth} blocks: {post_max:.2f}), while a Pre-Norm stream is a sum of all branches "
-        "and grows ({pre_growth:.2f}× over the same depth here). What keeps a norm finite is float32 "
-        "statistics, which PyTorch and this book's kernels use: on the same row they are accurate to "
-        "{err_fp32_stats:.2g}. So a norm keeps values in float16's range through its output (the Post-Norm bound), not "
-        "through its own arithmetic. Post-Norm's real trouble is its training dynamics: chapter 5 (R22) finds it needing "
-        "warm-up, or failing with or without it, at learning rates where Pre-Norm still learns."
+        "whose square is inf is {square_limit:g}, and a float16 sum of squares overflows long before. RMSNorm "
+        "makes that worse, not better: it sums x², never less than LayerNorm's Σ(x−μ)²; on a width-4096 row of "
+        "mean 4 and std 1 the float16 sums are {rms_sum} for RMSNorm and {ln_sum:.0f} for LayerNorm. Post-Norm "
+        "makes the residual stream safer, not less safe: renormalized after every block, its entries stay below "
+        "√(d−1) = {bound:.2f} (largest: {post_max:.2f}), while a Pre-Norm stream, a sum of all branches, grows "
+        "({pre_growth:.2f}× over the same stack). What keeps a norm finite is float32 statistics, which PyTorch "
+        "and this book's kernels use, accurate on the same row to within float16's rounding of the output. "
+        "Post-Norm's real trouble is its training dynamics: chapter 5 (R22) finds it needing warm-up, or failing "
+        "with or without it, at learning rates where Pre-Norm still learns."
     ),
     verdict="does not hold",
     kind="measurement",
@@ -333,8 +343,8 @@ def stream_max(placement: str, depth: int = STREAM["depth"], d: int = STREAM["d"
     answer_zh=(
         "不成立：作为机制不成立——float16 溢出发生在范数内部的平方上（平方为 inf 的最小 float16 是 {square_limit:g}），"
         "RMSNorm 的 Σx² 从不小于 LayerNorm 的 Σ(x−μ)²（宽 4096、均值 4 的行上 float16 求和分别为 {rms_sum} 与 {ln_sum:.0f}），"
-        "而 Post-Norm 每层重新归一化，使残差流保持在 √(d−1) = {bound:.2f} 以下（实测最大 {post_max:.2f}）；真正让范数不溢出的"
-        "是 float32 统计量（误差 {err_fp32_stats:.2g}）。"
+        "而 Post-Norm 每层重新归一化，使残差流保持在 √(d−1) = {bound:.2f} 以下（实测最大 {post_max:.2f}），Pre-Norm 的残差流"
+        "反而增长（{pre_growth:.2f} 倍）；真正让范数不溢出的是 float32 统计量。"
     ),
 )
 def w08() -> dict:
@@ -501,12 +511,11 @@ def group_norm_place(n: int = 8, c: int = 16, hw: int = 4, groups: int = 4, seed
     "which makes it troublesome to tune in NLP Transformers.",
     statement=(
         "Does not hold as a compromise with BatchNorm: GroupNorm never looks across the batch (changing a sample's "
-        "companions changes its output by {gn_batch_change:.1g}; BatchNorm's by {bn_batch_change:.2f}). It is the "
-        "compromise between LayerNorm and InstanceNorm (Wu & He 2018): with one group it is LayerNorm over (C, H, W) "
-        "(difference {gn1_vs_ln:.1g}), with one channel per group InstanceNorm ({gnc_vs_in:.1g}), and with "
-        "{groups} groups of its {channels} channels it differs from both ({gn_vs_ln:.2f} and {gn_vs_in:.2f}). The extra "
-        "hyperparameter is real: the number of groups, any of the {valid_groups} divisors of C here; that tuning it "
-        "is too troublesome is a judgement the book does not test."
+        "companions leaves its output unchanged, and moves BatchNorm's by {bn_batch_change:.2f}). It is the "
+        "compromise between LayerNorm and InstanceNorm (Wu & He 2018): with one group it is LayerNorm over (C, H, W), "
+        "with one channel per group InstanceNorm (both to rounding), and with {groups} groups of its {channels} "
+        "channels it differs from both ({gn_vs_ln:.2f} and {gn_vs_in:.2f}). The extra hyperparameter is real: the "
+        "number of groups, any divisor of C; that tuning it is too troublesome is a judgement the book does not test."
     ),
     verdict="does not hold",
     kind="derivation",
@@ -523,9 +532,9 @@ def group_norm_place(n: int = 8, c: int = 16, hw: int = 4, groups: int = 4, seed
     # its output as they move BatchNorm's.
     null=lambda n: {**n, "gn_batch_change": n["bn_batch_change"]},
     answer_zh=(
-        "不成立：GroupNorm 并不是 BatchNorm 与 LayerNorm 的折中——它从不跨批量取统计量（换掉同批其他样本，输出变化 "
-        "{gn_batch_change:.1g}，BatchNorm 为 {bn_batch_change:.2f}），而是 LayerNorm（一组，差 {gn1_vs_ln:.1g}）与 "
-        "InstanceNorm（每组一个通道，差 {gnc_vs_in:.1g}）之间的折中；组数确实是额外的超参数（这里 C 有 {valid_groups} 个可选约数）。"
+        "不成立：GroupNorm 并不是 BatchNorm 与 LayerNorm 的折中——它从不跨批量取统计量（换掉同批其他样本，输出不变，"
+        "BatchNorm 的输出则变化 {bn_batch_change:.2f}），而是 LayerNorm（一组）与 InstanceNorm（每组一个通道）之间的折中"
+        "（{groups} 组时与两者分别相差 {gn_vs_ln:.2f} 与 {gn_vs_in:.2f}）；组数确实是额外的超参数，可取 C 的任一约数。"
     ),
 )
 def w15() -> dict:
