@@ -244,6 +244,13 @@ def test_a_named_decision_is_listed_beside_its_check():
         assert f"def {c.decide.__name__}(" in claims.evidence_listing(c)[1], c.id
 
 
+def test_numbers_are_written_as_a_reader_writes_them():
+    assert [claims.as_written(t) for t in ("2.3e-06", "1e-05", "1.5e+04", "-0.498", "0.25")] == \
+        ["2.3×10⁻⁶", "10⁻⁵", "1.5×10⁴", "−0.498", "0.25"]
+    assert claims.READER.format("{a:.2g}, {b}, {s}", a=2.3e-6, b=-3, s="x-1e-05") == "2.3×10⁻⁶, −3, x-1e-05"
+    assert claims.format_number(1.72e-6) == "1.72×10⁻⁶" and claims.format_number(True) == "True"
+
+
 def test_card_folds_its_evidence_and_its_check_in_markdown_and_html():
     result = result_of("F02")
     card = claims.markdown_card(result)

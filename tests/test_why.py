@@ -130,3 +130,10 @@ def test_attention_stats_rejects_bad_input():
 def test_norm_mlp_rejects_unknown_kind():
     with pytest.raises(ValueError, match=r"norm_mlp: kind: expected one of \('none', 'bn', 'noisy'\), got 'layer'"):
         why.norm_mlp("layer")
+
+
+def test_trailing_mean_averages_the_last_k_values_seen():
+    assert why.trailing_mean([1, 2, 3, 4, 5], k=2) == [1, 1.5, 2.5, 3.5, 4.5]
+    assert why.trailing_mean([4.0], k=10) == [4.0]
+    with pytest.raises(ValueError, match="k"):
+        why.trailing_mean([1.0], k=0)

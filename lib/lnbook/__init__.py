@@ -9,6 +9,7 @@ variance     naive, two-pass and Welford variance; a GPU-style tree sum; their e
 models       tiny Transformer pieces (Post-LN, Pre-LN, DeepNorm blocks, a ReLU MLP, initializations)
 kernels      Triton kernels: layer_norm, rms_norm, add_layer_norm (forward, backward, autograd)
 bench        ``python -m lnbook.bench``: GB/s of the kernels against torch eager, torch.compile, Liger
+hardware     the one table of device figures (bandwidth, peak rates by precision and unit, L2, SMs)
 distributed  LayerNorm with the feature dimension sharded over processes (torch.distributed)
 claims       the claims registry and the ledger (``python -m lnbook.claims``)
 sources      the five source texts, anchors (seed, heading, verbatim phrase), Chinese verdicts, glossary

@@ -117,11 +117,11 @@ class Result:
 
     @property
     def statement(self) -> str:
-        return self.claim.statement.format(**self.evidence.numbers)
+        return READER.format(self.claim.statement, **self.evidence.numbers)
 
     @property
     def answer_zh(self) -> str:
-        return self.claim.answer_zh.format(**self.evidence.numbers)
+        return READER.format(self.claim.answer_zh, **self.evidence.numbers)
 
     def to_dict(self) -> dict:
         c = self.claim
@@ -313,17 +313,44 @@ def built_ledger() -> list[Result]:
 # ----------------------------------------------------------------------------- rendering
 
 
+SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+_E_NOTATION = re.compile(r"(\d(?:\.\d+)?)e([+-])(\d+)")
+
+
+def as_written(text: str) -> str:
+    """A formatted number as a reader writes it: ``2.3e-06`` becomes 2.3×10⁻⁶, ``1e-05`` 10⁻⁵, a leading
+    hyphen a minus sign (−0.5)."""
+    def power(m: re.Match) -> str:
+        exponent = int(m.group(3)) * (-1 if m.group(2) == "-" else 1)
+        mantissa = "" if m.group(1) == "1" else f"{m.group(1)}×"
+        return f"{mantissa}10{str(exponent).translate(SUPERSCRIPT)}"
+
+    text = _E_NOTATION.sub(power, text)
+    return "−" + text[1:] if text.startswith("-") else text
+
+
+class _ReaderFormatter(string.Formatter):
+    """``str.format`` whose numbers are written :func:`as_written` (statements and Chinese answers)."""
+
+    def format_field(self, value, format_spec: str) -> str:
+        text = super().format_field(value, format_spec)
+        return as_written(text) if isinstance(value, (int, float)) and not isinstance(value, bool) else text
+
+
+READER = _ReaderFormatter()
+
+
 def format_number(value) -> str:
-    """Four significant figures, scientific when very small or large; strings pass through."""
+    """Four significant figures, as powers of ten when very small or large; strings pass through."""
     if isinstance(value, str):
         return value
     if isinstance(value, bool) or isinstance(value, int):
-        return str(value)
+        return as_written(str(value))
     if math.isnan(value) or math.isinf(value):
         return str(value)
     if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e4):
-        return f"{value:.2e}"
-    return f"{value:.4g}"
+        return as_written(f"{value:.2e}")
+    return as_written(f"{value:.4g}")
 
 
 def card_anchor(id: str) -> str:

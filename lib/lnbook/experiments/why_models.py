@@ -18,7 +18,7 @@ import math
 import torch
 
 from lnbook import norms
-from lnbook.claims import claim
+from lnbook.claims import as_written, claim
 from lnbook.experiments.common import F64, ln, max_abs, one_thread, randn
 from lnbook.models import Block, zero_branches_
 from lnbook.variance import FP16_MAX, tree_sum
@@ -63,23 +63,13 @@ SOURCE_SAYS = {
 }
 
 
-_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
-
-
-def power_of_ten(value: float) -> str:
-    """``value`` as a reader writes it: 10⁻⁵ for 1e-05, 3×10⁻⁵ for 3e-05; plain digits between 0.001 and 10⁴."""
-    if value == 0 or 1e-3 <= abs(value) < 1e4 or not math.isfinite(value):
-        return f"{value:g}"
-    exponent = math.floor(math.log10(abs(value)))
-    mantissa = f"{value / 10.0**exponent:.3g}"
-    return ("" if mantissa == "1" else f"{mantissa}×") + "10" + str(exponent).translate(_SUPERSCRIPT)
 
 
 def configs_markdown() -> str:
     """The quoted table as Markdown."""
     rows = ["| model | layers | hidden size | norm | placement | ε | published in |", "|---|---|---|---|---|---|---|"]
     for name, c in PUBLISHED_CONFIGS.items():
-        eps = "not stated" if c["eps"] is None else power_of_ten(c["eps"])
+        eps = "not stated" if c["eps"] is None else as_written(f"{c['eps']:.3g}")
         cells = (name, c["layers"], c["hidden"], c["norm"], f"{c['placement']}-norm", eps, c["source"])
         rows.append("| " + " | ".join(map(str, cells)) + " |")
     return "\n".join(rows)
