@@ -68,25 +68,22 @@ def per_position_loop(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
         "split of the positions gives the same result."
     ),
     statement=(
-        "Holds. On a ({batch}, {length}, {width}) tensor the reference LayerNorm with normalized_shape = (d,) "
-        "equals the per-position loop of the formula to {loop_diff:.2g} and torch's layer_norm to "
-        "{torch_diff:.2g}, and with random γ and β the full formula γ ⊙ x̂ + β to {affine_diff:.2g}; every one of "
-        "the {positions} positions comes out with mean within {out_mean:.2g} of 0 and variance within "
-        "{out_var_err:.2g} of 1 (ε's share, at most ε/σ² = {eps_bound:.2g}). Cutting the sequences to their first "
-        "3 positions changes those positions' outputs by {length_diff:.2g}, and normalizing the positions in "
-        "chunks of 5 rather than all at once by {split_diff:.2g}. Normalizing over (L, d) instead is a different "
-        "operation (outputs differ by up to {ld_diff:.2f}) in which a position's output depends on the other "
-        "positions: changing the last position moves the first one's output by {ld_leak:.2f} there, and by "
-        "{d_leak:.2g} with statistics over d, and cutting the sequences to 3 positions moves those positions' "
-        "outputs by {ld_length_diff:.2f}."
+        "Holds. In float64 the reference LayerNorm with normalized_shape = (d,) equals the formula applied one "
+        "position at a time to {loop_diff:.2g} (also with random γ and β) and torch's layer_norm to {torch_diff:.2g}, "
+        "and every position comes out with mean 0 and variance 1, up to what ε takes off. A position's output depends "
+        "on no other position: cutting the sequences to their first 3 positions changes those positions' outputs by "
+        "{length_diff:.2g}, normalizing the positions in chunks of 5 gives the same result, and changing the last "
+        "position moves the first one's output by {d_leak:.2g}. Normalizing over (L, d) instead is a different "
+        "operation in which positions leak into each other: the same change moves the first position's output by "
+        "{ld_leak:.2f}."
     ),
     verdict="holds",
     kind="derivation",
     answer_zh=(
-        "成立：在 ({batch}, {length}, {width}) 的张量上，按特征维度 d 计算的层归一化与逐位置套用公式的结果相差 "
-        "{loop_diff:.2g}，每个位置的输出均值与 0 相差不超过 {out_mean:.2g}、方差与 1 相差不超过 {out_var_err:.2g}，"
-        "且与其他位置和序列长度无关（截短序列后仅差 {length_diff:.2g}，分块计算仅差 {split_diff:.2g}），而在 (L, d) "
-        "上归一化则会让改动最后一个位置使第一个位置的输出变化 {ld_leak:.2f}。"
+        "成立：按特征维度 d 计算的层归一化与逐位置套用公式的结果相差 {loop_diff:.2g}，与 torch 的 layer_norm 相差 "
+        "{torch_diff:.2g}，每个位置的输出均值为 0、方差为 1（偏差只来自 ε）；它与其他位置无关：把序列截短后输出只变化 "
+        "{length_diff:.2g}，改动最后一个位置使第一个位置的输出变化 {d_leak:.2g}；而在 (L, d) 上归一化时，同样的改动使第一个"
+        "位置的输出变化 {ld_leak:.2f}。"
     ),
     # float64 throughout: differing summation orders leave ~1e-15; 1e-12 separates that from a real change.
     decide=lambda n: {
@@ -152,13 +149,13 @@ def t01() -> dict:
     ),
     statement=(
         "Holds for torch.nn.LayerNorm and for the book's LayerNorm and RMSNorm modules (RMSNorm has no β): "
-        "γ = 1 and β = 0 in all {params} entries checked, ε = {torch_eps:.1g} by default, so at "
+        "γ = 1 and β = 0 in all {params} entries checked, ε = {torch_eps:.5f} by default, so at "
         "initialization the layer outputs x̂ itself (largest difference {init_diff:.2g})."
     ),
     verdict="holds",
     answer_zh=(
         "成立：torch.nn.LayerNorm 以及本书的 LayerNorm、RMSNorm 模块中检查的全部 {params} 个参数都是 γ = 1、β = 0，"
-        "ε 默认为 {torch_eps:.1g}，因此初始化时层的输出就是 x̂ 本身（最大差 {init_diff:.2g}）。"
+        "ε 默认为 {torch_eps:.5f}，因此初始化时层的输出就是 x̂ 本身（最大差 {init_diff:.2g}）。"
     ),
     decide=lambda n: {
         "gamma_ones": n["gamma_dev"] == 0.0, "beta_zeros": n["betas"] == 2 and n["beta_dev"] == 0.0,
@@ -301,18 +298,19 @@ def block_by_hand(block: TransformerBlock, x: torch.Tensor) -> torch.Tensor:
         "Holds: the library's Transformer blocks (causal self-attention and MLP, each in a residual branch) "
         "compute exactly these formulas: written out by hand with torch's layer_norm and an explicit "
         "softmax attention they agree to {post_diff:.2g} (Post-LN) and {pre_diff:.2g} (Pre-LN). The Post-LN "
-        "output is normalized at every position (variance within {post_var_err:.2g} of 1, which ε explains), "
-        "the Pre-LN output is not (variances from {pre_var_min:.2f} to {pre_var_max:.2f}). Attention is causal: "
-        "changing the last token moves earlier positions by {causal_leak:.2g}. The source's four lines of "
-        "encoder code, run with the block's attention, MLP and two LayerNorms, give the Post-LN block's output "
-        "to {snippet_diff:.2g}; with one LayerNorm shared by both sublayers they would differ from it by "
-        "{snippet_shared_diff:.2f} once the two norms' γ and β have moved apart (here by a random 0.2 each)."
+        "output has variance 1 at every position, up to what ε takes off; the Pre-LN output does not (variances from "
+        "{pre_var_min:.2f} to {pre_var_max:.2f}). Attention is causal: changing the last token leaves the earlier "
+        "positions unchanged. The source's four lines of encoder code, run with the block's attention, MLP and two "
+        "LayerNorms, give the Post-LN block's output to {snippet_diff:.2g}; with one LayerNorm shared by both "
+        "sublayers they would differ from it by {snippet_shared_diff:.2f} once the two norms' γ and β have moved "
+        "apart (here by a random 0.2 each)."
     ),
     verdict="holds",
     answer_zh=(
         "成立：本书的 Transformer 块正是按这两个公式计算的，与手写的公式相差 {post_diff:.2g}（Post-LN）和 "
-        "{pre_diff:.2g}（Pre-LN），原文编码器层的四行代码即 Post-LN 块（相差 {snippet_diff:.2g}）；Post-LN 的输出在每个"
-        "位置上方差为 1（偏差 {post_var_err:.2g}），Pre-LN 的输出则不然（方差从 {pre_var_min:.2f} 到 {pre_var_max:.2f}）。"
+        "{pre_diff:.2g}（Pre-LN）；Post-LN 的输出在每个位置上方差为 1（偏差只来自 ε），Pre-LN 的输出则不然（方差从 "
+        "{pre_var_min:.2f} 到 {pre_var_max:.2f}）；原文编码器层的四行代码即 Post-LN 块（相差 {snippet_diff:.2g}），"
+        "若两个子层共用一个层归一化，输出则相差 {snippet_shared_diff:.2f}。"
     ),
     kind="derivation",
     decide=lambda n: {
@@ -468,20 +466,19 @@ def _decide_t11(n) -> dict[str, bool]:
     ),
     statement=(
         "Holds, for LayerNorm after the residual sum as the source places it. In a stack of {layers} Transformer "
-        "layers ({sublayers} residual sublayers, width {d}, PyTorch's default initialization, {seeds} seeds) "
-        "without normalization, the residual stream's RMS grows to {plain_growth_mean:.2f} ± "
-        "{plain_growth_sd:.2f} times its start (mean ± sd over seeds), gradually: {plain_rate:.3f}× per sublayer on "
-        "average, {plain_step_max:.3f}× at most. With Post-LN every position "
-        "comes back to variance 1 after every sublayer (largest deviation {post_var_err:.2g}, ε's share). With "
-        "Pre-LN the norm sits on the branch, not on the stream, and the stream still grows, to at most "
-        "{pre_growth_max:.2f} times its start."
+        "layers at PyTorch's default initialization without normalization, the residual stream's RMS grows "
+        "gradually, by at most {plain_step_max:.3f}× per sublayer, to {plain_growth_mean:.2f} ± "
+        "{plain_growth_sd:.2f} times its start (mean ± standard deviation over seeds). With Post-LN every "
+        "position comes back to variance 1 after every sublayer, up to what ε takes off. With Pre-LN the norm sits on "
+        "the branch, not on the stream, and the stream still grows, though less: to at most {pre_growth_max:.2f} "
+        "times its start."
     ),
     verdict="holds",
     answer_zh=(
-        "成立（指原文所说的残差相加之后的层归一化）：{layers} 层无归一化的 Transformer（{sublayers} 个残差子层，{seeds} "
-        "个种子）中残差流的均方根逐渐增长到初始的 {plain_growth_mean:.2f} ± {plain_growth_sd:.2f} 倍（每个子层平均乘以 "
-        "{plain_rate:.3f}）；Post-LN 在每个子层之后把每个位置的方差拉回 1（最大偏差 {post_var_err:.2g}），"
-        "而 Pre-LN 的残差流仍会增长，最多到初始的 {pre_growth_max:.2f} 倍。"
+        "成立（指原文所说的残差相加之后的层归一化）：{layers} 层无归一化的 Transformer 在 PyTorch 默认初始化下，残差流的"
+        "均方根逐渐增长（每个子层至多乘以 {plain_step_max:.3f}），到初始的 {plain_growth_mean:.2f} ± {plain_growth_sd:.2f} "
+        "倍（各种子的均值 ± 标准差）；Post-LN 在每个子层之后把每个位置的方差拉回 1（偏差只来自 ε），而 Pre-LN 的残差流"
+        "仍会增长，但较少，最多到初始的 {pre_growth_max:.2f} 倍。"
     ),
     decide=_decide_t11,
     # A world where residual sums do not grow the stream: the plain stack ends where it began, at every rate 1,
@@ -537,21 +534,20 @@ T05_ROWS = {"rows": 32, "d": 1024, "seed": 38}  # the float32 rows of T05 and of
         "computed stably, with double precision for the intermediate steps if needed."
     ),
     statement=(
-        "Holds, with the choice of ε mattering only when σ² is not large against it. At σ = 1 outputs with "
-        "ε = 1e-5 and 1e-6 differ by {diff_sigma1:.2g}; at σ² = ε = 1e-5 the output's standard deviation is "
-        "{std_at_eps:.3f} (closed form 1/√2) against {std_at_eps_1e6:.3f} with ε = 1e-6. The variance algorithm "
-        "matters far more: on float32 rows with mean 1e4 and std 1, E[x²] − E[x]² is off by {naive_err:.0%}, "
-        "Welford's single pass by {welford_err:.2g} and two passes by {two_pass_err:.2g} (relative, against "
-        "float64). A stable algorithm in float32 is enough here; double precision is not needed. On a constant "
-        "row (σ² = 0) of width {const_width}, ε = 1e-5 gives {const_nans_eps} NaNs and ε = 0 gives "
-        "{const_nans_eps0}: 0/0."
+        "Holds, with the choice of ε mattering only when σ² is not large against it. At σ = 1 the outputs with "
+        "ε = 10⁻⁵ and 10⁻⁶ differ by {diff_sigma1:.6f}; at σ² = ε = 10⁻⁵ the output's standard deviation is "
+        "{std_at_eps:.3f} (1/√2), against 1/√1.1 with ε = 10⁻⁶; on a constant row (σ² = 0) ε keeps every output "
+        "finite, where ε = 0 makes every one 0/0. The variance algorithm matters far more: on float32 rows with "
+        "mean 10⁴ and standard deviation 1, the relative error of σ² against float64 is {naive_err:,.0%} for "
+        "E[x²] − E[x]², {welford_err:.2%} for Welford's single pass and {two_pass_err:.5%} for two passes. A "
+        "stable algorithm in float32 is enough here; double precision is not needed."
     ),
     verdict="holds",
     answer_zh=(
-        "成立：ε 只在 σ² 不远大于它时才要紧：σ = 1 时 ε 取 1e-5 与 1e-6 的输出仅差 {diff_sigma1:.2g}，σ² = ε = 1e-5 时"
-        "输出标准差为 {std_at_eps:.3f}（ε = 1e-6 时为 {std_at_eps_1e6:.3f}），常数行上 ε = 0 得到 {const_nans_eps0} 个 "
-        "NaN 而 ε = 1e-5 得到 {const_nans_eps} 个；方差算法的影响大得多：均值 1e4 的 float32 行上 E[x²] − E[x]² 误差 "
-        "{naive_err:.0%}，Welford 为 {welford_err:.2g}，两遍法为 {two_pass_err:.2g}，float32 中的稳定算法已够用。"
+        "成立：ε 只在 σ² 不远大于它时才要紧：σ = 1 时 ε 取 10⁻⁵ 与 10⁻⁶ 的输出仅差 {diff_sigma1:.6f}，σ² = ε = 10⁻⁵ "
+        "时输出标准差为 {std_at_eps:.3f}（1/√2），常数行上 ε 使每个输出都保持有限；方差算法的影响大得多：在均值 10⁴、"
+        "标准差 1 的 float32 行上，σ² 的相对误差在 E[x²] − E[x]² 为 {naive_err:,.0%}，Welford 单遍法为 {welford_err:.2%}，"
+        "两遍法为 {two_pass_err:.5%}，float32 中的稳定算法已够用，无需双精度。"
     ),
     decide=lambda n: {
         # |x̂|·(ε₁ − ε₂)/(2σ²) with |x̂| ≤ 4 in this row: below 1e-4 at σ = 1.
@@ -688,8 +684,8 @@ def unbiased_gap(widths=(2, 4, 8, 16, 64, 256, 768, 4096), seed: int = 43) -> li
         "different function."
     ),
     statement=(
-        "Holds. On x = (1, 0, 0, 0) the unbiased version gives {buggy_max:.4f} where LayerNorm gives "
-        "{correct_max:.4f} (√3); torch.std(correction=0) fixes it (difference from torch's layer_norm "
+        "Holds. On x = (1, 0, 0, 0) the unbiased version gives {buggy_max:.4g} where LayerNorm gives "
+        "{correct_max:.4g} (√3); torch.std(correction=0) fixes it (difference from torch's layer_norm "
         "{fixed_vs_torch:.2g}). The two differ by the constant factor √((d−1)/d) for every input: on random rows "
         "from d = 2 to 4096, every element of the unbiased version divided by torch's own layer_norm is within "
         "{ratio_err:.2g} of the closed form. The gap is {gap_4:.1%} at d = 4, {gap_768:.3%} at d = 768. A learned "
@@ -699,7 +695,7 @@ def unbiased_gap(widths=(2, 4, 8, 16, 64, 256, 768, 4096), seed: int = 43) -> li
     verdict="holds",
     kind="derivation",
     answer_zh=(
-        "成立：在 x = (1, 0, 0, 0) 上用无偏标准差写的版本给出 {buggy_max:.4f}，而层归一化给出 {correct_max:.4f}（√3）；"
+        "成立：在 x = (1, 0, 0, 0) 上用无偏标准差写的版本给出 {buggy_max:.4g}，而层归一化给出 {correct_max:.4g}（√3）；"
         "两者对任意输入都相差常数因子 √((d−1)/d)（与闭式相差不超过 {ratio_err:.2g}），d = 4 时差 {gap_4:.1%}，d = 768 时差 "
         "{gap_768:.3%}，torch.std(correction=0) 可修正（与 torch 的 layer_norm 相差 {fixed_vs_torch:.2g}）。"
     ),

@@ -183,21 +183,23 @@ def _decide_t06(n) -> dict[str, bool]:
         "because LayerNorm moves memory rather than doing arithmetic. In a roofline model of an H100 fed with "
         "the bytes every ATen op of a bfloat16 block's forward reads and writes (batch 8), the two LayerNorms "
         "take about {time_share:.0%} of the block's time, {time_over_flops:.0f}× their FLOP share, and about "
-        "{time_share_tc70:.0%} with the matrix products at 70 % of peak: an estimate, not a bound. The source's "
+        "{time_share_tc70:.0%} with the matrix products at 70% of peak: an estimate, not a bound. The source's "
         "comparison with 'O(L²)' mixes terms: the matrix products grow as L·d² and attention as L²·d."
     ),
     verdict="holds under conditions",
     answer_zh=(
         "有条件成立：就算术量而言成立，就时间而言不成立：d = 768、L = 1024 时一个块中两个层归一化只占 FLOPs 的 "
         "{flop_share_768:.2%}，但在 H100 的屋顶线模型中它们搬运内存，约占块的时间 {time_share:.0%}（FLOP 占比的 "
-        "{time_over_flops:.0f} 倍，矩阵乘法按峰值 70 % 计时约 {time_share_tc70:.0%}），这是估计而非界。"
+        "{time_over_flops:.0f} 倍，矩阵乘法按峰值 70% 计时约 {time_share_tc70:.0%}），这是估计而非界。"
     ),
     kind="model",
     assumptions=(
-        "H100 SXM5 datasheet figures (3.35 TB/s; 989 TFLOP/s dense bfloat16 on the tensor cores for matrix "
-        "products and attention, 67 TFLOP/s float32 for the rest), every ATen op one kernel at its roofline "
-        "(FLOPs over peak or bytes over bandwidth, whichever is larger), attention one fused kernel that reads "
-        "q, k, v and writes its output, no other fusion; bfloat16, d = 768, L = 1024, batch 8"
+        f"{H100.name} datasheet figures ({H100.bandwidth / 1e12:.3g} TB/s of memory bandwidth; "
+        f"{H100.peak['bf16 tensor core'] / 1e12:.0f} TFLOP/s of dense bfloat16 on the tensor cores for matrix "
+        f"products and attention; {H100.peak['fp32 CUDA core'] / 1e12:.0f} TFLOP/s of float32 on the CUDA cores "
+        "for the rest), every ATen op one kernel at its roofline (FLOPs over peak or bytes over bandwidth, "
+        "whichever is larger), attention one fused kernel that reads q, k, v and writes its output, no other "
+        f"fusion; bfloat16, d = {T06_SHAPE['d']}, L = {T06_SHAPE['seq']}, batch {T06_SHAPE['batch']}"
     ),
     decide=_decide_t06,
     # A world where LayerNorm's time followed its FLOPs (the source's O(B·L·d) reasoning): compute-bound, its

@@ -127,22 +127,22 @@ def _decide_t07(n) -> dict[str, bool]:
     claim="LayerNorm allows larger learning rates, usually 2–10× larger.",
     statement=(
         "Not established: in a toy the gain is at most the claim's lower end. In a ReLU MLP of {depth} layers "
-        "trained by full-batch SGD for {steps} steps ({seeds} seeds, learning rates in steps of √2 ≈ 1.41), "
-        "the largest rate at which the network still fits its training set (loss below a tenth of its start) "
-        "is larger with LayerNorm on average over seeds, but at most 2× larger on any seed; where a seed lands "
-        "moves with the last digits of its starting weights. LayerNorm widens far more the range where the loss "
-        "merely stays finite: its loss stays finite at every rate tried, up to {lr_max:g}, where the plain "
-        "network's overflows on every seed; but there the normalized network learns almost nothing (its loss "
-        "falls by under a tenth): it survives large rates by growing its weights "
-        "(chapter 1, F13). Deciding the claim needs Transformers trained with Adam and tuned schedules, with "
-        "and without LayerNorm, over many seeds."
+        "trained by full-batch SGD for {steps} steps ({seeds} seeds, learning rates in steps of √2), the largest "
+        "rate at which the network still fits its training set (its loss ends below a tenth of its start) is "
+        "{fit_ratio_gmean:.2f}× larger with LayerNorm on average over seeds (geometric mean), but at most 2× larger "
+        "on any seed, and where a seed lands moves with the last digits of its starting weights. The range where "
+        "the loss merely stays finite widens far more: with LayerNorm it stays finite at every rate tried, up to "
+        "{lr_max:g}, where the plain network's loss overflows on every seed; but there the normalized network "
+        "learns almost nothing (its loss falls by under a tenth): it survives large rates by growing its weights "
+        "(chapter 1, F13). Deciding the claim needs Transformers trained with Adam and tuned schedules, with and "
+        "without LayerNorm, over many seeds."
     ),
     verdict="not established",
     answer_zh=(
-        "未确定：在 {depth} 层、全批量 SGD 训练 {steps} 步的 ReLU MLP 玩具中（{seeds} 个种子），加层归一化后仍能拟合"
-        "训练集的最大学习率平均而言更大，但任一种子都至多大 2 倍，即声称范围的下端；"
-        "损失保持有限的范围则宽得多（直到 {lr_max:g}），但在那里网络几乎学不到东西，判定此说需要在多个种子上用 Adam 和"
-        "调好的学习率计划训练有无层归一化的 Transformer。"
+        "未确定：在 {depth} 层、全批量 SGD 训练 {steps} 步的 ReLU MLP 玩具中（{seeds} 个种子），加层归一化后仍能拟合训练集"
+        "的最大学习率平均（几何平均）是不加时的 {fit_ratio_gmean:.2f} 倍，但任一种子都至多为 2 倍，即声称范围的下端；损失保持有限"
+        "的范围则宽得多（直到 {lr_max:g}），但在那里网络几乎学不到东西；判定此说需要在多个种子上用 Adam 和调好的学习率"
+        "计划训练有无层归一化的 Transformer。"
     ),
     decide=_decide_t07,
     # A world where the claim holds in the toy: LayerNorm's fitting range reaches twice as far on every seed,
