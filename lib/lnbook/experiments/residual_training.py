@@ -321,17 +321,22 @@ def train(kind: str, seed: int = 0) -> list[float]:
     return losses
 
 
+WINDOW = 10  # steps in the moving mean that R20 compares with its target (one step's loss is noisy)
+
+
+def window_means(losses: list[float]) -> list[float]:
+    """The mean loss of every :data:`WINDOW` consecutive steps, the first ending at step WINDOW."""
+    return [sum(losses[i - WINDOW + 1: i + 1]) / WINDOW for i in range(WINDOW - 1, len(losses))]
+
+
 def steps_to(losses: list[float], target: float) -> int | None:
     """First step whose 10-step mean loss is below ``target``; None if it never gets there."""
-    for i in range(9, len(losses)):
-        if sum(losses[i - 9: i + 1]) / 10 < target:
-            return i + 1
-    return None
+    return next((i + WINDOW for i, m in enumerate(window_means(losses)) if m < target), None)
 
 
 def best_window(losses: list[float]) -> float:
     """The lowest 10-step mean loss of a run (what :func:`steps_to` compares with its target)."""
-    return min(sum(losses[i - 9: i + 1]) / 10 for i in range(9, len(losses)))
+    return min(window_means(losses))
 
 
 def _decide_r20(n) -> dict[str, bool]:
