@@ -236,11 +236,11 @@ def ln_output_shape(d: int = 768, seed: int = 26) -> dict[str, float]:
     claim="LayerNorm pulls each layer's input back to the standard normal distribution (mean 0, variance 1).",
     statement=(
         "Does not hold: LayerNorm fixes two moments of each row, not its distribution. On a row of {d} values drawn "
-        "from an exponential distribution the output has mean {mean_out:.1g} and variance 1 within {var_dev:.1g}, "
-        "but LayerNorm is an affine map of the row, so the shape is untouched: skewness {skew_out:.2f} (input "
-        "{skew_in:.2f}), excess kurtosis {kurt_out:.2f} (input {kurt_in:.2f}; a normal has 0 and 0), and a "
-        "Kolmogorov–Smirnov distance of {ks_out:.2f} from N(0, 1), against {ks_gauss:.2f} for a Gaussian row. The "
-        "output is standard normal only when the input row already was normal."
+        "from an exponential distribution the output has mean 0 and variance 1 (up to ε and rounding), but LayerNorm "
+        "is an affine map of the row, so the shape is untouched: skewness {skew_out:.2f} as in the input "
+        "({skew_in:.2f}), excess kurtosis {kurt_out:.1f} (a normal has 0 for both), and a Kolmogorov–Smirnov distance "
+        "of {ks_out:.2f} from N(0, 1), against {ks_gauss:.2f} for a Gaussian row. The output is standard normal only "
+        "when the input row already was normal."
     ),
     verdict="does not hold",
     kind="measurement",
@@ -255,9 +255,9 @@ def ln_output_shape(d: int = 768, seed: int = 26) -> dict[str, float]:
     },
     # The source's world: the output is standard normal, with a normal's skewness and KS distance.
     null=lambda n: {**n, "skew_out": 0.0, "kurt_out": 0.0, "ks_out": n["ks_gauss"]},
-    answer_zh="不成立：层归一化只固定每一行的均值和方差，不改变分布的形状；对 {d} 个指数分布取值的一行，输出均值 {mean_out:.1g}、"
-    "方差与 1 相差 {var_dev:.1g}，但偏度仍为 {skew_out:.2f}（输入 {skew_in:.2f}），与 N(0, 1) 的 KS 距离为 {ks_out:.2f}"
-    "（高斯行为 {ks_gauss:.2f}），只有输入本来就服从正态分布时输出才是标准正态分布。",
+    answer_zh="不成立：层归一化只固定每一行的均值和方差，不改变分布的形状：对 {d} 个指数分布取值的一行，输出的均值为 0、方差为 1，"
+    "但偏度仍为 {skew_out:.2f}（与输入的 {skew_in:.2f} 相同），超额峰度为 {kurt_out:.1f}，与 N(0, 1) 的 KS 距离为 {ks_out:.2f}"
+    "（高斯行为 {ks_gauss:.2f}）；只有输入本来就服从正态分布时输出才是标准正态分布。",
 )
 def r26() -> dict:
     """The evidence for R26. See book/05_residual.ipynb, section "The formula, the shapes and the labels"."""
@@ -279,7 +279,7 @@ def source_manual_layer_norm(x, gamma, beta, eps=1e-6):
     "then γ and β) reproduces what nn.LayerNorm computes.",
     statement=(
         "Holds under conditions: with the same ε. In float64, on rows of width 64 with random γ and β, it matches "
-        "torch's layer_norm at ε = 1e-6 to {err_same:.1g}. Its default ε = 1e-6 is not nn.LayerNorm's 1e-5: the "
+        "torch's layer_norm at ε = 10⁻⁶ to {err_same:.1g}. Its default ε = 10⁻⁶ is not nn.LayerNorm's 10⁻⁵: the "
         "outputs then differ by {err_default:.1g} on rows of standard deviation 1, and by {err_small:.2f} on a row of "
         "standard deviation 10⁻³, where ε is no longer small next to the variance."
     ),
@@ -295,8 +295,8 @@ def source_manual_layer_norm(x, gamma, beta, eps=1e-6):
     },
     # A world where the manual version is not LayerNorm: it misses torch's result even at the same ε.
     null=lambda n: {**n, "err_same": n["err_small"]},
-    answer_zh="有条件成立：ε 相同时才一致；float64 下它与 ε = 1e-6 的 layer_norm 相差 {err_same:.1g}，但它默认的 ε = 1e-6 "
-    "不是 nn.LayerNorm 的 1e-5，在标准差为 1 的行上相差 {err_default:.1g}，在标准差为 10⁻³ 的行上相差 {err_small:.2f}。",
+    answer_zh="有条件成立：ε 相同时才一致；float64 下它与 ε = 10⁻⁶ 的 layer_norm 相差 {err_same:.1g}，但它默认的 ε = 10⁻⁶ "
+    "不是 nn.LayerNorm 的 10⁻⁵，在标准差为 1 的行上相差 {err_default:.1g}，在标准差为 10⁻³ 的行上相差 {err_small:.2f}。",
 )
 def r27() -> dict:
     """The evidence for R27. See book/05_residual.ipynb, section "The formula, the shapes and the labels"."""

@@ -114,6 +114,14 @@ def r23() -> dict:
             "ratio_shallowest": g["pre"][0] / g["post"][0]}
 
 
+def study_setup() -> dict:
+    """How the stacks of this section are built, for the chapter's prose (the cards state the results): their
+    width and heads, the depths, the seeds, and the size of the one weight step of R24."""
+    return {"width": STACK["d"], "heads": STACK["heads"], "depths": ", ".join(map(str, DEPTHS)),
+            "deepest": DEPTHS[-1], "seeds": len(SEEDS), "deepnorm_layers": ", ".join(map(str, DEEPNORM_LAYERS)),
+            "update_step": UPDATE_STEP}
+
+
 def depth_profile(placement: str, depth: int) -> list[float]:
     """Per-layer gradient norms, normalized by the last layer's (mean of :data:`SEEDS`)."""
     g = _mean_over_seeds(placement, depth, "layer")
@@ -189,26 +197,23 @@ def _source_world_r05(n: dict) -> dict:
     "on the learning rate are R22's.",
     statement=(
         "Does not hold: neither form is what the gradients show. At initialization, in stacks of {deepest} layers "
-        "of width 32 ({seeds} seeds), Post-LN's per-layer gradient falls from the top layer down, but slowly: the "
-        "bottom layer gets {post_first:.2f} of the top layer's ({post_first_min:.2f}–{post_first_max:.2f} per "
-        "seed). An exponential fits that fall no better than a straight line: R² {r2_exp:.2f} against "
-        "{r2_lin:.2f} (mean over seeds; {r2_min:.2f}–{r2_max:.2f} per seed), the exponential's advantage "
-        "{r2_gain:+.2f} ± {r2_gain_se:.2f} lying within its spread. Pre-LN's gradient does not decay at all, "
-        "linearly or otherwise: it grows towards the bottom, which gets {pre_first:.1f}× the top layer's "
-        "({pre_first_min:.1f}–{pre_first_max:.1f}× per seed), more uneven than Post-LN's on every seed. Nothing "
-        "vanishes in either stack, so the consequence does not follow: a gradient that reaches the bottom layer "
-        "does not make Pre-LN necessary. Liu et al. (2020) likewise found that vanishing gradients do not explain "
-        "Post-LN's difficulty, its training dynamics do (R22), and DeepNet itself trains 1,000-layer Post-LN "
-        "models (R24)."
+        "({seeds} seeds), Post-LN's per-layer gradient falls from the top layer down, but slowly: the bottom layer "
+        "gets {post_first:.2f} of the top layer's, and an exponential fits that fall no better than a straight line "
+        "(R² {r2_exp:.2f} against {r2_lin:.2f} on the mean over seeds, a difference within the seeds' spread). "
+        "Pre-LN's gradient does not decay at all, linearly or otherwise: it grows towards the bottom, which gets "
+        "{pre_first:.1f}× the top layer's, more uneven than Post-LN's on every seed. Nothing vanishes in either "
+        "stack, so the consequence does not follow: a gradient that reaches the bottom layer does not make Pre-LN "
+        "necessary. Liu et al. (2020) likewise found that vanishing gradients do not explain Post-LN's difficulty, "
+        "its training dynamics do (R22), and DeepNet itself trains 1,000-layer Post-LN models (R24)."
     ),
     verdict="does not hold",
     kind="measurement",
     decide=_decide_r05,
     null=_source_world_r05,
-    answer_zh="不成立：两种衰减形式都不是梯度的实际表现；初始化时 {deepest} 层（宽 32，{seeds} 个种子）的 Post-LN 堆叠中，"
-    "最底层的梯度是最顶层的 {post_first:.2f}（各种子 {post_first_min:.2f}–{post_first_max:.2f}），指数拟合并不比直线好"
-    "（R² {r2_exp:.2f} 对 {r2_lin:.2f}），Pre-LN 的梯度反而向底层增大到 {pre_first:.1f} 倍；两者都没有梯度消失，"
-    "所以“Pre-LN 是必选项”的结论并不成立，DeepNet 本身就训练了 1000 层的 Post-LN 模型（R24）。",
+    answer_zh="不成立：两种衰减形式都不是梯度的实际表现；初始化时 {deepest} 层的 Post-LN 堆叠中（{seeds} 个种子），"
+    "最底层的梯度是最顶层的 {post_first:.2f}，指数拟合并不比直线好（R² {r2_exp:.2f} 对 {r2_lin:.2f}，差别在种子间的波动之内），"
+    "Pre-LN 的梯度反而向底层增大到 {pre_first:.1f} 倍；两者都没有梯度消失，所以“Pre-LN 是必选项”的结论并不成立，"
+    "DeepNet 本身就训练了 1000 层的 Post-LN 模型（R24）。",
 )
 def r05() -> dict:
     """The evidence for R05. See book/05_residual.ipynb, section "Pre-LN and Post-LN at initialization"."""
@@ -488,25 +493,22 @@ def _source_world_r24(n: dict) -> dict:
     claim="DeepNet proved Pre-Norm superior, and models such as DeepNet moved to Pre-Norm.",
     statement=(
         "Does not hold: DeepNet (Wang et al. 2022) keeps Post-LN and fixes it. Its DeepNorm computes "
-        "LN(α·x + G(x)), a LayerNorm after the add (our placement test: {placement}), and initializes the "
-        "branch's feed-forward, value and output projections scaled by β, with $\\alpha = (2N)^{{1/4}}$ and "
-        "$\\beta = (8N)^{{-1/4}}$ for an $N$-layer encoder (the paper's formulas; for N = {depth}, α = {alpha:.2f} "
-        "and β = {beta:.2f}). The paper derives them to bound the model update independently of depth, and "
-        "that is what they do: when every weight moves by ±{step:g} (an Adam step), the output of a stack of "
-        "N layers (2N MLP sublayers, width 32, {seeds} seeds) moves by {deepnorm_shallowest:.2g} of its norm at "
-        "N = {shallowest} and {deepnorm_deepest:.2g} at N = {depth} with DeepNorm (growth exponent "
-        "{deepnorm_slope:+.3f} ± {deepnorm_slope_se:.3f}), against {post_shallowest:.2g} and {post_deepest:.2g} "
-        "in plain Post-LN (exponent {post_slope:.2f} ± {post_slope_se:.2f})."
+        "LN(α·x + G(x)), a LayerNorm after the add (our placement test: {placement}), and scales the initial "
+        "feed-forward, value and output projections of the branches by β, with $\\alpha = (2N)^{{1/4}}$ and "
+        "$\\beta = (8N)^{{-1/4}}$ for an $N$-layer encoder (the paper's formulas), derived to bound the model "
+        "update independently of depth. That is what they do: when every weight moves by the size of one Adam "
+        "step, the relative change of a DeepNorm stack's output varies with depth as $N^{{{deepnorm_slope:.2f}}}$, "
+        "that is hardly at all, against $N^{{{post_slope:.2f}}}$ in plain Post-LN (mean over seeds); at N = {depth} it is "
+        "{deepnorm_deepest:.2g} against {post_deepest:.2g}."
     ),
     verdict="does not hold",
     kind="measurement",
     decide=_decide_r24,
     null=_source_world_r24,
-    answer_zh="不成立：DeepNet（Wang et al. 2022）保留了 Post-LN 并修正它，DeepNorm 计算 LN(α·x + G(x))（我们的位置检测："
-    "{placement}），N = {depth} 时 α = {alpha:.2f}、β = {beta:.2f}；每个权重移动 ±{step:g} 时，DeepNorm 堆叠输出的相对变化"
-    "从 N = {shallowest} 的 {deepnorm_shallowest:.2g} 到 N = {depth} 的 {deepnorm_deepest:.2g}（增长指数 "
-    "{deepnorm_slope:+.3f} ± {deepnorm_slope_se:.3f}），而普通 Post-LN 为 {post_shallowest:.2g} 与 {post_deepest:.2g}"
-    "（指数 {post_slope:.2f} ± {post_slope_se:.2f}）。",
+    answer_zh="不成立：DeepNet（Wang et al. 2022）保留了 Post-LN 并修正它：DeepNorm 计算 LN(α·x + G(x))（我们的位置检测："
+    "{placement}），α 与 β 的设计让模型更新的大小与深度无关；每个权重移动一步 Adam 的大小时，DeepNorm 堆叠输出的相对变化随深度"
+    "按 $N^{{{deepnorm_slope:.2f}}}$ 变化，几乎不变，而普通 Post-LN 按 $N^{{{post_slope:.2f}}}$ 增长；N = {depth} 时前者为 "
+    "{deepnorm_deepest:.2g}，后者为 {post_deepest:.2g}。",
 )
 def r24() -> dict:
     """The evidence for R24. See book/05_residual.ipynb, section "Pre-LN and Post-LN at initialization"."""

@@ -62,19 +62,18 @@ def hessian_spectrum(use_ln: bool, seed: int) -> dict[str, float]:
            "rates. The card tests the isotropy (equal curvature in every direction); smoothness and learning rates "
            "are F11's, W02's and T07's."),
     statement=(
-        "Does not hold: LayerNorm makes the curvature less even, not more. For a linear map of {d_in} inputs to "
-        "{d_out} features fitted by squared error on samples whose scales differ (log-normal, σ = {scale_spread}), "
-        "the Hessian in W without LayerNorm has no flat direction and no negative curvature, and its eigenvalues "
-        "spread by a factor {spread_plain:.0f} (median over {seeds} seeds). With LayerNorm it has exactly "
-        "{flat_ln} flat directions in every seed (adding the same vector to every row of W changes nothing), "
-        "{negative_ln:.0f} of {params} directions of negative curvature on average, and its other eigenvalues spread by "
-        "{spread_ln:.0f}. The invariance behind the flat directions is exact: H·W = −∇L to {euler_ln:.0e}."
+        "Does not hold: LayerNorm makes the curvature less even, not more. For a linear map fitted by squared error "
+        "on samples whose scales differ, the Hessian in W without LayerNorm has no flat direction and no negative "
+        "curvature, and its eigenvalues spread by a factor {spread_plain:.0f} (median over {seeds} seeds). With "
+        "LayerNorm it has exactly {flat_ln} flat directions in every seed (adding the same vector to every row of W "
+        "changes nothing, exactly), {negative_ln:.0f} of {params} directions of negative curvature on average, and "
+        "its other eigenvalues spread by {spread_ln:.0f}."
     ),
     verdict="does not hold",
     kind="measurement",
     answer_zh=("不成立：LayerNorm 让曲率更不均匀而不是更各向同性：在样本尺度各不相同的线性拟合上，不加 LayerNorm 时 Hessian 没有"
                "平坦方向也没有负曲率，特征值相差 {spread_plain:.0f} 倍（{seeds} 个种子的中位数）；加上 LayerNorm 后每个种子都有"
-               "恰好 {flat_ln} 个平坦方向、平均 {negative_ln:.0f} 个负曲率方向，其余特征值相差 {spread_ln:.0f} 倍。"),
+               "恰好 {flat_ln} 个平坦方向、平均 {params} 个方向中有 {negative_ln:.0f} 个负曲率方向，其余特征值相差 {spread_ln:.0f} 倍。"),
     decide=lambda n: {
         # Adding 1·vᵀ to W shifts every feature of Wx by v·x, which LN's mean removes: d_in exact zeros.
         "flat_directions_every_seed": n["flat_ln_min"] == n["d_in"] and n["flat_plain_max"] == 0,
@@ -129,16 +128,15 @@ def perturbation_response(seed: int) -> dict[str, float]:
     statement=(
         "Holds under conditions: only for the part of a perturbation that rescales (or uniformly shifts) the "
         "pre-norm vector. Perturbing W of a {d}-wide linear layer by {size:.0%} of its norm along W itself (the "
-        "output only grows) changes Wx by {scale_plain:.2%} and LN(Wx) by {scale_ln:.1e}: cancelled. A random "
-        "perturbation of the same size changes Wx by {random_plain:.2%} and LN(Wx) by {random_ln:.2%} (means over "
-        "{seeds} seeds): LayerNorm passes it through at the same relative size, since it removes only two of "
-        "{d} directions of change."
+        "output only grows) changes LN(Wx) by {scale_ln:.1e}: cancelled. A random perturbation of the same size "
+        "changes Wx by {random_plain:.2%} and LN(Wx) by {random_ln:.2%} (means over seeds): LayerNorm passes it "
+        "through at the same relative size, since it removes only two of {d} directions of change."
     ),
     verdict="holds under conditions",
     kind="measurement",
-    answer_zh=("有条件成立：只对让输出整体放大（或整体平移）的那部分扰动成立：沿 W 本身把权重扰动 {size:.0%}，Wx 变化 "
-               "{scale_plain:.2%}，LN(Wx) 只变化 {scale_ln:.1e}，被抵消；同样大小的随机扰动让 Wx 变化 {random_plain:.2%}，"
-               "LN(Wx) 变化 {random_ln:.2%}，LayerNorm 并没有削弱它。"),
+    answer_zh=("有条件成立：只对让输出整体放大（或整体平移）的那部分扰动成立：沿 W 本身把宽 {d} 的线性层的权重扰动 {size:.0%}，"
+               "LN(Wx) 只变化 {scale_ln:.1e}，被抵消；同样大小的随机扰动让 Wx 变化 {random_plain:.2%}，LN(Wx) 变化 "
+               "{random_ln:.2%}，LayerNorm 并没有削弱它。"),
     decide=lambda n: {
         # Along W the normalized output changes only through ε: Var grows by 2 %, ε/Var ~ 1e-5 of that.
         "scaling_cancelled": n["scale_ln"] < 1e-4 * n["scale_plain"],
@@ -196,18 +194,18 @@ def layer_parameters(kind: str, d: int) -> int:
            "the gradient flow back to shallow layers."),
     statement=(
         "Holds under conditions: the parameters always, the gradient at the gate biases Highway Networks start "
-        "from. A highway connection around f = Linear({d}, {d}) adds the gate's {highway_params} parameters, as "
-        "many as f has; a residual one adds {residual_params}. At initialization the input gradient of a "
-        "{deep}-layer highway stack (tanh layers, gate bias −1) is {highway_deep_b1:.1e} of the output gradient, "
-        "{highway_deep_b3:.2f} with gate bias −3 ({highway_shallow_b1:.2f} and {highway_shallow_b3:.2f} at "
-        "{shallow} layers), against {residual_deep:.1f} for the residual stack: the carry path multiplies the "
-        "gradient by 1 − T < 1 at every layer, the identity by 1. Srivastava et al. (2015) nonetheless trained "
-        "highway networks 100 layers deep with negative gate biases; the risk grows with depth and with less negative biases. Means over {seeds} seeds."
+        "from. A highway connection around a linear layer f of width {d} adds the gate's {highway_params} parameters, "
+        "as many as f has; a residual one adds none. At initialization the input gradient of a {deep}-layer highway "
+        "stack (tanh layers) is {highway_deep_b1:.1e} of the output gradient with gate bias −1 and "
+        "{highway_deep_b3:.2f} with gate bias −3, against {residual_deep:.1f} for the residual stack (means over "
+        "seeds): the carry path multiplies the gradient by 1 − T < 1 at every layer, the identity by 1. Srivastava "
+        "et al. (2015) nonetheless trained highway networks 100 layers deep with negative gate biases; the risk "
+        "grows with depth and with less negative biases."
     ),
     verdict="holds under conditions",
     kind="measurement",
-    answer_zh=("有条件成立：参数一定成立，梯度取决于门的初始偏置：围绕 Linear({d}, {d}) 的 highway 连接要多出门的 "
-               "{highway_params} 个参数，残差连接多出 {residual_params} 个；初始化时 {deep} 层 highway 堆叠（门偏置 −1）输入端"
+    answer_zh=("有条件成立：参数一定成立，梯度取决于门的初始偏置：围绕宽 {d} 的线性层的 highway 连接要多出门的 "
+               "{highway_params} 个参数，残差连接不增加参数；初始化时 {deep} 层 highway 堆叠（门偏置 −1）输入端"
                "的梯度只有输出端的 {highway_deep_b1:.1e}，偏置 −3 时为 {highway_deep_b3:.2f}，而残差堆叠为 {residual_deep:.1f}。"),
     decide=lambda n: {
         "gate_doubles_parameters": n["highway_params"] == n["d"] ** 2 + n["d"] and n["residual_params"] == 0,

@@ -51,12 +51,12 @@ def grad_vs_scale(scales=(1e-4, 1e-2, 1.0, 1e2), d: int = 64, seed: int = 6) -> 
         "Holds, until ε takes over. LN(s·x) = LN(x) when ε ≪ Var, so its Jacobian scales as 1/s: the gradient "
         "norm times s is {prod_1e2:.4f} at s = 100, {prod_1:.4f} at s = 1 and {prod_1e_2:.4f} at s = 0.01. For "
         "rows whose variance is far below ε the factor is capped at 1/√ε: at s = 10⁻⁴ the gradient is "
-        "{g_1e_4:.1f}, not the {uncapped:.0f} that 1/s would give."
+        "{g_1e_4:,.0f}, not the {uncapped:,.0f} that 1/s would give."
     ),
     verdict="holds",
     answer_zh=("成立，直到 ε 接管：LN(s·x) 的梯度按 1/s 缩放，梯度范数乘以 s 在 s = 100、1、0.01 时分别为 {prod_1e2:.4f}、"
-               "{prod_1:.4f}、{prod_1e_2:.4f}；方差远小于 ε 时放大被 1/√ε 封顶：s = 10⁻⁴ 时梯度为 {g_1e_4:.1f}，而不是 1/s "
-               "给出的 {uncapped:.0f}。"),
+               "{prod_1:.4f}、{prod_1e_2:.4f}；方差远小于 ε 时放大被 1/√ε 封顶：s = 10⁻⁴ 时梯度为 {g_1e_4:,.0f}，而不是 1/s "
+               "给出的 {uncapped:,.0f}。"),
     decide=lambda n: {
         # Var(s·x) = s²·Var(x) ≈ s²; ε = 1e-5 changes the factor by ε/(2s²): 5e-10 at s = 100, 0.05 at s = 0.01.
         "inverse_scale": math.isclose(n["prod_1e2"], n["prod_1"], rel_tol=1e-4),
@@ -100,17 +100,18 @@ def grad_at_eps(row: torch.Tensor, eps: float, seed: int = 11) -> float:
     claim=("When LayerNorm's denominator gets close to zero and training produces NaN, one fix is to adjust ε, for "
            "example from 1e-5 down to 1e-6, to prevent division by zero."),
     statement=(
-        "Does not hold: lowering ε from 1e-5 to 1e-6 multiplies LayerNorm's gradient on a row of variance far "
-        "below ε by {grad_ratio:.2f} (the factor 1/√(Var + ε) grows by {factor_ratio:.2f}), and it does nothing for the NaN "
-        "that cancellation causes: a float32 row alternating between two neighbouring floats around {value:g} "
-        "gets the one-pass variance {naive_var:g}, and LayerNorm with it gives {nan_5} NaN of {d} outputs at "
-        "ε = 1e-5 and {nan_6} at 1e-6 (NaN for every ε below {neg:g}). The cures are the two-pass or Welford "
-        "variance ({two_pass_var:g} on the same row) and, if anything, a larger ε."
+        "Does not hold: lowering ε from 10⁻⁵ to 10⁻⁶ multiplies LayerNorm's gradient on a row of variance far "
+        "below ε by {grad_ratio:.2f} (nearly √10: the factor 1/√(Var + ε) grows by as much), and it does nothing for "
+        "the NaN that cancellation causes: on a float32 row alternating between two neighbouring floats around "
+        "{value:g}, the one-pass variance comes out {naive_var:g}, and LayerNorm with it gives NaN in {nan_5} of its "
+        "{d} outputs at ε = 10⁻⁵ and in {nan_6} at 10⁻⁶ (NaN for every ε smaller than that negative variance's "
+        "size). The cures are the two-pass or Welford variance, which stays non-negative on the same row, and, if "
+        "anything, a larger ε."
     ),
     verdict="does not hold",
-    answer_zh=("不成立：把 ε 从 1e-5 降到 1e-6 会把方差远小于 ε 的行的梯度放大 {grad_ratio:.2f} 倍，而对相消造成的 NaN 毫无帮助："
-               "单遍方差在该行得到 {naive_var:g}，ε = 1e-5 和 1e-6 时 {d} 个输出分别有 {nan_5} 和 {nan_6} 个 NaN；"
-               "真正的办法是两遍或 Welford 方差（同一行为 {two_pass_var:g}），要改也是把 ε 调大。"),
+    answer_zh=("不成立：把 ε 从 10⁻⁵ 降到 10⁻⁶ 会把方差远小于 ε 的行的梯度放大 {grad_ratio:.2f} 倍，而对相消造成的 NaN 毫无帮助："
+               "在 {value:g} 附近的一行上，单遍方差得到 {naive_var:g}，ε = 10⁻⁵ 和 10⁻⁶ 时 {d} 个输出分别有 {nan_5} 和 {nan_6} 个 NaN；"
+               "真正的办法是两遍或 Welford 方差（在同一行上不为负），要改也是把 ε 调大。"),
     decide=lambda n: {
         # Measured by autograd against the factor's closed form; they differ by the Jacobian's x̂x̂ᵀ/n term,
         # whose size relative to the rest is Var/(Var + ε) ≤ 3 % at ε = 1e-6 here.
@@ -151,14 +152,14 @@ R13_ROWS = {"rows": 8, "d": 1024, "seed": 7}  # the rows of R13: std 1 around th
         "{naive32:.2g}. Welford's update repairs most of it ({wel32:.1g}), but computed element by element in "
         "float32 it is less accurate than two passes ({two32:.1g}): its merit is needing one pass, not more "
         "stability. In float16 (mean 100) the one-pass form fails completely ({naive16:.2g}) and Welford in float16 "
-        "arithmetic is poor ({wel16:.2g}); two passes give {two16:.2g} (PyTorch's float16 sums accumulate in "
+        "arithmetic is poor; two passes give {two16:.2g} (PyTorch's float16 sums accumulate in "
         "float32 internally), and the statistics computed in float32 {fp32_16:.1g}. Float32 statistics are the "
         "part that matters."
     ),
     verdict="holds under conditions",
     answer_zh=("有条件成立：用 FP32 计算统计量始终有效（float16 输入时相对误差 {fp32_16:.1g}），Welford 只比单遍公式稳定："
                "float32、均值 10⁴ 时单遍误差 {naive32:.2g}，Welford {wel32:.1g}，两遍法 {two32:.1g}；float16 下单遍 "
-               "{naive16:.2g}、Welford {wel16:.2g}、两遍 {two16:.2g}。"),
+               "{naive16:.2g}、Welford 也很差、两遍 {two16:.2g}。"),
     decide=lambda n: {
         # float32's 2⁻²⁴ ≈ 6e-8 per operation: two passes over 1024 values stay below 1e-5; Welford's running mean
         # of size 1e4 loses about 1e4·2⁻²⁴ per update, so 1e-2 is its bound here.
@@ -322,7 +323,7 @@ def gpt2_layer_counted_flops() -> float:
            "extra cost next to the forward pass."),
     statement=(
         "Holds under conditions: for parameters and arithmetic, not for running time. In GPT-2 small (12 layers, "
-        "d = 768, vocabulary 50257, context 1024) the 25 LayerNorms hold {ln_params} of {params} parameters "
+        "d = 768, vocabulary 50,257, context 1,024) the 25 LayerNorms hold {ln_params:,} of {params:,} parameters "
         "({ln_param_share:.3%}); LayerNorm and the residual adds are {ln_add_share:.3%} of the forward FLOPs per "
         "token. Their share of the running time is larger, because they are memory-bound (R14 and the kernels "
         "chapter)."
@@ -331,8 +332,8 @@ def gpt2_layer_counted_flops() -> float:
     kind="model",
     assumptions=("2 FLOPs per multiply-add of every matrix product over a full 1024-token context, 7 per "
                  "LayerNorm element and 1 per residual-add element; the parameter count is exact"),
-    answer_zh=("有条件成立：就参数和算术量而言成立，就运行时间而言不成立：GPT-2 small 的 25 个 LayerNorm 只有 {params} 个参数中的 "
-               "{ln_params} 个（{ln_param_share:.3%}），LayerNorm 与残差加法占每个 token 前向 FLOPs 的 {ln_add_share:.3%}，"
+    answer_zh=("有条件成立：就参数和算术量而言成立，就运行时间而言不成立：GPT-2 small 的 25 个 LayerNorm 只有 {params:,} 个参数中的 "
+               "{ln_params:,} 个（{ln_param_share:.3%}），LayerNorm 与残差加法占每个 token 前向 FLOPs 的 {ln_add_share:.3%}，"
                "但它们受显存带宽限制，占用的时间更多。"),
     decide=lambda n: {
         "params_match_modules": n["params"] == n["module_params"],
@@ -389,17 +390,19 @@ R14_TOKENS = (512, 8192)
     statement=(
         "Holds under conditions: for arithmetic, not for time. A residual add on 512 tokens of width 768 does "
         "{flop_ratio:.2g} of the FLOPs of the MLP's first matrix product but moves {byte_ratio:.0%} of its "
-        "bytes, because it reads two values and writes one for every FLOP. On an H100 (datasheet figures: "
-        "{bandwidth_tbs:.2f} TB/s, {tflops:.0f} TFLOP/s in bfloat16), where time is at least bytes over "
-        "bandwidth or FLOPs over peak, the add takes at least {time_ratio:.2f} of the product's time, "
-        "{excess:.0f}× its FLOP share; with 8192 tokens, where the product is bound by arithmetic, still "
-        "{time_ratio_long:.2f} (closed form 3·peak/(4·bandwidth·d) = {closed_form_long:.2f}). That is why the "
-        "kernels chapter fuses it with LayerNorm (R11)."
+        "bytes, because it reads two values and writes one for every FLOP. On an H100, where an op takes at least "
+        "its bytes over the memory bandwidth or its FLOPs over the peak rate of the units it runs on (the add on the "
+        "float32 CUDA cores, the product on the bfloat16 tensor cores), the add takes at least {time_ratio:.2f} of "
+        "the product's time, {excess:,.0f}× its FLOP share; with 8192 tokens, where the product is bound by "
+        "arithmetic, still {time_ratio_long:.2f} (closed form 3·peak/(4·bandwidth·d) = {closed_form_long:.2f}). "
+        "That is why the kernels chapter fuses it with LayerNorm (R11)."
     ),
     verdict="holds under conditions",
     kind="model",
-    assumptions=("an op takes at least its bytes over the H100's bandwidth or its FLOPs over its bfloat16 peak "
-                 "(datasheet figures), whichever is longer; every tensor is read or written once"),
+    assumptions=("an op takes at least its bytes over the H100's memory bandwidth or its FLOPs over the peak rate "
+                 "of the units it runs on (float32 CUDA cores for the add, dense bfloat16 tensor cores for the "
+                 "product; datasheet figures, lnbook.hardware), whichever is longer; every tensor is read or "
+                 "written once"),
     answer_zh=("有条件成立：算术上可忽略，时间上不可忽略：512 个 token、宽 768 时残差加法的 FLOPs 只有 MLP 第一个矩阵乘的 "
                "{flop_ratio:.2g}，搬运的字节却达其 {byte_ratio:.0%}，按 H100 的带宽和峰值至少耗时后者的 {time_ratio:.2f}，"
                "8192 个 token 时仍为 {time_ratio_long:.2f}。"),
@@ -447,18 +450,19 @@ def sharded_errors(processes: int) -> list[dict[str, float]]:
            "devices, and the global statistics must be kept strictly synchronized rather than skipped or updated "
            "asynchronously."),
     statement=(
-        "Holds, and the reduction is small. With the {N} features of each row split over 2 and 4 local processes "
-        "(gloo), the sharded LayerNorm's largest error against float64 is {err2:.2g} and {err4:.2g} (y, dx, dw, "
-        "db), against {err_single:.2g} for unsharded float32. With a mean of 10⁴ the Welford merge stays at "
-        "{err_welford_shift:.2g}, no worse than unsharded float32 ({err_single_shift:.2g}: the rounding of x "
-        "itself), while one all-reduce of Σx and Σx² gives {err_sums_shift:.2g}. Each process "
-        "receives {bytes_fwd4:.0f} + {bytes_bwd4:.0f} bytes per token (forward statistics, backward sums) at 4 "
-        "processes, against {act_bytes} bytes of a float32 activation row of width 4096."
+        "Holds, and the reduction is small. With each row's features split over 2 and 4 local processes (gloo), "
+        "the sharded LayerNorm (y, dx, dw, db) is as accurate as unsharded float32: largest errors against float64 "
+        "{err2:.2g} and {err4:.2g}, against {err_single:.2g}. On rows of mean 10⁴ the Welford merge stays as "
+        "accurate as unsharded float32 (both limited by the rounding of x itself), while one all-reduce of Σx and "
+        "Σx² gives an error of {err_sums_shift:,.0f}. Each process receives {bytes_fwd4:.0f} + {bytes_bwd4:.0f} "
+        "bytes per token (forward statistics, backward sums) at 4 processes, whatever the row's width, where the row "
+        "itself takes 4 bytes per feature in float32."
     ),
     verdict="holds",
-    answer_zh=("成立，且通信量很小：把 {N} 个特征分到 2 和 4 个进程，归约后的 LayerNorm 与 float64 的最大误差为 {err2:.2g} 和 "
-               "{err4:.2g}，与不切分的 float32（{err_single:.2g}）相当；每个进程每个 token 只需接收 {bytes_fwd4:.0f} + "
-               "{bytes_bwd4:.0f} 字节，而宽 4096 的一行 float32 激活有 {act_bytes} 字节。"),
+    answer_zh=("成立，且通信量很小：把每行的特征分到 2 和 4 个进程，归约后的 LayerNorm 与 float64 的最大误差为 {err2:.2g} 和 "
+               "{err4:.2g}，与不切分的 float32（{err_single:.2g}）相当；均值为 10⁴ 时只归约 Σx 和 Σx² 的误差达 "
+               "{err_sums_shift:,.0f}，Welford 合并则没有问题；每个进程每个 token 只需接收 {bytes_fwd4:.0f} + "
+               "{bytes_bwd4:.0f} 字节。"),
     decide=lambda n: {
         # Float32 on O(1) values: within 4× torch's own unsharded error plus 2 ulp at 1 (2 × 1.2e-7).
         "sharded_equals_unsharded": max(n["err2"], n["err4"]) <= 4 * n["err_single"] + 2.4e-7,
