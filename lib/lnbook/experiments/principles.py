@@ -148,8 +148,8 @@ def _decide_m11(n) -> dict[str, bool]:
         "Does not hold for single features; it holds for the vector as a whole. LayerNorm fixes the total: "
         "‖x̂‖² = d, to float64 rounding. But within a sample it only subtracts μ and divides by σ, so every "
         "feature's share of the centred energy Σ(xᵢ − μ)² passes through unchanged (to rounding, over {rows} "
-        "random vectors): a feature that dominates the input dominates the output. One loud feature among d becomes √(d − 1), the largest value LayerNorm can produce, and keeps "
-        "(d − 1)/d of the energy: {share_8:.1%} at d = 8, {share_512:.2%} at d = 512, the others each "
+        "random vectors): a feature that dominates the input dominates the output. One loud feature among d "
+        "becomes √(d − 1), the largest value LayerNorm can produce, and keeps (d − 1)/d of the energy: {share_8:.1%} at d = 8, {share_512:.2%} at d = 512, the others each "
         "−1/√(d − 1). In the source's own example the two loud features keep {example_loud_share:.0%} of the "
         "energy, as they had before."
     ),
