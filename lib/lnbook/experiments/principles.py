@@ -73,11 +73,11 @@ def _rms_world(n) -> dict:
     "and standard deviation exactly 1.",
     statement=(
         "Holds (ε = 0). μ = {mu:.4g} and σ = {sigma:.4f} (= 5√3/4); each 5 becomes {big:.4f} (= √3) and each "
-        "0 becomes {small:.4f} (= −1/√3). None of the {n} outputs is zero; their mean is {out_mean:.2g} and "
-        "their standard deviation differs from 1 by {out_std_err:.2g}. The values lie closer together, range "
-        "{range_out:.3f} against {range_in:.0f}, because this σ exceeds 1: LayerNorm divides every spread by σ "
-        "(range ratio {range_ratio:.4f} = 1/σ), so an input with σ < 1 would be spread apart. With PyTorch's default ε = 1e-5 every "
-        "output shrinks by the factor σ/√(σ²+ε) = {eps_factor:.8f}."
+        "0 becomes {small:.4f} (= −1/√3). No output is zero, and their mean and standard deviation are 0 and 1 "
+        "to float64 rounding. The values lie closer together (range {range_out:.3f} against 5) only because "
+        "this σ exceeds 1: LayerNorm divides every spread by σ, so an input with σ < 1 would be spread apart. "
+        "With PyTorch's default ε = 10⁻⁵ every output shrinks by the factor σ/√(σ²+ε), negligibly here, where "
+        "σ² is far above ε."
     ),
     verdict="holds",
     kind="derivation",
@@ -85,8 +85,8 @@ def _rms_world(n) -> dict:
     # The world without the mean subtraction (RMSNorm): each 5 becomes 2, each 0 stays 0, the mean is 0.5.
     null=_rms_world,
     answer_zh="成立（ε = 0）：μ = {mu:.4g}，σ = {sigma:.4f}（= 5√3/4），每个 5 变为 {big:.4f}（= √3），每个 0 变为 "
-    "{small:.4f}（= −1/√3），{n} 个输出无一为零，均值为 {out_mean:.2g}，标准差与 1 相差 {out_std_err:.2g}；数值彼此更接近"
-    "（极差 {range_out:.3f}，原为 {range_in:.0f}）只因这里 σ 大于 1，σ 小于 1 的输入反而会被拉开。",
+    "{small:.4f}（= −1/√3），输出无一为零，均值和标准差在 float64 舍入误差内恰为 0 和 1；数值彼此更接近"
+    "（极差 {range_out:.3f}，原为 5）只因这里 σ 大于 1，σ 小于 1 的输入反而会被拉开。",
 )
 def m01() -> dict:
     """The evidence for M01. See book/02_principles.ipynb, section "One sample under a magnifying glass"."""
@@ -146,11 +146,10 @@ def _decide_m11(n) -> dict[str, bool]:
     "drown out all the others.",
     statement=(
         "Does not hold for single features; it holds for the vector as a whole. LayerNorm fixes the total: "
-        "‖x̂‖² = d (to {total_energy_dev:.2g}). But within a sample it only subtracts μ and divides by σ, so "
-        "every feature's share of the centred energy Σ(xᵢ − μ)² passes through unchanged (largest change "
-        "{share_change:.2g} over {rows} random vectors): a feature that dominates the input dominates the "
-        "output. One loud feature among d becomes √(d − 1), the largest value LayerNorm can produce, and keeps "
-        "(d − 1)/d of the energy: {share_8:.1%} at d = 8, {share_512:.2%} at d = 512, the others each "
+        "‖x̂‖² = d, to float64 rounding. But within a sample it only subtracts μ and divides by σ, so every "
+        "feature's share of the centred energy Σ(xᵢ − μ)² passes through unchanged (to rounding, over {rows} "
+        "random vectors): a feature that dominates the input dominates the output. One loud feature among d "
+        "becomes √(d − 1), the largest value LayerNorm can produce, and keeps (d − 1)/d of the energy: {share_8:.1%} at d = 8, {share_512:.2%} at d = 512, the others each "
         "−1/√(d − 1). In the source's own example the two loud features keep {example_loud_share:.0%} of the "
         "energy, as they had before."
     ),
@@ -160,7 +159,7 @@ def _decide_m11(n) -> dict[str, bool]:
     # The source's world: a gain control that evens the features out, leaving the loud one its fair share 1/d.
     null=lambda n: {**n, **{f"share_{d}": 1 / d for d in GAIN_WIDTHS}},
     answer_zh="不成立（对单个特征而言；对整个向量成立）：LayerNorm 把总能量固定为 ‖x̂‖² = d，但在样本内只做减 μ、除 σ，"
-    "每个特征在中心化能量中的占比原样保留（最大变化 {share_change:.2g}），所以 d 个特征中唯一响亮的那个变为 √(d − 1)，"
+    "每个特征在中心化能量中的占比原样保留（只差舍入误差），所以 d 个特征中唯一响亮的那个变为 √(d − 1)，"
     "仍占 (d − 1)/d 的能量：d = 8 时 {share_8:.1%}，d = 512 时 {share_512:.2%}。",
 )
 def m11() -> dict:
@@ -272,24 +271,24 @@ def _decide_m02(n) -> dict[str, bool]:
     claim="On (N, C, H, W), BatchNorm, LayerNorm, InstanceNorm and GroupNorm differ only in which values are "
     "normalized together; GroupNorm with one group is LayerNorm, with one channel per group InstanceNorm.",
     statement=(
-        "Holds. Read off each reference's Jacobian for (N, C, H, W) = {shape}, the values normalized together "
-        "form {bn_groups} groups of {bn_size} for BatchNorm (one channel across the batch), {ln_groups} of "
-        "{ln_size} for LayerNorm (one sample), {in_groups} of {in_size} for InstanceNorm (one channel of one "
-        "sample) and {gn_groups} of {gn_size} for GroupNorm with {G} groups; each reference matches torch's "
-        "module (BatchNorm2d, LayerNorm, InstanceNorm2d, GroupNorm) to {max_torch_diff:.2g}. GroupNorm with "
-        "one group equals LayerNorm over (C, H, W) (difference {gn1_vs_ln:.2g}) and with C groups "
-        "InstanceNorm ({gnc_vs_in:.2g}). The equality is of the normalization only: GroupNorm learns "
-        "{gn_params} affine parameters (per channel), nn.LayerNorm((C, H, W)) {ln_params} (per value)."
+        "Holds. Read off each reference's Jacobian on a batch of shape (N, C, H, W) = {shape}, the values "
+        "normalized together are the sets the definitions name, in number and in size: one channel across the "
+        "batch for BatchNorm (N·H·W values), one sample for LayerNorm (C·H·W), one channel of one sample for "
+        "InstanceNorm (H·W) and C/G channels of one sample for GroupNorm with G = {G} groups; each reference "
+        "matches torch's module (BatchNorm2d, LayerNorm, InstanceNorm2d, GroupNorm) to float64 rounding. "
+        "GroupNorm with one group equals LayerNorm over (C, H, W), and with C groups InstanceNorm, to rounding. "
+        "The equality is of the normalization only: GroupNorm learns {gn_params} affine parameters (per "
+        "channel), nn.LayerNorm((C, H, W)) {ln_params} (per value)."
     ),
     verdict="holds",
     kind="derivation",
     decide=_decide_m02,
     # The world where LayerNorm's reference normalized each channel of a sample on its own, as InstanceNorm does.
     null=lambda n: {**n, "ln_groups": n["in_groups"], "ln_size": n["in_size"]},
-    answer_zh="成立：从各参考实现的雅可比矩阵读出，形状 {shape} 上一起归一化的值，BatchNorm 是 {bn_groups} 组各 {bn_size} 个，"
-    "LayerNorm {ln_groups} 组各 {ln_size} 个，InstanceNorm {in_groups} 组各 {in_size} 个，{G} 组的 GroupNorm {gn_groups} 组各 "
-    "{gn_size} 个；GroupNorm 取一组即 LayerNorm（差 {gn1_vs_ln:.2g}），取 C 组即 InstanceNorm（差 {gnc_vs_in:.2g}），"
-    "但相等的只是归一化本身，两者的可学习仿射参数个数不同（{gn_params} 对 {ln_params}）。",
+    answer_zh="成立：从各参考实现的雅可比矩阵读出，形状 {shape} 上一起归一化的值正是定义所说的集合：BatchNorm 是跨整个批次的"
+    "一个通道，LayerNorm 是一个样本，InstanceNorm 是一个样本的一个通道，{G} 组的 GroupNorm 是一个样本内的 C/G 个通道；"
+    "GroupNorm 取一组即 LayerNorm，取 C 组即 InstanceNorm，但相等的只是归一化本身，两者的可学习仿射参数个数不同"
+    "（{gn_params} 对 {ln_params}）。",
 )
 def m02() -> dict:
     """The evidence for M02. See book/02_principles.ipynb, section "The normalization zoo: it is all about the grouping"."""
@@ -341,14 +340,13 @@ def bn_output_jitter(batch_sizes=(2, 4, 8, 16, 32, 64, 128), draws: int = JITTER
     claim="LayerNorm is independent of the batch size, down to a batch of one (online learning); "
     "BatchNorm's statistics become noisy in small batches.",
     statement=(
-        "Holds. Normalized one at a time, as in online learning, {stream} samples get exactly the outputs "
-        "they get as one batch (largest difference {ln_stream_diff:.2g}). BatchNorm's output for a fixed "
+        "Holds. Normalized one at a time, as in online learning, {stream} samples get the outputs they get as "
+        "one batch, to rounding. BatchNorm's output for a fixed "
         "sample moves with its companions: over {draws} random batches its standard deviation is "
         "{jitter_b4:.2f} at B = 4 and {jitter_b128:.3f} at B = 128, falling as $B^{{{jitter_slope:.2f}}}$ "
-        "(sampling theory: $B^{{-1/2}}$). At B = 2 with ε = 0 every output is ±1 (largest ||y| − 1| = "
-        "{b2_dev:.2g}): only the sign of the sample's difference from its one companion survives. And at "
-        "N = 1 a convolutional BatchNorm2d does not fail: in training it becomes InstanceNorm (difference "
-        "{bn2d_n1_vs_in:.2g})."
+        "(sampling theory: $B^{{-1/2}}$). At B = 2 with ε = 0 every output is ±1, to rounding: only the sign of "
+        "the sample's difference from its one companion survives. And at N = 1 a convolutional BatchNorm2d "
+        "does not fail: in training it becomes InstanceNorm, to rounding."
     ),
     verdict="holds",
     decide=lambda n: {
@@ -361,7 +359,7 @@ def bn_output_jitter(batch_sizes=(2, 4, 8, 16, 32, 64, 128), draws: int = JITTER
     },
     # The world where BatchNorm's statistics did not depend on the batch size: its jitter flat in B.
     null=lambda n: {**n, "jitter_b128": n["jitter_b4"], "jitter_slope": 0.0},
-    answer_zh="成立：{stream} 个样本逐个归一化（批量为 1，即在线学习）与整批归一化的输出完全相同（最大差 {ln_stream_diff:.2g}），"
+    answer_zh="成立：{stream} 个样本逐个归一化（批量为 1，即在线学习）与整批归一化的输出在舍入误差内相同，"
     "而 BatchNorm 对同一样本的输出随同批样本变动，{draws} 次随机抽批的标准差在 B = 4 时为 {jitter_b4:.2f}，B = 128 时为 "
     "{jitter_b128:.3f}，按 $B^{{{jitter_slope:.2f}}}$ 下降。",
 )
@@ -422,15 +420,14 @@ def _decide_m09(n) -> dict[str, bool]:
     claim="Changing one input feature changes every output: the features are coupled through the shared mean "
     "and variance.",
     statement=(
-        "Holds under conditions: for generic inputs, not for every input. Off the diagonal ∂x̂ⱼ/∂xᵢ = −(1 + x̂ᵢx̂ⱼ)/(n·s) (SymPy "
-        "for n = 3 and every ε; autograd agrees to {offdiag_diff:.2g} at width {n}), so output j moves "
-        "unless x̂ᵢx̂ⱼ = −1; for a Gaussian input all {pairs} off-diagonal entries are nonzero (smallest "
+        "Holds under conditions: for generic inputs, not for every input. Off the diagonal ∂x̂ⱼ/∂xᵢ = "
+        "−(1 + x̂ᵢx̂ⱼ)/(n·s) (SymPy for n = 3 and every ε; autograd agrees to rounding on a wider input), so "
+        "output j moves unless x̂ᵢx̂ⱼ = −1; for a Gaussian input every off-diagonal entry is nonzero (smallest "
         "|entry| {min_offdiag:.2g}). The source's own example sits on the exception: at x = (5, 5, 0, …, 0) "
         "with ε = 0, x̂ takes the values √3 and −1/√3, whose product is −1, so {zero_entries} of its "
-        "{sparse_pairs} off-diagonal entries are zero (largest {max_zero_entry:.2g}): nudging a silent "
-        "feature leaves both loud outputs unchanged to first order (a finite nudge of 0.1 moves them by "
-        "{nudge:.2g}, against {nudge_silent:.2g} for a silent output). With ε = 1e-5 those entries are "
-        "−ε/(n s³) = {eps_entry:.2g}."
+        "{sparse_pairs} off-diagonal entries are zero, to rounding: nudging a silent feature leaves both loud "
+        "outputs unchanged to first order (a finite nudge of 0.1 moves them by {nudge:.2g}, against "
+        "{nudge_silent:.2g} for a silent output). With ε = 10⁻⁵ those entries are −ε/(n s³): tiny, not zero."
     ),
     verdict="holds under conditions",
     kind="derivation",
@@ -438,7 +435,7 @@ def _decide_m09(n) -> dict[str, bool]:
     # The world where the source's example is coupled like any generic input: no zero entries, and a
     # nudge of a silent feature moves the loud outputs as much as the silent ones, to first order.
     null=lambda n: {**n, "zero_entries": 0, "nudge": n["nudge_silent"]},
-    answer_zh="有条件成立（对一般输入，而非每个输入）：雅可比矩阵的非对角元为 −(1 + x̂ᵢx̂ⱼ)/(n·s)，高斯输入的 {pairs} 个非对角元全不为零"
+    answer_zh="有条件成立（对一般输入，而非每个输入）：雅可比矩阵的非对角元为 −(1 + x̂ᵢx̂ⱼ)/(n·s)，高斯输入的非对角元全不为零"
     "（最小 {min_offdiag:.2g}），但原文自己的例子 (5, 5, 0, …, 0) 恰是例外，ε = 0 时其 {sparse_pairs} 个非对角元中有 {zero_entries} 个为零，"
     "轻推一个沉默特征在一阶上不改变两个响亮特征的输出。",
 )
@@ -488,9 +485,10 @@ def shift_errors(dtype: torch.dtype, shifts=SHIFTS, seed: int = 45) -> list[floa
         "Holds in exact arithmetic for every ε (SymPy: J·1 = 0), for a constant shift only: a per-feature "
         "shift is not removed (difference {per_feature_diff:.2f}, the 'dataset re-centering' column of F16). "
         "In floating point the shift costs digits, because z + c is rounded before the mean is subtracted: "
-        "in float32 the error is {f32_c1:.2g} at c = 1 and {f32_c1e4:.2g} at c = 10⁴ (log–log slope "
-        "{f32_slope:.2f} against c; the first-order rounding bound (1 + |x̂ᵢ|/2)·ulp(c)/σ is {f32_bound_c1e4:.2g} there); in float64 "
-        "it is {f64_c1e4:.2g} at c = 10⁴."
+        "in float32 the error grows in proportion to c (log–log slope {f32_slope:.2f}) and reaches "
+        "{f32_c1e4:.2g} at c = 10⁴, of the size of the first-order rounding bound (1 + |x̂ᵢ|/2)·ulp(c)/σ = "
+        "{f32_bound_c1e4:.2g}, where ulp(c), the unit in the last place, is the spacing of floating-point "
+        "numbers at c. In float64 the same shift leaves only float64's own, far smaller, rounding error."
     ),
     verdict="holds",
     kind="derivation",
@@ -506,7 +504,8 @@ def shift_errors(dtype: torch.dtype, shifts=SHIFTS, seed: int = 45) -> list[floa
     # The world where a shift costs no digits in float32: the error at c = 10⁴ as at c = 1, flat in c.
     null=lambda n: {**n, "f32_c1e4": n["f32_c1"], "f32_slope": 0.0},
     answer_zh="成立：精确算术下对任何 ε 都不受常数平移影响（SymPy：J·1 = 0），但只限常数平移，逐特征平移会改变输出（差 "
-    "{per_feature_diff:.2f}）；浮点下平移要付出精度，float32 的误差在 c = 1 时为 {f32_c1:.2g}，c = 10⁴ 时为 {f32_c1e4:.2g}。",
+    "{per_feature_diff:.2f}）；浮点下平移要付出精度，float32 的误差与 c 成正比（双对数斜率 {f32_slope:.2f}），c = 10⁴ 时达 "
+    "{f32_c1e4:.2g}。",
 )
 def m10() -> dict:
     """The evidence for M10. See book/02_principles.ipynb, section "Shift invariance, exactly and in floating point"."""

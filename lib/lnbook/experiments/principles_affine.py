@@ -34,8 +34,8 @@ HEADING = "可学习参数的隐藏天才"  # the heading of seed 001 over γ an
     "the mean subtraction, so the network need not learn to counter it.",
     statement=(
         "Holds, and exactly rather than largely, for every ε: adding c·1 moves the mean by c and leaves every deviation from the mean, hence "
-        "the variance, unchanged, so LN(z + c·1) = LN(z). For c from −3 to 100, with ε = 0 and 1e-5, the "
-        "largest difference in float64 is {ln_diff:.2g} (rounding). It is the mean subtraction that does "
+        "the variance, unchanged, so LN(z + c·1) = LN(z). For c from −3 to 100, with ε = 0 and 10⁻⁵, the "
+        "two agree in float64 to rounding. It is the mean subtraction that does "
         "it: RMSNorm, which does not centre, changes by up to {rms_diff:.2f} under c = 0.7."
     ),
     verdict="holds",
@@ -48,7 +48,7 @@ HEADING = "可学习参数的隐藏天才"  # the heading of seed 001 over γ an
     # The world without the mean subtraction: LayerNorm changing under c·1 as RMSNorm does.
     null=lambda n: {**n, "ln_diff": n["rms_diff"]},
     answer_zh="成立，而且是精确抵消而非“在很大程度上”抵消：对任何 ε，加上常数向量 c·1 只移动均值、不改变偏离均值的部分，"
-    "c 从 −3 到 100 时 float64 下的最大差异为 {ln_diff:.2g}（舍入误差）；不减均值的 RMSNorm 在 c = 0.7 时输出变化可达 {rms_diff:.2f}。",
+    "c 从 −3 到 100 时 float64 下两者只差舍入误差；不减均值的 RMSNorm 在 c = 0.7 时输出变化可达 {rms_diff:.2f}。",
 )
 def m06() -> dict:
     r"""The evidence for M06. See book/02_principles.ipynb, section "$\gamma$ and $\beta$"."""
@@ -153,14 +153,14 @@ def _source_wrong_m07(n) -> dict:
     statement=(
         "Holds under conditions: in the small networks measured, for performance, not as an identity. Removing "
         "the bias of every linear layer that feeds a LayerNorm changes held-out accuracy by {d1_change_mean:+.2%} "
-        "± {d1_change_sd:.2%} (percentage points) with one hidden layer, whose linear layer reads the zero-mean "
-        "input so that its weights cannot make a bias, and by {d2_change_mean:+.2%} ± {d2_change_sd:.2%} with two "
-        "(without minus with, paired over {seeds} seeds, mean ± sd; accuracy {acc_mean:.1%} on a teacher with "
-        "thresholds): inside a margin of {margin:.0%}, about one seed's spread. Exactly redundant is only the bias's mean: LayerNorm removes b̄·1 (difference "
-        "{mean_part_diff:.2g}), so LN(z + b) = LN(z + b⊥) ({perp_equiv_diff:.2g}). The rest moves the output by "
-        "up to {full_diff:.2f}, depending on each sample's σ and x̂, and a per-feature β explains only "
-        "{beta_r2:.0%} of that change ({affine_r2:.0%} with γ): β does not replace b⊥, training simply does "
-        "not need it here. Whether 'usually' reaches large models these toys cannot say."
+        "(percentage points) with one hidden layer, whose linear layer reads the zero-mean input so that its "
+        "weights cannot make a bias, and by {d2_change_mean:+.2%} with two (without minus with, mean over "
+        "{seeds} paired seeds, at an accuracy of {acc_mean:.1%}): each inside a margin of {margin:.0%}, about "
+        "one seed's spread, even with two standard errors added. Exactly redundant is only the bias's mean b̄·1, which LayerNorm "
+        "removes to rounding. The rest, b⊥ = b − b̄·1, moves the output in a way that depends on each "
+        "sample's σ and x̂, and a per-feature β explains only {beta_r2:.0%} of that change (γ and β together "
+        "not all of it): β does not replace b⊥, training simply does not need it here. Whether 'usually' "
+        "reaches large models these toys cannot say."
     ),
     verdict="holds under conditions",
     decide=_decide_m07,
@@ -168,9 +168,9 @@ def _source_wrong_m07(n) -> dict:
     null=_source_wrong_m07,
     outcomes=("d1_change_mean", "d1_change_sd", "d2_change_mean", "d2_change_sd", "acc_mean"),
     answer_zh="有条件成立：在所测的小网络中，作为对性能的判断而非恒等式——去掉 LayerNorm 之前线性层的偏置，"
-    "单隐层网络的留出准确率变化（百分点） {d1_change_mean:+.2%} ± {d1_change_sd:.2%}，双隐层 {d2_change_mean:+.2%} ± {d2_change_sd:.2%}"
-    "（{seeds} 个种子配对，准确率约 {acc_mean:.1%}），都在 {margin:.0%} 的容差内；但严格多余的只是偏置的均值部分，"
-    "其余部分使输出变化可达 {full_diff:.2f}，逐特征的 β 只能解释其中 {beta_r2:.0%}。",
+    "单隐层网络的留出准确率变化 {d1_change_mean:+.2%}，双隐层 {d2_change_mean:+.2%}（百分点，{seeds} 个种子配对的均值，"
+    "准确率约 {acc_mean:.1%}），都在 {margin:.0%} 的容差内；但严格多余的只是偏置的均值部分，其余部分随每个样本的 σ 和 x̂ "
+    "改变输出，逐特征的 β 只能解释其中 {beta_r2:.0%}。",
 )
 def m07() -> dict:
     r"""The evidence for M07. See book/02_principles.ipynb, section "$\gamma$ and $\beta$"."""

@@ -65,12 +65,12 @@ def output_rms(y: torch.Tensor) -> torch.Tensor:
     "control, while a normalizer with running statistics produces huge values.",
     statement=(
         "Holds for the output, and the price is blindness to the volume. After the input's scale jumps "
-        "×{factor:.0f} at step {jump_at}, a per-feature normalizer with running statistics (momentum "
-        "{momentum}) puts out values with RMS {peak_rms:.0f} and needs {recovery_steps} steps to come back "
-        "below 2 (the noise-free prediction for its moving average: {predicted_steps} steps); LayerNorm's "
-        "output RMS is σ/√(σ²+ε) at every step (closed form to {ln_rms_closed_err:.2g}), within "
-        "{ln_rms_dev:.2g} of 1. The same property erases the jump: each loud row and the quiet row it was "
-        "scaled from normalize to within {ln_blind_diff:.2g} of each other."
+        "×{factor:.0f}, a per-feature normalizer with running statistics puts out values with an RMS (root "
+        "mean square) of up to {peak_rms:.0f} and needs {recovery_steps} steps to come back below 2 (the "
+        "noise-free prediction for its moving average: {predicted_steps} steps); LayerNorm's output RMS is "
+        "σ/√(σ²+ε) at every step (the closed form holds to rounding), within {ln_rms_dev:.4%} of 1. The same "
+        "property erases the jump: each loud row normalizes to the quiet row it was scaled from, up to the "
+        "small difference ε makes."
     ),
     verdict="holds",
     decide=lambda n: {
@@ -84,9 +84,9 @@ def output_rms(y: torch.Tensor) -> torch.Tensor:
     },
     # The world where running statistics kept up with the jump: no burst, nothing to recover from.
     null=lambda n: {**n, "peak_rms": 1.0, "recovery_steps": 0},
-    answer_zh="成立，代价是对音量失明：输入尺度在第 {jump_at} 步跃升 {factor:.0f} 倍后，用滑动统计量（动量 {momentum}）的逐特征归一化"
-    "输出 RMS 达 {peak_rms:.0f}，要 {recovery_steps} 步才回落到 2 以下，而 LayerNorm 每一步的输出 RMS 都在 1 的 {ln_rms_dev:.2g} 之内，"
-    "同时响亮的行与其原本安静的行归一化后相差不到 {ln_blind_diff:.2g}。",
+    answer_zh="成立，代价是对音量失明：输入尺度跃升 {factor:.0f} 倍后，用滑动统计量的逐特征归一化输出的均方根（RMS）高达 "
+    "{peak_rms:.0f}，要 {recovery_steps} 步才回落到 2 以下，而 LayerNorm 每一步的输出 RMS 都在 1 的 {ln_rms_dev:.4%} 之内；"
+    "同样的性质也抹去了跃升：响亮的行与其原本安静的行归一化后只差 ε 造成的微小差别。",
 )
 def m04() -> dict:
     """The evidence for M04. See book/02_principles.ipynb, section "When the volume is turned up"."""
@@ -173,22 +173,22 @@ def _decide_m12(n) -> dict[str, bool]:
     "gradients and a diverging model.",
     statement=(
         "Holds, for every learning rate that learns at all. A linear readout trained online (one SGD step per "
-        "row) on the volume stream of M04: with running statistics, at learning rates {learning_lrs} (which "
-        "bring the loss before the jump to at most {run_learned_worst:.0%} of predicting 0), the jump makes "
-        "the gradient at least 10^{run_grad_jump_min:.1f} times its earlier size and the loss diverges in "
-        "{run_diverged} of {learning_runs} runs ({seeds} seeds each; the final loss 10^{run_blowup_min:.0f} times "
-        "the pre-jump loss or overflowing). On LayerNorm's features, at the same rates, {ln_diverged} of "
-        "{ln_runs} runs diverge. The running normalizer is safe only below 2/max‖f‖² = {safe_lr:.1g} (its "
-        "features reach ‖f‖² = {run_curv_peak:.0f}·d), and at {safe_run_lr:g} the quiet phase learns almost "
-        "nothing: the loss stays at {run_learned_safe:.0%} of predicting 0."
+        "row) on the volume stream of M04, at each learning rate that learns before the jump, over several "
+        "seeds: with running statistics the jump makes the gradient at least $10^{{{run_grad_jump_min:.1f}}}$ "
+        "times its earlier size, and the loss diverges (ends a thousand times above its pre-jump level, or "
+        "overflows) in {run_diverged} of {learning_runs} runs. On LayerNorm's features, at the same rates and "
+        "a much smaller one, it diverges in {ln_diverged} of {ln_runs}. The running normalizer is safe only "
+        "below 2/max‖f‖², f a row of its features, and at such a rate the quiet phase learns almost nothing: the loss "
+        "stays at {run_learned_safe:.0%} of predicting 0."
     ),
     verdict="holds",
     decide=_decide_m12,
     # The world where stale statistics do no harm: no run diverges, the gradient does not jump.
     null=lambda n: {**n, "run_diverged": 0, "run_grad_jump_min": 0.0},
     answer_zh="成立，而且对每个真能学习的学习率都成立：在 M04 的音量跃升数据流上在线训练一个线性读出层，用滑动统计量归一化时，"
-    "学习率 {learning_lrs} 下梯度在跃升后至少放大 10^{run_grad_jump_min:.1f} 倍，{learning_runs} 次运行中 {run_diverged} 次发散，"
-    "LayerNorm 特征则 {ln_runs} 次中 {ln_diverged} 次发散；只有学习率低于 2/max‖f‖² = {safe_lr:.1g} 才安全，而那时安静阶段几乎什么也学不到。",
+    "梯度在跃升后至少放大 $10^{{{run_grad_jump_min:.1f}}}$ 倍，{learning_runs} 次运行中 {run_diverged} 次发散，LayerNorm 特征则 "
+    "{ln_runs} 次中 {ln_diverged} 次发散；滑动统计量只有在学习率低于 2/max‖f‖² 时才安全，而那时安静阶段几乎什么也学不到"
+    "（损失仍为预测 0 时的 {run_learned_safe:.0%}）。",
 )
 def m12() -> dict:
     """The evidence for M12. See book/02_principles.ipynb, section "When the volume is turned up"."""
@@ -256,19 +256,17 @@ def xhat_norm_ratio(x: torch.Tensor, eps: float) -> torch.Tensor:
     "wild and unpredictable. Read in the source's setting, an input whose scale jumps, with the curvature "
     "taken in the weights that read the normalized vector (the ones its norm acts on).",
     statement=(
-        "Holds under conditions: ε = 0 and σ > 0. Then ‖x̂‖ = √d exactly (‖x̂‖/√d − 1 = {dev_random:.2g} for "
-        "a Gaussian vector of width {d} and {dev_sparse:.2g} for the sparse example). With ε > 0 the norm is "
-        "√d·σ/√(σ²+ε), always below √d: {ratio_sparse_eps:.8f}·√d for the sparse example, "
-        "{ratio_quiet_eps:.3f}·√d after scaling it down by 1000 (closed form {closed_quiet:.3f}; over "
-        "{rows} vectors with σ from 1e-4 to 100 the closed form holds to {closed_max_err:.2g}). A constant "
-        "vector gives {nan_count} NaNs of {n_sparse} with ε = 0 and norm {const_norm:.1f} with ε > 0. The "
-        "consequence holds for the input's scale, as a ceiling: on M04's stream a linear readout's curvature "
-        "along each step, ‖x̂ₜ‖², stays within a fraction {ln_curv_dev:.1g} of d through the ×{factor:.0f} jump (running "
-        "statistics: up to {run_curv_peak:.0f}·d), and online SGD on the loud stream retraces its losses on the "
-        "quiet one to {ln_steady_diff:.1g} ({seeds} seeds, learning rate {lr}). The norm fixes the trace of "
-        "the readout's Hessian, mean ‖x̂‖² = d, not its top eigenvalue, which sets the stable step: "
-        "{lam_iso:.2f} for the stream's rows, {lam_aligned:.1f} for rows that all point one way, at most d "
-        "= {width}. A change in the data's direction still moves the curvature up to d-fold."
+        "Holds under conditions: ε = 0 and σ > 0. Then ‖x̂‖ = √d exactly, to float64 rounding, whatever the "
+        "input. With ε > 0 the norm is √d·σ/√(σ²+ε), always below √d: negligibly for the source's vector, but "
+        "{ratio_quiet_eps:.3f}·√d for the same vector scaled down a thousandfold (the closed form holds to "
+        "rounding for σ from 10⁻⁴ to 100). A constant vector gives NaN with ε = 0 and the zero "
+        "vector with ε > 0. The consequence holds for the input's scale, as a ceiling: on M04's stream a "
+        "linear readout's curvature along each step, ‖x̂ₜ‖², stays within {ln_curv_dev:.3%} of d through the "
+        "jump (running statistics: up to {run_curv_peak:.0f}·d), and online SGD on the loud stream retraces "
+        "its losses on the quiet one. But the norm fixes the trace of the readout's Hessian, mean ‖x̂‖² = d, "
+        "not its top eigenvalue, which sets the stable step: {lam_iso:.2f} for the stream's rows, "
+        "{lam_aligned:.1f} for rows that all point one way, at most d = {width}. A change in the data's "
+        "direction still moves the curvature up to d-fold."
     ),
     verdict="holds under conditions",
     kind="derivation",
@@ -291,9 +289,9 @@ def xhat_norm_ratio(x: torch.Tensor, eps: float) -> torch.Tensor:
     },
     # The source's world, without the condition: the norm √d whatever ε, also for the quiet vector.
     null=lambda n: {**n, "ratio_sparse_eps": 1.0, "ratio_quiet_eps": 1.0},
-    answer_zh="有条件成立（ε = 0 且 σ > 0，并且只针对输入尺度）：此时 ‖x̂‖ = √d 精确成立，ε > 0 时范数小于 √d；在 M04 的数据流上，"
-    "读出层沿每一步的曲率 ‖x̂ₜ‖² 在 {factor:.0f} 倍跃升前后与 d 的相对偏差都不到 {ln_curv_dev:.1g}（滑动统计量可达 {run_curv_peak:.0f}·d），"
-    "在线 SGD 的损失与安静数据流上相差不到 {ln_steady_diff:.1g}；但范数固定的只是 Hessian 的迹，其最大特征值仍可从 {lam_iso:.2f} "
+    answer_zh="有条件成立（ε = 0 且 σ > 0，并且只针对输入尺度）：此时 ‖x̂‖ = √d 精确成立；ε > 0 时范数小于 √d，原文的向量缩小一千倍后"
+    "只剩 {ratio_quiet_eps:.3f}·√d。在 M04 的数据流上，读出层沿每一步的曲率 ‖x̂ₜ‖² 在跃升前后与 d 的相对偏差都不到 "
+    "{ln_curv_dev:.3%}（滑动统计量可达 {run_curv_peak:.0f}·d）；但范数固定的只是 Hessian 的迹，其最大特征值仍可从 {lam_iso:.2f} "
     "变到 {lam_aligned:.1f}（上限 d = {width}），数据方向改变时曲率仍会变化。",
 )
 def m05() -> dict:
