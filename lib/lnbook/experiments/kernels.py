@@ -68,10 +68,11 @@ def flag_blocks(flag: str, kernels=ONE_BLOCK_KERNELS) -> list[tuple[str, str]]:
     return blocks
 
 
-def flag_listing(flag: str, kernels=ONE_BLOCK_KERNELS) -> str:
-    """:func:`flag_blocks` as one Python listing (Markdown), each block under the name of its function."""
-    body = "\n\n".join(f"# in {name}\n{code}" for name, code in flag_blocks(flag, kernels))
-    return f"```python\n{body}\n```"
+def flag_listing(*flags: str, kernels=ONE_BLOCK_KERNELS) -> str:
+    """:func:`flag_blocks` of each of ``flags`` as one Python listing (Markdown), each block under the
+    name of its function."""
+    blocks = [f"# in {name}\n{code}" for flag in flags for name, code in flag_blocks(flag, kernels)]
+    return "```python\n" + "\n\n".join(blocks) + "\n```"
 
 
 # --------------------------------------------------------------------- float16 statistics
