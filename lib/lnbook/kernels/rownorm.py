@@ -101,6 +101,7 @@ def _vector(PTR, cols, N, PRESENT: tl.constexpr):
 
 @triton.jit
 def _store_y(Y, rows, cols, stride_y, mask, x, mean, rstd, w, b, HAS_W: tl.constexpr, HAS_B: tl.constexpr):
+    """y = (x − mean)·rstd·w + b for one (rows, cols) tile, computed in float32, rounded to Y's dtype."""
     y = (x - mean[:, None]) * rstd[:, None]
     if HAS_W:
         y = y * w[None, :]
