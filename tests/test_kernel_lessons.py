@@ -105,3 +105,13 @@ def test_compile_table_subprocess_sees_this_process_path(monkeypatch):
     assert kx.compile_table("--arch", "90") == []
     assert "/somewhere/lib" in seen["env"]["PYTHONPATH"].split(os.pathsep) and seen["env"]["TRITON_INTERPRET"] == "0"
     assert seen["args"][1:4] == ["-m", "lnbook.kernels.aot", "--json"]
+
+
+def test_flag_blocks_are_the_kernels_own_if_blocks():
+    """RMSNorm's difference is the CENTER blocks: each is an ``if CENTER:`` of a kernel's source."""
+    blocks = kx.flag_blocks("CENTER")
+    assert blocks and all(code.startswith("if CENTER") for _, code in blocks)
+    assert {name for name, _ in blocks} <= {k.fn.__name__ for k in kx.ONE_BLOCK_KERNELS}
+    assert kx.flag_blocks("NO_SUCH_FLAG") == []  # the null case: a flag no kernel tests finds nothing
+    listing = kx.flag_listing("HAS_R", "HAS_DS")
+    assert listing.startswith("```python\n# in ") and listing.endswith("\n```")

@@ -124,6 +124,40 @@ def test_no_number_reads_as_a_zero_in_scientific_notation(site):
     assert not found, found[:20]
 
 
+def _page_text(path: pathlib.Path) -> str:
+    return html.unescape(re.sub(r"<[^>]+>", "", path.read_text()))
+
+
+def test_every_card_unfolds_the_code_that_decided_it(site):
+    """Each card on the site folds its evidence table and its check (the @claim and the function, as
+    written in lib/, named by module)."""
+    for page in chapter_pages():
+        text, source = _page_text(site / page), (site / page).read_text()
+        ids = re.findall(r'class="[^"]*claim-card[^"]*" id="claim-(\w\d\d)"', source)
+        assert ids, f"{page}: no card found"
+        assert source.count("claim-listing") == source.count("claim-evidence") == len(ids), page
+        for cid in ids:
+            assert re.search(rf'@claim\(\s*"{cid.upper()}"', text), f"{page}: card {cid} shows no listing of its check"
+        assert "How it was checked: lnbook.experiments." in text
+
+
+# The derivations and kernels chapters 1 and 6 print from the library (issue 22), by the line that opens each.
+LISTINGS = {
+    "book/01_foundations.html": ["def layer_norm_forward(", "def layer_norm_backward(", "def rms_norm_forward(",
+                                 "def rms_norm_backward(", "def ln_jacobian(", "def ln_jacobian_closed_form(",
+                                 "def backward_identities(", "def _torch_ln_jacobian("],
+    "book/06_kernels.html": ["def _forward_kernel(", "def _backward_kernel(", "def _sum_partials_kernel(",
+                             "def plan(", "def backward_programs(", "def _split_forward_kernel(", "if CENTER"],
+}
+
+
+@pytest.mark.parametrize("page", LISTINGS)
+def test_chapters_show_the_derivation_and_the_kernels(site, page):
+    text = _page_text(site / page)
+    missing = [line for line in LISTINGS[page] if line not in text]
+    assert not missing, f"{page} does not show {missing}"
+
+
 # ------------------------------------------------------------------------------- the browser
 
 
@@ -214,6 +248,38 @@ def test_screenshots(browser, server, path, name, width):
     page.screenshot(path=str(out), full_page=False)
     page.close()
     assert out.stat().st_size > 10_000  # a blank page compresses to a few hundred bytes
+
+
+# What issue 22 added, shot at both widths: a card with its check unfolded, and each chapter's new
+# listing and figure (chapter 1: the Jacobian derived and its eigenspaces; chapter 6: a kernel and its
+# data flow).
+NEW_PARTS = {"book/01_foundations.html": ("chapter1", "def ln_jacobian(", "fig-jacobian-eigenspaces"),
+             "book/06_kernels.html": ("kernels", "def _forward_kernel(", "fig-kernel-data-flow")}
+
+
+@pytest.mark.parametrize("width", WIDTHS.values(), ids=WIDTHS.keys())
+@pytest.mark.parametrize("path", NEW_PARTS)
+def test_screenshots_of_unfolded_cards_listings_and_new_figures(browser, server, path, width):
+    name, line, figure = NEW_PARTS[path]
+    page, _, _ = _open(browser, f"{server}/{path}", width)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    card = page.locator("main .claim-card").first
+    listing = card.locator(".claim-listing")
+    code = listing.locator("pre")
+    assert not code.is_visible(), "a card's check should be folded until the reader opens it"
+    listing.locator(".admonition-title").click()
+    code.wait_for(state="visible")
+    assert "@claim(" in code.inner_text()
+    listing.scroll_into_view_if_needed()
+    shots = {"card": card, "listing": page.locator("div.highlight pre", has_text=line).first,
+             "figure": page.locator(f"figure#{figure}")}
+    for part, element in shots.items():
+        element.scroll_into_view_if_needed()
+        assert element.is_visible(), f"{path}: {part} not visible"
+        out = SCREENSHOTS / f"{name}-{part}-{width}.png"
+        element.screenshot(path=str(out))
+        assert out.stat().st_size > 5_000, f"{out.name} is blank"
+    page.close()
 
 
 # ------------------------------------------------------------------------- what a reader navigates by
