@@ -11,9 +11,11 @@ kernels      Triton kernels: layer_norm, rms_norm, add_layer_norm (forward, back
 bench        ``python -m lnbook.bench``: GB/s of the kernels against torch eager, torch.compile, Liger
 distributed  LayerNorm with the feature dimension sharded over processes (torch.distributed)
 claims       the claims registry and the ledger (``python -m lnbook.claims``)
-sources      the five source texts, anchors (seed, heading, verbatim phrase), Chinese verdicts, glossary
+sources      the five source texts, anchors (seed, heading, verbatim phrase), Chinese verdicts
+glossary     the book's terms in English and Chinese, each defined in one sentence, with the chapter that
+             first uses it
 untested     the seeds' statements the book does not test, with reasons (one module per seed)
-readers      the sources page and the Chinese page (中文) as Markdown tables
+readers      the sources page, the Chinese page (中文) and the glossary as Markdown tables
 experiments  one module per chapter section group (the computations behind its claims), plus the
              modules the chapters share: ``common`` (helpers) and ``toys`` (toy data and models)
 plots        one figure style for the whole book
