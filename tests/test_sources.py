@@ -104,8 +104,3 @@ def test_the_sources_page_names_five_texts_and_the_chinese_page_every_claim():
     assert all(VERDICTS_ZH[r.claim.verdict] in row for r, row in zip(results, rows))
     assert sum(readers.zh_verdict_counts(results).values()) == 2
 
-
-def test_glossary_pairs_english_and_chinese_terms_once_each():
-    english = [en for en, _ in sources.GLOSSARY]
-    assert len(english) == len(set(english)) >= 30
-    assert all(CJK.search(zh) for _, zh in sources.GLOSSARY)

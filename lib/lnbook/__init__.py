@@ -12,9 +12,11 @@ bench        ``python -m lnbook.bench``: GB/s of the kernels against torch eager
 hardware     the one table of device figures (bandwidth, peak rates by precision and unit, L2, SMs)
 distributed  LayerNorm with the feature dimension sharded over processes (torch.distributed)
 claims       the claims registry and the ledger (``python -m lnbook.claims``)
-sources      the five source texts, anchors (seed, heading, verbatim phrase), Chinese verdicts, glossary
+sources      the five source texts, anchors (seed, heading, verbatim phrase), Chinese verdicts
+glossary     the book's terms in English and Chinese, each defined in one sentence, with the chapter that
+             first uses it
 untested     the seeds' statements the book does not test, with reasons (one module per seed)
-readers      the sources page and the Chinese page (中文) as Markdown tables
+readers      the sources page, the Chinese page (中文) and the glossary as Markdown tables
 experiments  one module per chapter section group (the computations behind its claims), plus the
              modules the chapters share: ``common`` (helpers) and ``toys`` (toy data and models)
 plots        one figure style for the whole book

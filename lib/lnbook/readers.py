@@ -1,11 +1,13 @@
-"""The pages for readers of the sources: the five texts, the statements the book does not test, and the
-Chinese page (每条论断的判定与回答, the five sources, a glossary). Tables as Markdown, from
-:mod:`lnbook.sources` and the claims' results; the pages are book/sources.ipynb and book/zh.ipynb."""
+"""The pages for readers of the sources: the five texts, the statements the book does not test, the
+Chinese page (每条论断的判定与回答, the five sources, the terms) and the glossary. Tables as Markdown, from
+:mod:`lnbook.sources`, :mod:`lnbook.glossary` and the claims' results; the pages are book/sources.ipynb,
+book/zh.ipynb and book/glossary.ipynb."""
 
 from __future__ import annotations
 
 from lnbook import claims
-from lnbook.sources import GLOSSARY, SOURCES, VERDICTS_ZH, Anchor, untested_list
+from lnbook.glossary import CHAPTERS, TERMS
+from lnbook.sources import SOURCES, VERDICTS_ZH, Anchor, untested_list
 
 
 def _chapter_link(chapter: str) -> str:
@@ -65,9 +67,25 @@ def zh_sources_table() -> str:
     return "\n".join(rows)
 
 
+def _chapter_number_link(chapter: str) -> str:
+    """A chapter by its number, linked as the other tables link pages (a plain link, which the launch
+    notebooks keep as it is: a stored output is not converted, so no ``{doc}`` role)."""
+    return f"[chapter {CHAPTERS[chapter]}]({chapter}.ipynb)"
+
+
 def glossary_table() -> str:
+    """The glossary page: every term, in English and Chinese, its one-sentence definition and the chapter
+    that first uses it, alphabetical by the English term."""
+    rows = ["| term | 中文 | definition | first used in |", "|---|---|---|---|"]
+    rows += [f"| {claims.table_cell(t.en)} | {claims.table_cell(t.zh)} | {claims.table_cell(t.definition)} | "
+             f"{_chapter_number_link(t.chapter)} |" for t in TERMS]
+    return "\n".join(rows)
+
+
+def zh_glossary_table() -> str:
+    """The Chinese page's terms: the glossary's English and Chinese columns, in the same order."""
     rows = ["| English | 中文 |", "|---|---|"]
-    rows += [f"| {claims.table_cell(en)} | {claims.table_cell(zh)} |" for en, zh in GLOSSARY]
+    rows += [f"| {claims.table_cell(t.en)} | {claims.table_cell(t.zh)} |" for t in TERMS]
     return "\n".join(rows)
 
 

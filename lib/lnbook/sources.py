@@ -1,5 +1,5 @@
-"""The five source texts, the anchors that tie a claim to one of their sentences, and the words the book
-shares with their Chinese readers.
+"""The five source texts, the anchors that tie a claim to one of their sentences, and the verdicts as the
+Chinese page says them (the terms the book shares with Chinese readers are in :mod:`lnbook.glossary`).
 
 An :class:`Anchor` names a seed (its file's three digits), the heading the sentence sits under as the seed
 writes it, and a short phrase of that sentence, verbatim (at most 30 characters, markup such as ``**`` or
@@ -128,47 +128,3 @@ def untested_list() -> list[Untested]:
 # The four verdicts as the Chinese page says them.
 VERDICTS_ZH = {"holds": "成立", "holds under conditions": "有条件成立", "does not hold": "不成立",
                "not established": "未确定"}
-
-# The book's terms, English and Chinese (the words the seeds use where they use one).
-GLOSSARY = (
-    ("Layer Normalization (LayerNorm, LN)", "层归一化"),
-    ("Batch Normalization (BatchNorm, BN)", "批归一化"),
-    ("RMSNorm (root-mean-square normalization)", "均方根归一化"),
-    ("Instance Normalization", "实例归一化"),
-    ("Group Normalization", "组归一化"),
-    ("normalization", "归一化"),
-    ("mean", "均值"),
-    ("variance", "方差"),
-    ("standard deviation", "标准差"),
-    ("affine transformation", "仿射变换"),
-    ("scale γ (gain), shift β (bias)", "缩放参数 γ，平移参数 β"),
-    ("learnable parameter", "可学习参数"),
-    ("internal covariate shift (ICS)", "内部协变量偏移"),
-    ("residual connection (skip connection)", "残差连接"),
-    ("Pre-LN / Post-LN", "前置层归一化 / 后置层归一化（Pre-LN / Post-LN）"),
-    ("warm-up (of the learning rate)", "学习率预热"),
-    ("learning rate", "学习率"),
-    ("gradient", "梯度"),
-    ("vanishing / exploding gradients", "梯度消失 / 梯度爆炸"),
-    ("Jacobian", "雅可比矩阵"),
-    ("scale invariance", "尺度不变性"),
-    ("homogeneous of degree zero", "零阶齐次"),
-    ("Lipschitz constant", "Lipschitz 常数"),
-    ("loss landscape", "损失曲面（优化景观）"),
-    ("convergence", "收敛"),
-    ("batch size", "批量大小"),
-    ("padding", "填充"),
-    ("sequence length", "序列长度"),
-    ("self-attention", "自注意力"),
-    ("feed-forward network", "前馈网络"),
-    ("encoder / decoder", "编码器 / 解码器"),
-    ("numerical stability", "数值稳定性"),
-    ("mixed precision (FP16, BF16)", "混合精度"),
-    ("kernel (GPU)", "算子（GPU 内核）"),
-    ("operator fusion", "算子融合"),
-    ("memory bandwidth", "显存带宽"),
-    ("seed (random)", "随机种子"),
-    ("standard error", "标准误"),
-    ("verdict: holds / holds under conditions / does not hold / not established",
-     "判定：成立 / 有条件成立 / 不成立 / 未确定"),
-)
