@@ -41,7 +41,7 @@ def test_every_claim_answers_in_chinese_opening_with_its_verdict():
 
 def test_a_chinese_answer_formats_from_the_same_numbers_as_the_statement():
     result = claims.run("M01")
-    assert result.answer_zh == result.claim.answer_zh.format(**result.evidence.numbers)
+    assert result.answer_zh == claims.READER.format(result.claim.answer_zh, **result.evidence.numbers)
     assert result.to_dict()["answer_zh"] == result.answer_zh
 
 
