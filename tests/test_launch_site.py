@@ -87,8 +87,11 @@ def test_every_card_shows_with_its_verdict(page):
 
 
 def test_solutions_are_folded_and_equations_typeset(page):
-    details = page.locator("details")
-    assert details.count() == 3 and not any(d.get_attribute("open") is not None for d in details.all())
+    solutions = page.locator("details:not(.claim-evidence):not(.claim-listing)")
+    assert solutions.count() == 3
+    folded = page.locator(".claim-card details")  # each card's evidence and check
+    assert folded.count() == 2 * page.locator(".claim-card").count()
+    assert not any(d.get_attribute("open") is not None for d in page.locator("details").all())
     assert page.locator("mjx-container").count() > 20, "MathJax typeset too few equations"
     assert (SCREENSHOTS / f"launch-{NAME}.png").stat().st_size > 10_000
 

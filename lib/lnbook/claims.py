@@ -486,7 +486,9 @@ def highlighted_html(source: str) -> str:
         body = html.escape(source)
     else:
         body = highlight(source, PythonLexer(), HtmlFormatter(noclasses=True, nowrap=True, style="default"))
-    return f'<pre style="{pre}">' + body.rstrip("\n").replace("\n", "&#10;") + "</pre>"
+    # Braces as character references too: a Markdown cell's ``{{…}}`` reads as a template to some renderers.
+    body = body.rstrip("\n").replace("\n", "&#10;").replace("{", "&#123;").replace("}", "&#125;")
+    return f'<pre style="{pre}">{body}</pre>'
 
 
 def html_card(result: Result) -> str:
