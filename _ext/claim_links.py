@@ -21,7 +21,7 @@ from docutils import nodes
 
 from lnbook import claims
 
-ID = re.compile(r"\b([FMTWR]\d\d)\b")
+ID = re.compile(rf"\b({claims.ID_PATTERN})\b")
 CSS = "claim-verdicts.css"
 EMOJI = {"✅": "ok", "❌": "failed", "⌛": "running", "⚠️": "warning", "⚠": "warning"}
 _SKIP = (nodes.literal, nodes.literal_block, nodes.reference, nodes.raw, nodes.math, nodes.math_block,

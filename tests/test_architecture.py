@@ -86,7 +86,7 @@ def _sections(notebook: pathlib.Path) -> dict[str, str]:
         if cell["cell_type"] == "markdown":
             section = next((h[3:].strip() for h in reversed(text.splitlines()) if h.startswith("## ")), section)
         else:
-            out |= {cid: section for cid in re.findall(r"show\(['\"]([A-Z]\d\d)['\"]\)", text)}
+            out |= {cid: section for cid in claims.cards_in([text])}
     return out
 
 

@@ -67,7 +67,7 @@ def test_bootstrap_makes_lnbook_importable_in_a_fresh_environment(tmp_path):
 
 def cards_in(nb: pathlib.Path) -> list[str]:
     """The claim IDs a chapter shows a card for, in order (one per ``claims.show('ID')`` call)."""
-    return re.findall(r"claims\.show\('([A-Z]\d\d)'\)", nb.read_text())
+    return claims.cards_in("".join(c["source"]) for c in json.loads(nb.read_text())["cells"] if c["cell_type"] == "code")
 
 
 def test_every_registered_claim_has_exactly_one_card_in_its_chapter():

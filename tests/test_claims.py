@@ -84,7 +84,7 @@ def test_card_label_colour_and_opening_words_agree_with_the_verdict(claim_id):
     verdict, style = result.claim.verdict, claims.STYLES[result.claim.verdict]
     card = claims.markdown_card(result)
     title, options = card.splitlines()[:2]
-    assert title == f"```{{admonition}} {claim_id} · {verdict}"
+    assert re.fullmatch(rf"`{{3,}}\{{admonition\}} {claim_id} · {verdict}", title), title
     assert options.split()[1] == style.admonition  # the colour the site shows
     html = claims.html_card(result)
     assert f"border-left:6px solid {style.colour}" in html and f"{claim_id} · {verdict}" in html
@@ -242,6 +242,12 @@ def test_a_named_decision_is_listed_beside_its_check():
     assert named, "no claim with a named decision: the test proves nothing"
     for c in named:
         assert f"def {c.decide.__name__}(" in claims.evidence_listing(c)[1], c.id
+
+
+def test_the_card_contract_is_one_call_in_a_cell_of_its_own_with_either_quote():
+    assert claims.cards_in(["claims.show('F01');", 'claims.show("M02")', "x = 1"]) == ["F01", "M02"]
+    assert claims.card_call("claims.show('F01'); x = 1") is None  # a card cell holds the call alone
+    assert claims.card_call("claims.show('Q01');") is None  # Q is no chapter's letter
 
 
 def test_numbers_are_written_as_a_reader_writes_them():

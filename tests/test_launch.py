@@ -19,6 +19,7 @@ from packaging.requirements import Requirement
 
 from lnbook import claims
 
+import test_book  # the chapters' cards (claims.cards_in over the code cells)
 import launch  # tools/launch.py (tests/conftest.py puts tools/ on the path)
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -82,7 +83,7 @@ def test_in_page_link_detector():
 def test_chapter_launch_notebook_shows_its_cards_and_numbers(name):
     nb = committed(name)
     text = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
-    shown = re.findall(r"claims\.show\('([A-Z]\d\d)'\)", (launch.BOOK / f"{name}.ipynb").read_text())
+    shown = test_book.cards_in(launch.BOOK / f"{name}.ipynb")
     for cid in shown:
         verdict = claims.registry()[cid].verdict
         assert f"{cid} · {verdict}" in text, f"{name}: no card with the verdict of {cid}"

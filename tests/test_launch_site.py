@@ -17,6 +17,7 @@ import pytest
 
 from lnbook import claims
 
+import test_book  # the chapters' cards (claims.cards_in over the code cells)
 import launch  # tools/launch.py (tests/conftest.py puts tools/ on the path)
 from conftest import chromium, missing
 
@@ -80,7 +81,7 @@ def test_numbers_show_in_the_prose(page):
 
 
 def test_every_card_shows_with_its_verdict(page):
-    shown = re.findall(r"claims\.show\('([A-Z]\d\d)'\)", (launch.BOOK / f"{NAME}.ipynb").read_text())
+    shown = test_book.cards_in(launch.BOOK / f"{NAME}.ipynb")
     titles = page.locator(".claim-card > p:first-child").all_inner_texts()
     assert titles == [f"{cid} · {claims.registry()[cid].verdict}" for cid in shown]
     assert all(page.locator(".claim-card").nth(i).is_visible() for i in range(len(shown)))

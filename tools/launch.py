@@ -41,9 +41,9 @@ EXECUTED = ROOT / "_build" / "jupyter_execute" / "book"  # where Jupyter Book ke
 EXECUTED_HERE = ROOT / "_build" / "launch"  # pages this script executed itself
 
 sys.path.insert(0, str(ROOT / "tools"))
+from lnbook import claims  # noqa: E402  (the card contract)
 import notebooks as notebooks_tool  # noqa: E402  (tools/notebooks.py: toc, repository, bootstrap)
 
-CARD = re.compile(r"claims\.show\('([A-Z]\d\d)'\);?")
 STORED = "launch-stored"  # the tag of a cell whose launch version is its output from the build
 GLUE = re.compile(r"\{glue(?::text)?\}`([^`]+)`")
 CITE = re.compile(r"\{cite(?::(p|t|ps|ts))?\}`([^`]+)`")
@@ -112,8 +112,8 @@ def from_build(path: pathlib.Path) -> dict:
             scrap = out.get("metadata", {}).get("scrapbook", {})
             if "name" in scrap:
                 glue[scrap["name"]] = "".join(out["data"][scrap.get("mime_prefix", "") + "text/plain"])
-            elif (card := CARD.fullmatch("".join(cell["source"]).strip())) and "text/html" in out.get("data", {}):
-                cards[card.group(1)] = cards.get(card.group(1), "") + "".join(out["data"]["text/html"])
+            elif (card := claims.card_call("".join(cell["source"]))) and "text/html" in out.get("data", {}):
+                cards[card] = cards.get(card, "") + "".join(out["data"]["text/html"])
             elif _stored(cell) and "text/markdown" in out.get("data", {}):
                 stored[cell["id"]] = stored.get(cell["id"], "") + "".join(out["data"]["text/markdown"])
     return {"glue": glue, "cards": cards, "stored": stored}
@@ -122,7 +122,7 @@ def from_build(path: pathlib.Path) -> dict:
 def needs_build(chapter: dict) -> bool:
     """Whether a page quotes anything from its build: a glued value, a card or a stored output."""
     return any((c["cell_type"] == "markdown" and GLUE.search("".join(c["source"])))
-               or (c["cell_type"] == "code" and CARD.fullmatch("".join(c["source"]).strip())) or _stored(c)
+               or (c["cell_type"] == "code" and claims.card_call("".join(c["source"]))) or _stored(c)
                for c in chapter["cells"])
 
 
@@ -339,10 +339,10 @@ def convert(chapter: dict, build: dict, refs: dict | None = None) -> dict:
             if not noted and source.lstrip().startswith("# "):
                 cells.append(_markdown_cell("launch-note", NOTE))
                 noted = True
-        elif cell["cell_type"] == "code" and (card := CARD.fullmatch(source.strip())):
-            if card.group(1) not in build["cards"]:
-                raise ValueError(f"card of {card.group(1)}: expected its HTML in the build, found none (rebuild)")
-            cells.append(_markdown_cell(cell["id"], build["cards"][card.group(1)]))
+        elif cell["cell_type"] == "code" and (card := claims.card_call(source)):
+            if card not in build["cards"]:
+                raise ValueError(f"card of {card}: expected its HTML in the build, found none (rebuild)")
+            cells.append(_markdown_cell(cell["id"], build["cards"][card]))
         elif _stored(cell):
             if build.get("stored", {}).get(cell["id"]):
                 cells.append(_markdown_cell(cell["id"], build["stored"][cell["id"]]))

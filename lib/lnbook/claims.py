@@ -41,6 +41,22 @@ VERDICTS = ("holds", "holds under conditions", "does not hold", "not established
 KINDS = ("measurement", "derivation", "model")
 # Chapters in book order; an ID's letter says which chapter it belongs to.
 PREFIX_ORDER = "FMTWR"
+#: A claim's ID: a letter of PREFIX_ORDER and two digits.
+ID_PATTERN = rf"[{PREFIX_ORDER}]\d\d"
+#: The card contract, the one way a chapter shows a card: a code cell ``claims.show('F01');`` (either
+#: quote). The build, the launch notebooks, the tests and the Sphinx extension find cards by it.
+CARD_CALL = re.compile(rf"claims\.show\((['\"])({ID_PATTERN})\1\);?")
+
+
+def card_call(source: str) -> str | None:
+    """The ID of the card a code cell's ``source`` shows, if the cell is a card (and nothing else)."""
+    match = CARD_CALL.fullmatch(source.strip())
+    return match.group(2) if match else None
+
+
+def cards_in(sources) -> list[str]:
+    """The IDs of the cards shown by code cells' ``sources``, in order."""
+    return [id for id in map(card_call, sources) if id]
 
 
 @dataclass(frozen=True)
