@@ -18,7 +18,8 @@ import pytest
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tools"))
 
 import browser as browser_tool  # noqa: E402  (tools/browser.py, once tools/ is on the path)
-from lnbook import claims  # noqa: E402
+
+from lnbook import claims  # noqa: E402  (after lib/ is put on the path above)
 
 # Claims that reuse another's cached computation, by the ID whose group they join.
 SHARED = {"T08": "T07", "R23": "R05", "W02": "F11", "R08": "R07"}

@@ -13,10 +13,9 @@ import pathlib
 import re
 
 import pytest
+from conftest import claim_params
 
 from lnbook import claims
-
-from conftest import claim_params
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 LIB = ROOT / "lib" / "lnbook"

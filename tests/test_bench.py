@@ -104,7 +104,6 @@ def test_torch_compile_is_compiled_once_per_shape(monkeypatch):
 def test_a_failing_provider_is_recorded_and_the_run_goes_on(tmp_path, monkeypatch):
     """One provider's error (Liger-Kernel above N = 65536, say) is a result; the rest is measured,
     and the record on disk holds every result measured so far."""
-    import torch
 
     def broken(x, shape, *args):
         raise ValueError(f"N = {shape[0]} is too wide")

@@ -9,12 +9,10 @@ import re
 import subprocess
 import sys
 
+import notebooks as notebooks_tool  # tools/notebooks.py (tests/conftest.py puts tools/ on the path)
 import pytest
 
 from lnbook import claims
-
-
-import notebooks as notebooks_tool  # tools/notebooks.py (tests/conftest.py puts tools/ on the path)
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"

@@ -11,10 +11,9 @@ import subprocess
 import sys
 
 import pytest
+from conftest import claim_params
 
 from lnbook import claims
-
-from conftest import claim_params
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 

@@ -11,7 +11,7 @@ import torch
 
 matplotlib.use("Agg")
 
-from lnbook import plots  # noqa: E402
+from lnbook import plots  # noqa: E402  (after the Agg backend is chosen: no display here)
 
 # float64 quantities of order 1 built from a handful of operations: rounding leaves about 1e-15; 1e-12
 # is far below any real departure and far above rounding.

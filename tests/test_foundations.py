@@ -60,7 +60,7 @@ def test_landscape_runs_on_one_thread_whatever_the_callers_setting():
     torch's CPU LayerNorm splits its reduction over threads), so this test fails if the block is dropped."""
     from lnbook.experiments import toys
 
-    run = lambda: toys.landscape.__wrapped__(depth=12, lr=0.1, use_ln=True, seed=5, steps=10, probes=2)  # noqa: E731
+    run = lambda: toys.landscape.__wrapped__(depth=12, lr=0.1, use_ln=True, seed=5, steps=10, probes=2)
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(2)

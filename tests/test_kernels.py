@@ -13,10 +13,10 @@ import sys
 import pytest
 import torch
 import torch.nn.functional as F
+from numerics import F64, assert_no_worse_than_torch, params, randn
 
 from lnbook import bench, kernels
 from lnbook.kernels import heuristics
-from numerics import F64, assert_no_worse_than_torch, params, randn
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]

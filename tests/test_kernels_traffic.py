@@ -3,8 +3,6 @@ and against the ratios the kernels are built to meet."""
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 
@@ -45,7 +43,7 @@ def test_split_rows_are_read_from_dram_once():
     M, N = WIDE
     chunks = N // heuristics.LOOP_BLOCK_N
     scratch = 2 * M * chunks * 2 * 4  # (M, chunks, 2) float32 moments, written and read
-    counters = lambda n: 2 * (n + 1) * 4  # noqa: E731  int32 zero-filled, then counted up; + the ticket
+    counters = lambda n: 2 * (n + 1) * 4  # int32 zero-filled, then counted up; + the ticket
     forward = traffic.model("layer_norm", "forward", M, N)
     assert forward["bytes"] == bench.bytes_moved("layer_norm", "forward", M, N, BF16) + scratch + counters(M)
     # Backward: one float32 row of dw and db partials per sub-range of a group (read back from L2

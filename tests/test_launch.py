@@ -13,14 +13,13 @@ import shutil
 import subprocess
 import sys
 
+import launch  # tools/launch.py (tests/conftest.py puts tools/ on the path)
 import pytest
+import test_book  # the chapters' cards (claims.cards_in over the code cells)
 import yaml
 from packaging.requirements import Requirement
 
 from lnbook import claims
-
-import test_book  # the chapters' cards (claims.cards_in over the code cells)
-import launch  # tools/launch.py (tests/conftest.py puts tools/ on the path)
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "_ext"))
@@ -169,7 +168,7 @@ def same_table(stored: str, built: str) -> bool:
     a claim with outcomes of training may differ in its numbers by their seed spread."""
     rows, fresh = stored.splitlines(), built.splitlines()
     registry = claims.registry()
-    outcomes = lambda row: bool((m := re.match(r"\| ([A-Z]\d\d) \|", row)) and registry[m.group(1)].outcomes)  # noqa: E731
+    outcomes = lambda row: bool((m := re.match(r"\| ([A-Z]\d\d) \|", row)) and registry[m.group(1)].outcomes)
     return len(rows) == len(fresh) and all(same_card(a, b, outcomes(b)) for a, b in zip(rows, fresh))
 
 
@@ -296,6 +295,7 @@ def test_floors_are_stated_once_and_mirrored_in_environment_yml():
     differ) with the same version specifier, except triton: Binder has no GPU, so its floor there is the
     interpreter's. The package's floors are Colab's GPU runtime (torch 2.11.0, triton 3.6.0)."""
     import launch_sim  # tools/launch_sim.py: the conda-to-PyPI name map Binder's simulation uses
+
     from lnbook.kernels import INTERPRETER_TRITON
 
     project = {r.name: r.specifier for r in map(Requirement, _pyproject()["project"]["dependencies"])}
@@ -375,8 +375,8 @@ def test_extension_in_a_sphinx_build_with_the_book_s_theme(tmp_path):
 def test_build_values_from_a_jupyter_book_build_and_from_a_plain_execution(tmp_path):
     """Jupyter Book (myst-nb) moves glued outputs out of the executed notebook into <page>.glue.json;
     a plain execution keeps them in place. Both give the same values and cards."""
-    from myst_nb.ext.glue import extract_glue_data
     import nbformat
+    from myst_nb.ext.glue import extract_glue_data
 
     glued = nbformat.v4.new_output("display_data", data={"application/papermill.record/text/plain": "0.25"},
                                    metadata={"scrapbook": {"name": "F01_x", "mime_prefix": "application/papermill.record/"}})

@@ -13,12 +13,11 @@ import pathlib
 import re
 import time
 
+import launch_sim  # tools/launch_sim.py: PeakPSS (tests/conftest.py puts tools/ on the path)
 import pytest
 
 from lnbook import distributed
 from lnbook.experiments import residual_practice
-
-import launch_sim  # tools/launch_sim.py: PeakPSS (tests/conftest.py puts tools/ on the path)
 
 # A chapter's kernel with torch, lnbook and its experiments imported holds about 300-400 MB (PSS), so
 # Binder's 1 GB leaves the four ranks and their parent about 600 MB. Measured here: 340 MB from a

@@ -21,9 +21,9 @@ import sys
 import sysconfig
 import zipfile
 
+import launch_sim  # tools/launch_sim.py: the +cpu build's metadata (tests/conftest.py puts tools/ on the path)
 import pytest
 
-import launch_sim  # tools/launch_sim.py: the +cpu build's metadata (tests/conftest.py puts tools/ on the path)
 from lnbook.kernels import INTERPRETER_TRITON
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]

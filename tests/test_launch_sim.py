@@ -17,10 +17,9 @@ import pathlib
 import subprocess
 import sys
 
-import pytest
-
 import launch  # tools/launch.py and tools/launch_sim.py (tests/conftest.py puts tools/ on the path)
 import launch_sim
+import pytest
 
 FULL = os.environ.get("LNBOOK_LAUNCH_FULL") == "1"
 QUICKEST = [("binder", "02_principles")]  # about 30 s with the environment cached

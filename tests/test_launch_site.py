@@ -13,13 +13,12 @@ import pathlib
 import re
 import sys
 
+import launch  # tools/launch.py (tests/conftest.py puts tools/ on the path)
 import pytest
+import test_book  # the chapters' cards (claims.cards_in over the code cells)
+from conftest import chromium, missing
 
 from lnbook import claims
-
-import test_book  # the chapters' cards (claims.cards_in over the code cells)
-import launch  # tools/launch.py (tests/conftest.py puts tools/ on the path)
-from conftest import chromium, missing
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SCREENSHOTS = ROOT / "_build" / "screenshots"

@@ -11,9 +11,9 @@ import torch
 import torch.nn.functional as F
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from numerics import assert_no_worse_than_torch, gen, params, randn
 
 from lnbook import norms
-from numerics import assert_no_worse_than_torch, gen, params, randn
 
 DTYPES = [torch.float16, torch.bfloat16, torch.float32, torch.float64]
 DTYPE_IDS = ["fp16", "bf16", "fp32", "fp64"]
@@ -50,7 +50,7 @@ def assert_matches_torch(op: str, *args, **kwargs) -> None:
     # ours accepts both, so the int case goes to torch as a 1-tuple.
     int_shape = op in ("layer_norm", "rms_norm") and isinstance(args[1], int)
     torch_args = (x, (args[1],), *args[2:]) if int_shape else args
-    call = lambda fn, cast: fn(*map(cast, torch_args if fn is torch_fn else args), **kwargs)  # noqa: E731
+    call = lambda fn, cast: fn(*map(cast, torch_args if fn is torch_fn else args), **kwargs)
     ours, theirs = call(ours_fn, _clone), call(torch_fn, _clone)
     assert ours.shape == theirs.shape == x.shape
     assert ours.dtype == theirs.dtype == x.dtype
@@ -606,7 +606,7 @@ def test_the_models_layer_norm_module_matches_the_reference():
     (float("nan"), False, ValueError, "op: n: expected an int > 0, got nan"),  # NaN fails every comparison
 ])
 def test_check_number(value, integral, exc, message):
-    check = lambda: norms.check_number("op", "n", value, lambda v: v > 0, "an int > 0", integral=integral)  # noqa: E731
+    check = lambda: norms.check_number("op", "n", value, lambda v: v > 0, "an int > 0", integral=integral)
     if exc is None:
         check()
     else:

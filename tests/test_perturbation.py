@@ -20,7 +20,6 @@ import torch
 from lnbook import claims
 from lnbook.experiments import common
 
-
 # Every claim, with its training runs, in one process: about 7 minutes of one idle core (2026-12-04: T07 105 s,
 # W01 88 s, F11 47 s, R22 about 350 s); CI runs it beside the other half of the suite on a 2-core machine
 # that is busy, where it took more than the 900 s this limit once was. The limit catches a hang, not slowness.

@@ -11,10 +11,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import claim_params, missing
 
 from lnbook import claims
-
-from conftest import claim_params, missing
 
 REGISTRY = claims.registry()
 

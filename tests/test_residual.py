@@ -47,7 +47,7 @@ def test_gpt2_init_scales_only_the_branch_outputs():
 
 def test_gpt2_init_unscaled_leaves_out_only_the_depth_factor():
     # Same seed, same draws: the scaled projections are the unscaled ones times 1/√(2·n_layer), exactly.
-    make = lambda: torch.nn.Sequential(*[models.TransformerBlock(16, 4) for _ in range(3)])  # noqa: E731
+    make = lambda: torch.nn.Sequential(*[models.TransformerBlock(16, 4) for _ in range(3)])
     scaled, unscaled = models.gpt2_init_(make(), 3), models.gpt2_init_(make(), 3, scaled=False)
     for s, u in zip(scaled.modules(), unscaled.modules()):
         if isinstance(s, (models.MLP, models.CausalSelfAttention)):
@@ -110,7 +110,7 @@ def test_residual_model_is_pre_ln_without_its_norms():
     # The same weights (LayerNorm draws no random numbers), and no norm left anywhere.
     res_weights = dict(res.named_parameters())
     assert all(torch.equal(p, res_weights[k]) for k, p in pre.named_parameters() if k in res_weights)
-    is_norm = lambda m: isinstance(m, (torch.nn.LayerNorm, models.LayerNorm))  # noqa: E731
+    is_norm = lambda m: isinstance(m, (torch.nn.LayerNorm, models.LayerNorm))
     assert not any(is_norm(m) for m in res.modules())
     # Pre-LN: one norm in each of a layer's two blocks, and a final one.
     assert sum(is_norm(m) for m in pre.modules()) == 2 * toys.MARKOV["depth"] + 1

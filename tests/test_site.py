@@ -13,20 +13,19 @@ from __future__ import annotations
 import functools
 import html
 import html.parser
-import re
 import pathlib
+import re
 import urllib.parse
 
-import pytest
-
-from lnbook import claims, plots
-
 import browser as browser_tool  # tools/browser.py: Chromium and the local server
-import notebooks as notebooks_tool  # tools/notebooks.py (tests/conftest.py puts tools/ on the path)
 import launch  # tools/launch.py
+import notebooks as notebooks_tool  # tools/notebooks.py (tests/conftest.py puts tools/ on the path)
 import pdf as pdf_tool  # tools/pdf.py
+import pytest
 from conftest import chromium, missing
 from test_book import CONDITIONAL_FIGURES
+
+from lnbook import claims, plots
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SITE = ROOT / "_build" / "html"
@@ -75,7 +74,7 @@ class _Links(html.parser.HTMLParser):
                 self.links.append(attrs[key])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _parse(path: pathlib.Path) -> _Links:
     parser = _Links()
     parser.feed(path.read_text(errors="replace"))

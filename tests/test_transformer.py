@@ -169,7 +169,7 @@ def test_transformer_block_computes_the_placement_formula(placement):
     h = x
     with torch.no_grad():
         for sub, f in zip(block, (lambda t: explicit_attention(block[0].sublayer, t), block[1].sublayer)):
-            norm = lambda t: torch.nn.functional.layer_norm(t, (16,), sub.norm.weight, sub.norm.bias, 1e-5)  # noqa: E731
+            norm = lambda t, sub=sub: torch.nn.functional.layer_norm(t, (16,), sub.norm.weight, sub.norm.bias, 1e-5)
             h = norm(h + f(h)) if placement == "post" else h + f(norm(h))
         torch.testing.assert_close(block(x), h, rtol=0, atol=1e-12)
 
@@ -229,10 +229,10 @@ def test_relative_errors_reject_bad_arguments(kwargs, exc, pattern):
 
 def test_relu_mlp_layers_and_weights_do_not_depend_on_the_norm():
     plain, normed = models.relu_mlp(3, 8, "none", seed=1), models.relu_mlp(3, 8, "layer", seed=1)
-    kinds = lambda m: [type(layer).__name__ for layer in m]  # noqa: E731
+    kinds = lambda m: [type(layer).__name__ for layer in m]
     assert kinds(plain) == ["Linear", "ReLU"] * 3 + ["Linear"]
     assert kinds(normed) == ["Linear", "LayerNorm", "ReLU"] * 3 + ["Linear"]
-    lin = lambda m: [layer.weight for layer in m if isinstance(layer, torch.nn.Linear)]  # noqa: E731
+    lin = lambda m: [layer.weight for layer in m if isinstance(layer, torch.nn.Linear)]
     assert all(torch.equal(a, b) for a, b in zip(lin(plain), lin(normed)))
     assert all(p.dtype == torch.float64 for p in normed.parameters())
     # He initialization: weight variance 2/fan_in; 8 × 32 = 256 draws give the std to within about 10 %.

@@ -41,8 +41,9 @@ EXECUTED = ROOT / "_build" / "jupyter_execute" / "book"  # where Jupyter Book ke
 EXECUTED_HERE = ROOT / "_build" / "launch"  # pages this script executed itself
 
 sys.path.insert(0, str(ROOT / "tools"))
-from lnbook import claims  # noqa: E402  (the card contract)
 import notebooks as notebooks_tool  # noqa: E402  (tools/notebooks.py: toc, repository, bootstrap)
+
+from lnbook import claims  # noqa: E402  (the card contract)
 
 STORED = "launch-stored"  # the tag of a cell whose launch version is its output from the build
 GLUE = re.compile(r"\{glue(?::text)?\}`([^`]+)`")
@@ -176,7 +177,7 @@ def bibliography(path: pathlib.Path = BOOK / "references.bib") -> dict:
     from pybtex.database import parse_file
     from pybtex.richtext import Text
 
-    plain = lambda s: str(Text.from_latex(s)).replace("{", "").replace("}", "")  # noqa: E731
+    plain = lambda s: str(Text.from_latex(s)).replace("{", "").replace("}", "")
     refs = {}
     for key, entry in parse_file(str(path)).entries.items():
         people = entry.persons.get("author", [])

@@ -50,7 +50,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".venv" / "launch"
 sys.path.insert(0, str(ROOT / "tools"))
 import launch  # noqa: E402  (tools/launch.py: pages, raw_myst)
-import notebooks as notebooks_tool  # noqa: E402
+import notebooks as notebooks_tool  # noqa: E402  (tools/notebooks.py, once tools/ is on the path)
 
 # The memory a page may take, per environment: mybinder.org guarantees 1 GB (and stops a kernel at 2 GB);
 # Colab's free runtimes have about 12 GB (torch's CUDA build alone takes more than its CPU build).
@@ -228,7 +228,7 @@ class PeakPSS:
         while not self._done.wait(self.interval):
             self.sample()
 
-    def __enter__(self) -> "PeakPSS":
+    def __enter__(self) -> PeakPSS:
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
         return self

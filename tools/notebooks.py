@@ -19,7 +19,10 @@ BOOK = ROOT / "book"
 TEMPLATE = '''\
 # Make `lnbook` importable: nothing to do in a checkout or on Binder; in Colab, install it from the
 # book's repository and branch (pip keeps Colab's torch and triton when they meet lnbook's floors).
-import importlib.util, pathlib, subprocess, sys
+import importlib.util
+import pathlib
+import subprocess
+import sys
 
 if importlib.util.find_spec("lnbook") is None:
     here = pathlib.Path.cwd().resolve()

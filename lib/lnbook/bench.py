@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
 import importlib.metadata
 import json
+import os
 import pathlib
 import platform
 import re
@@ -171,7 +171,7 @@ def time_ms(fn, device: torch.device, grad_to_none=()) -> float:
 
 def _inputs(op: str, M: int, N: int, dtype, device):
     gen = torch.Generator(device=device).manual_seed(0)
-    rand = lambda *shape: torch.randn(*shape, generator=gen, device=device, dtype=dtype)  # noqa: E731
+    rand = lambda *shape: torch.randn(*shape, generator=gen, device=device, dtype=dtype)
     acts = [rand(M, N).requires_grad_() for _ in range(2 if op == "add_layer_norm" else 1)]
     params = [rand(N).requires_grad_() for _ in range(1 if op == "rms_norm" else 2)]
     return acts, params
@@ -200,7 +200,7 @@ def measure(fn, op: str, mode: str, M: int, N: int, dtype, device) -> tuple[floa
     forward the same call replayed from a CUDA graph (None otherwise)."""
     acts, params = _inputs(op, M, N, dtype, device)
     leaves = [*acts, *params]
-    call = lambda: fn(*acts, (N,), *params)  # noqa: E731
+    call = lambda: fn(*acts, (N,), *params)
     outs = call()
     outs = outs if isinstance(outs, tuple) else (outs,)
     grads = [torch.randn_like(o) for o in outs]

@@ -29,10 +29,11 @@ import re
 import string
 import sys
 import textwrap
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
-from lnbook.sources import VERDICTS_ZH, Anchor, anchors as make_anchors, untested_list
+from lnbook.sources import VERDICTS_ZH, Anchor, untested_list
+from lnbook.sources import anchors as make_anchors
 
 VERDICTS = ("holds", "holds under conditions", "does not hold", "not established")
 # What kind of evidence decides a claim: a measurement (an experiment that could have come out otherwise),
@@ -235,7 +236,7 @@ def registry() -> dict[str, Claim]:
     return {id: _REGISTRY[id] for id in sorted(_REGISTRY, key=_sort_key)}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def run(id: str) -> Result:
     """Run the check of claim ``id`` (once per process: checks are seeded and deterministic)."""
     claims = registry()
@@ -287,7 +288,7 @@ def results_dir() -> pathlib.Path | None:
     return root / "_build" / "claims" if root else None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def source_fingerprint() -> str:
     """A hash of every module of the installed lnbook and of torch's version: what a result depends on."""
     import torch

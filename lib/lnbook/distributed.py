@@ -93,7 +93,7 @@ class _ShardedLayerNorm(torch.autograd.Function):
         sums = torch.stack([g.sum(-1), (g * xhat).sum(-1)])  # (2, *rows): the only exchange
         dist.all_reduce(sums, group=ctx.group)
         dx = rstd[..., None] * (g - sums[0][..., None] / ctx.n - xhat * (sums[1][..., None] / ctx.n))
-        rows = lambda t: t.reshape(-1, t.shape[-1]).sum(0)  # noqa: E731  (*rows, Nl) -> (Nl,)
+        rows = lambda t: t.reshape(-1, t.shape[-1]).sum(0)  # (*rows, Nl) -> (Nl,)
         dw = None if weight is None else rows(dy * xhat).to(weight.dtype)
         db = None if ctx.bias_dtype is None else rows(dy).to(ctx.bias_dtype)
         return dx.to(ctx.x_dtype), dw, db, None, None, None
@@ -224,7 +224,7 @@ def shard_check(rank: int, world_size: int, M: int = 8, N: int = 96, dtype=torch
     full = [t.clone().requires_grad_() for t in (x, w, b)]
     y_ref = norms.layer_norm(full[0], (N,), full[1], full[2])
     y_ref.backward(dy)
-    part = lambda t: torch.tensor_split(t, world_size, dim=-1)[rank]  # noqa: E731  uneven N allowed
+    part = lambda t: torch.tensor_split(t, world_size, dim=-1)[rank]  # uneven N allowed
     mine = [part(t).to(dtype).clone().requires_grad_() for t in (x, w, b)]
     y = layer_norm(mine[0], mine[1], mine[2], stats=stats)
     y.backward(part(dy).to(dtype))
@@ -232,7 +232,7 @@ def shard_check(rank: int, world_size: int, M: int = 8, N: int = 96, dtype=torch
     single = [t.to(dtype).clone().requires_grad_() for t in (x, w, b)]
     y_single = torch.nn.functional.layer_norm(single[0], (N,), single[1], single[2])
     y_single.backward(dy.to(dtype))
-    err = lambda a, ref: float((a.detach().to(torch.float64) - ref.detach()).abs().max())  # noqa: E731
+    err = lambda a, ref: float((a.detach().to(torch.float64) - ref.detach()).abs().max())
     return {"y": err(y, part(y_ref)), "dx": err(mine[0].grad, part(full[0].grad)),
             "dw": err(mine[1].grad, part(full[1].grad)), "db": err(mine[2].grad, part(full[2].grad)),
             "y_single": err(y_single, y_ref), "dx_single": err(single[0].grad, full[0].grad),

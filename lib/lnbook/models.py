@@ -14,7 +14,7 @@ A residual block places its norm in one of two ways (T04, F15):
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn

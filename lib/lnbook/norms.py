@@ -192,7 +192,7 @@ def _check_running_stats(running_mean, running_var, required: bool, when: str, o
     if required and running_var is None:
         raise arg_error(ValueError, op, "running_var", f"a tensor {when}", None)
     if (running_mean is None) != (running_var is None):
-        describe = lambda t: "None" if t is None else "a tensor"  # noqa: E731
+        describe = lambda t: "None" if t is None else "a tensor"
         got = f"running_mean {describe(running_mean)} and running_var {describe(running_var)}"
         raise arg_error(ValueError, op, "running_mean and running_var", "both None or both tensors", got)
 

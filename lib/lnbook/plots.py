@@ -224,7 +224,7 @@ def sphere_step(ax, lr: float = 0.7, n: int = 4, seed: int = 9) -> dict:
     ax.annotate("", w, (0, 0), arrowprops={**arrow, "color": COLORS["ln"]})
     ax.annotate("", end, (0, 0), arrowprops={**arrow, "color": COLORS["ln"], "ls": "--"})
     ax.annotate("", end, w, arrowprops={**arrow, "color": "black"})
-    unit = lambda v: [a / math.hypot(*v) for a in v]  # noqa: E731
+    unit = lambda v: [a / math.hypot(*v) for a in v]
     u, t, r = unit(w), unit(step), 0.1 * s["w_norm"]  # the right angle's square, at w's tip
     corner = [w[0] - r * u[0], w[1] - r * u[1]]
     ax.add_patch(Polygon([corner, [corner[0] + r * t[0], corner[1] + r * t[1]],
@@ -311,7 +311,7 @@ def _eigenspace_frame(ax, s: dict) -> None:
     signs = [1.0 if a >= 0 else -1.0 for a in s["v_coords"].tolist()]
     v = [a * g for a, g in zip(s["v_coords"].tolist(), signs)]
     jv = [a * g for a, g in zip(s["Jv_coords"].tolist(), signs)]
-    project = lambda c: (sum(a * d[0] for a, d in zip(c, screen)), sum(a * d[1] for a, d in zip(c, screen)))  # noqa: E731
+    project = lambda c: (sum(a * d[0] for a, d in zip(c, screen)), sum(a * d[1] for a, d in zip(c, screen)))
     reach = 1.2 * max(v + jv)
     names = [r"span$\{\mathbf{1}\}$: $\times 0$", r"span$\{\hat x\}$: $\times 0$",
              r"the other $n-2$ directions: $\times 1/\sigma$"]

@@ -53,8 +53,8 @@ from __future__ import annotations
 import functools
 import inspect
 import random
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
 
 import numpy as np
 import sympy as sp
@@ -412,8 +412,8 @@ def ln_identities(n: int, eps=EPS) -> tuple[Identity, ...]:
     # |xc|^2 P u: the same direction as P u for every u, without P's denominator (2x faster)
     vperp = sp.ImmutableMatrix((xc.T * xc)[0] * (u - _mean(u) * one) - (xc.T * u)[0] * xc)
     I, ones_t = sp.eye(n), one * one.T / n
-    Jt = lambda v: _torch_ln_jacobian(fw, v)  # noqa: E731
-    Pn = lambda v: _np_projector(_np_centred(fw, v), with_ones=True)  # noqa: E731
+    Jt = lambda v: _torch_ln_jacobian(fw, v)
+    Pn = lambda v: _np_projector(_np_centred(fw, v), with_ones=True)
     ab = fw.abbreviations
 
     def mk(name, statement, tl, tr, lhs, rhs, route, holds=True):
@@ -471,8 +471,8 @@ def rms_identities(n: int, eps=EPS) -> tuple[Identity, ...]:
     P = _complement_projector(x, with_ones=False)
     u = _vector("u", n)
     vperp = sp.ImmutableMatrix((x.T * x)[0] * u - (x.T * u)[0] * x)  # |x|^2 P u
-    Jt = lambda v: _torch_rms_jacobian(fw, v)  # noqa: E731
-    Pn = lambda v: _np_projector(_tensor(x, v).numpy(), with_ones=False)  # noqa: E731
+    Jt = lambda v: _torch_rms_jacobian(fw, v)
+    Pn = lambda v: _np_projector(_tensor(x, v).numpy(), with_ones=False)
     ab = fw.abbreviations
 
     def mk(name, statement, tl, tr, lhs, rhs, route, holds=True):

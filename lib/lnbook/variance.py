@@ -85,6 +85,6 @@ def relative_errors(mean: float, dtype: torch.dtype = torch.float32, rows: int =
     gen = torch.Generator().manual_seed(seed)
     x = (torch.randn(rows, d, generator=gen, dtype=torch.float64) + mean).to(dtype)  # (rows, d)
     ref = x.double().var(-1, correction=0)  # (rows,) exact to float64 for the stored values
-    rel = lambda v: float(((v.double() - ref).abs() / ref).max())  # noqa: E731
+    rel = lambda v: float(((v.double() - ref).abs() / ref).max())
     out = {f.__name__: rel(f(x)) for f in (naive, two_pass, welford)}
     return out | {"fp32_stats": rel(two_pass(x.float()))}

@@ -18,8 +18,17 @@ import torch
 
 from lnbook import bench, norms
 from lnbook.claims import claim
-from lnbook.experiments.common import (F64, FLOPS_PER_ELEMENT, H100, count_flops, ln, loglog_slope, max_abs, randn,
-                                      roofline_seconds)
+from lnbook.experiments.common import (
+    F64,
+    FLOPS_PER_ELEMENT,
+    H100,
+    count_flops,
+    ln,
+    loglog_slope,
+    max_abs,
+    randn,
+    roofline_seconds,
+)
 from lnbook.experiments.toys import padded_batch
 
 # The headings of seed 000 that this module's anchors cite, as the seed writes them.
@@ -420,7 +429,7 @@ PER_ROW_ALLOWANCE = 4
 
 
 def _decide_f07(n: dict) -> dict[str, bool]:
-    agrees = lambda counted, defined: abs(counted - defined) <= PER_ROW_ALLOWANCE / n["n"]  # noqa: E731
+    agrees = lambda counted, defined: abs(counted - defined) <= PER_ROW_ALLOWANCE / n["n"]
     return {
         # float64 against torch's own rms_norm and LayerNorm: rounding only.
         "matches_torch": n["rms_vs_torch"] < 1e-12, "equals_ln_when_centered": n["rms_eq_ln_centered"] < 1e-12,
@@ -477,7 +486,7 @@ def f07() -> dict:
     """The evidence for F07. See book/01_foundations.ipynb, section "RMSNorm"."""
     x = randn(32, 64, seed=10)
     centered = x - x.mean(-1, keepdim=True)
-    rms = lambda v: norms.rms_norm(v, v.shape[-1:], eps=1e-6)  # noqa: E731
+    rms = lambda v: norms.rms_norm(v, v.shape[-1:], eps=1e-6)
     vs_torch = max_abs(rms(x), torch.nn.functional.rms_norm(x, x.shape[-1:], eps=1e-6))
     eq_centered = max_abs(rms(centered), ln(centered, eps=1e-6))
     shifted = max_abs(rms(centered + 1), ln(centered + 1, eps=1e-6))
@@ -598,7 +607,7 @@ def invariance_markdown() -> tuple[str, str]:
     """The computed table (verdict and largest relative change per cell) and the published one, as Markdown."""
     table = invariance_table()
     head = "| | " + " | ".join(TRANSFORMS) + " |\n|---|" + "---|" * len(TRANSFORMS) + "\n"
-    word = lambda inv: "invariant" if inv else "no"  # noqa: E731
+    word = lambda inv: "invariant" if inv else "no"
     computed = head + "\n".join(
         f"| {k} | " + " | ".join(f"{word(is_invariant(table[k][t]))} ({table[k][t]:.1g})" for t in TRANSFORMS) + " |"
         for k in NORMALIZERS)

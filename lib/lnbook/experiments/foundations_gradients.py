@@ -188,13 +188,13 @@ def eps_scale_deviation(lam: float, eps: float) -> float:
     z = _wx()
     var = z.var(-1, correction=0, keepdim=True)
     xhat = (z - z.mean(-1, keepdim=True)) / var.sqrt()
-    ratio = lambda s: (s * var.sqrt()) / (s * s * var + eps).sqrt()  # noqa: E731
+    ratio = lambda s: (s * var.sqrt()) / (s * s * var + eps).sqrt()
     return float((xhat * (ratio(lam) - ratio(1.0))).abs().max())
 
 
 def _decide_f09(n: dict) -> dict[str, bool]:
     # float64 closed form against float64 computation: agreement to 1e-9 relative is rounding only.
-    agree = lambda a, b: abs(a - b) <= 1e-9 * abs(b)  # noqa: E731
+    agree = lambda a, b: abs(a - b) <= 1e-9 * abs(b)
     return {
         # float64 rounding of outputs of order 1 is near 1e-16; 1e-12 leaves room and no more.
         "exact_for_eps0": n["max_diff_eps0"] < 1e-12,
@@ -562,7 +562,7 @@ def z_over_sigma_jacobian(z: torch.Tensor) -> torch.Tensor:
 def f14() -> dict:
     """The evidence for F14. See book/01_foundations.ipynb, section "The Jacobian, derived"."""
     z = randn(6, seed=15) + 0.5
-    jac = lambda f, v: torch.autograd.functional.jacobian(f, v)  # noqa: E731
+    jac = lambda f, v: torch.autograd.functional.jacobian(f, v)
     auto = jac(lambda v: v / v.std(correction=0), z)
     diff = max_abs(z_over_sigma_jacobian(z), auto)
     scale_err = float((z_over_sigma_jacobian(10 * z) * 10 - z_over_sigma_jacobian(z)).norm() / auto.norm())

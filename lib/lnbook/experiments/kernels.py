@@ -25,8 +25,8 @@ import torch
 
 from lnbook import bench, norms, variance
 from lnbook.claims import claim
-from lnbook.hardware import H100, MIB
 from lnbook.experiments.common import F64, count_traffic, randn
+from lnbook.hardware import H100, MIB
 from lnbook.kernels import rownorm, traffic
 from lnbook.kernels.layer_norm import layer_norm  # the Triton kernel; the float64 reference is norms.layer_norm
 from lnbook.variance import FP16_MAX, tree_sum
@@ -122,7 +122,7 @@ def compile_table(*options: str) -> list[dict]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def register_use(widths=(2048, 4096, 8192, 16384, 32768)) -> list[dict]:
     """LayerNorm's bfloat16 kernels compiled for an H100 (sm_90) with the whole row as one block:
     registers and stack (spill) bytes per thread at each width (the dw/db sum left out)."""
@@ -131,7 +131,7 @@ def register_use(widths=(2048, 4096, 8192, 16384, 32768)) -> list[dict]:
     return [r for r in rows if r["pass"] != "sum"]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def launch_table(widths=(512, 8192, 65536, 262144)) -> list[dict]:
     """LayerNorm in bfloat16 for sm_90 as it is launched (the heuristics' plans): every kernel."""
     return compile_table("--arch", "90", "--dtypes", "bf16", "--ops", "layer_norm", "--widths", *map(str, widths))

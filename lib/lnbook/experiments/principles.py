@@ -15,7 +15,7 @@ point. Everything is seeded and small (these checks take about 4 s of CPU, M12's
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import sympy as sp
 import torch
@@ -41,7 +41,7 @@ def sparse_example(scale: float = 1.0) -> torch.Tensor:
 def _decide_m01(n) -> dict[str, bool]:
     # The computed outputs against the closed forms for k equal loud values among n, x̂ = √((n−k)/k) and
     # −√(k/(n−k)), worked out by hand: float64 rounding only (≈ 1e-16 relative), hence 1e-14.
-    close = lambda a, b: abs(a - b) <= 1e-14 * max(1.0, abs(b))  # noqa: E731
+    close = lambda a, b: abs(a - b) <= 1e-14 * max(1.0, abs(b))
     return {
         "mu": n["mu"] == n["mu_closed"], "sigma": close(n["sigma"], n["sigma_closed"]),
         "big": close(n["big"], n["big_closed"]), "small": close(n["small"], n["small_closed"]),
@@ -297,7 +297,7 @@ def m02() -> dict:
     refs, mods = zoo_references(), zoo_torch_modules()
     with torch.no_grad():
         torch_diff = max(max_abs(refs[k](x), mods[k](x)) for k in refs)
-    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    count = lambda m: sum(p.numel() for p in m.parameters())
     nums = {"shape": str(tuple(x.shape)), "N": n, "C": c, "H": h, "W": w, "G": ZOO_GROUPS, "max_torch_diff": torch_diff,
             "gn1_vs_ln": max_abs(norms.group_norm(x, 1), refs["LayerNorm"](x)),
             "gnc_vs_in": max_abs(norms.group_norm(x, c), refs["InstanceNorm"](x)),

@@ -15,7 +15,17 @@ import torch
 
 from lnbook import norms
 from lnbook.claims import claim
-from lnbook.experiments.common import F64, ln, ln_grads, loglog_slope, max_abs, one_thread, over_seeds, randn, seeded_start
+from lnbook.experiments.common import (
+    F64,
+    ln,
+    ln_grads,
+    loglog_slope,
+    max_abs,
+    one_thread,
+    over_seeds,
+    randn,
+    seeded_start,
+)
 from lnbook.experiments.toys import teacher_data
 from lnbook.models import LayerNorm, relu_mlp
 
@@ -57,7 +67,7 @@ def m06() -> dict:
     for c in shifts:
         for eps in (0.0, 1e-5):
             diffs.append(max_abs(ln(z + c, eps), ln(z, eps)))
-    rms = lambda v: norms.rms_norm(v, v.shape[-1:], eps=1e-5)  # noqa: E731
+    rms = lambda v: norms.rms_norm(v, v.shape[-1:], eps=1e-5)
     return {"ln_diff": max(diffs), "rms_diff": max_abs(rms(z + 0.7), rms(z))}
 
 

@@ -301,7 +301,7 @@ def m05() -> dict:
     scales = torch.logspace(-4, 2, 64, dtype=F64)[:, None]  # (64, 1)
     z = randn(64, 16, seed=36)
     z = (z - z.mean(1, keepdim=True)) / z.std(1, correction=0, keepdim=True) * scales  # σ of row i = scales[i]
-    closed = lambda s: s / (s * s + 1e-5) ** 0.5  # noqa: E731  σ/√(σ²+ε), floats or tensors
+    closed = lambda s: s / (s * s + 1e-5) ** 0.5  # σ/√(σ²+ε), floats or tensors
     sigma_quiet = float(sparse.std(correction=0)) / 1000
     const = torch.full((8,), 3.0, dtype=F64)
     return {

@@ -111,9 +111,9 @@ def classify_placement(expr) -> str:
     x = 5 + 3 * randn(4, 16, seed=3)
     lin = nn.Linear(16, 16).double()
     seen = []
-    f = lambda v: seen.append(v) or 2 + lin(v)  # noqa: E731  records what the sublayer sees
+    f = lambda v: seen.append(v) or 2 + lin(v)  # records what the sublayer sees
     out = expr(lambda v: ln(v, eps=0.0), f, x)  # ε = 0: the output is exactly normalized
-    normalized = lambda v: bool(v.mean(-1).abs().max() < 1e-9 and (v.var(-1, correction=0) - 1).abs().max() < 1e-9)  # noqa: E731
+    normalized = lambda v: bool(v.mean(-1).abs().max() < 1e-9 and (v.var(-1, correction=0) - 1).abs().max() < 1e-9)
     if normalized(out):
         return "post"
     if normalized(seen[0]):
@@ -303,7 +303,7 @@ def r27() -> dict:
     x = randn(8, 64, seed=27)
     x = (x - x.mean(-1, keepdim=True)) / x.std(-1, correction=0, keepdim=True)  # σ = 1 per row
     gamma, beta = randn(64, seed=28), randn(64, seed=29)
-    torch_ln = lambda v, eps: torch.nn.functional.layer_norm(v, (64,), gamma, beta, eps=eps)  # noqa: E731
+    torch_ln = lambda v, eps: torch.nn.functional.layer_norm(v, (64,), gamma, beta, eps=eps)
     small = 1e-3 * x[:1]
     return {"err_same": max_abs(source_manual_layer_norm(x, gamma, beta), torch_ln(x, 1e-6)),
             "err_default": max_abs(source_manual_layer_norm(x, gamma, beta), torch_ln(x, 1e-5)),
@@ -324,7 +324,7 @@ def batchnorm_axes(seed: int = 29) -> dict[str, float]:
 def _bn_layouts(bn: nn.Module, x: torch.Tensor) -> dict[str, float]:
     viewed = bn(x.view(2, 512, 10)).view(2, 10, 512)
     right = bn(x.transpose(1, 2)).transpose(1, 2)
-    per_feature = lambda y: y.mean(dim=(0, 1))  # noqa: E731  (512,): each feature's mean over batch and positions
+    per_feature = lambda y: y.mean(dim=(0, 1))  # (512,): each feature's mean over batch and positions
     return {"mean_right": float(per_feature(right).abs().max()), "mean_view": float(per_feature(viewed).abs().max()),
             "var_view_max": float(viewed.var(dim=(0, 1), correction=0).max()), "diff": max_abs(viewed, right)}
 
@@ -487,9 +487,9 @@ def r25() -> dict:
 def sigma_min_cases(d: int = 64, seed: int = 1) -> dict[str, float]:
     """σ_min(I + J) for a small random J (‖J‖₂ = 0.1), for a stack of such blocks, for the branches of Pre-LN MLP
     blocks at PyTorch's default initialization, and for a J with the eigenvalue −0.99 (no small singular values)."""
-    small = lambda s: (lambda g: 0.1 * g / float(torch.linalg.matrix_norm(g, 2)))(randn(d, d, seed=s) / math.sqrt(d))  # noqa: E731
+    small = lambda s: (lambda g: 0.1 * g / float(torch.linalg.matrix_norm(g, 2)))(randn(d, d, seed=s) / math.sqrt(d))
     eye = torch.eye(d, dtype=F64)
-    smin = lambda m: float(torch.linalg.svdvals(m).min())  # noqa: E731
+    smin = lambda m: float(torch.linalg.svdvals(m).min())
     layers = 20
     product = eye
     for layer in range(layers):
@@ -551,7 +551,7 @@ def r09() -> dict:
 # ----------------------------------------------------------------------------- effective depth
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def first_layer_gradient(kind: str, depth: int, d: int = 32, seed: int = 12) -> float:
     """‖∂L/∂W₁‖ of the first layer of a ReLU stack, relative to the last layer's: plain (PyTorch default or He
     init) or residual (Pre-LN MLP blocks)."""

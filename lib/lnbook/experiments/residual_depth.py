@@ -24,11 +24,27 @@ from torch import nn
 
 from lnbook import models
 from lnbook.claims import claim
-from lnbook.experiments.common import (F64, SeedSpread, ln, loglog_slope, max_abs, one_thread, over_seeds, randn,
-                                       semilog_slope)
+from lnbook.experiments.common import (
+    F64,
+    SeedSpread,
+    ln,
+    loglog_slope,
+    max_abs,
+    one_thread,
+    over_seeds,
+    randn,
+    semilog_slope,
+)
 from lnbook.experiments.residual import classify_placement
-from lnbook.models import (Block, DeepNormBlock, TransformerBlock, deepnorm_constants, deepnorm_init_, gpt2_init_,
-                           zero_branches_)
+from lnbook.models import (
+    Block,
+    DeepNormBlock,
+    TransformerBlock,
+    deepnorm_constants,
+    deepnorm_init_,
+    gpt2_init_,
+    zero_branches_,
+)
 
 H34 = "3.4 选型建议与迁移注意事项"  # headings of seed 004 that several anchors cite
 H532 = "5.3.2 GPT-2/3与DeepNet的设计选择"
@@ -48,7 +64,7 @@ def _stack(placement: str, depth: int, seed: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def layer_gradients(placement: str, depth: int, seed: int = 0) -> dict[str, list[float]]:
     """At initialization: ‖∂L/∂θ‖ of every layer's parameters, and of its last feed-forward weight W².
 
@@ -61,7 +77,7 @@ def layer_gradients(placement: str, depth: int, seed: int = 0) -> dict[str, list
         y = model(x)
         (randn(*y.shape, seed=seed + 1, dtype=torch.float32) * y).sum().div(y.numel() ** 0.5).backward()
         layers = [m for m in model if isinstance(m, TransformerBlock)]
-        norm = lambda ps: float(torch.sqrt(sum(p.grad.pow(2).sum() for p in ps)))  # noqa: E731
+        norm = lambda ps: float(torch.sqrt(sum(p.grad.pow(2).sum() for p in ps)))
         return {"layer": [norm(list(m.parameters())) for m in layers],
                 "w2": [float(m[1].sublayer.proj.weight.grad.norm()) for m in layers]}
 
@@ -237,7 +253,7 @@ def r05() -> dict:
 # ----------------------------------------------------------------------------- the residual stream
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def stream_variance(placement: str, depth: int, init: str = "default", seed: int = 0) -> list[float]:
     """Var of the residual stream x_0 … x_depth of a stack of Transformer layers at initialization.
 
@@ -296,7 +312,7 @@ GPT2_DEPTHS = (12, 48)
 )
 def r07() -> dict:
     """The evidence for R07. See book/05_residual.ipynb, section "The residual stream"."""
-    growth = lambda init, L: (lambda v: v[-1] / v[0])(stream_variance("pre", L, init))  # noqa: E731
+    growth = lambda init, L: (lambda v: v[-1] / v[0])(stream_variance("pre", L, init))
     nums = {f"{k}_{L}": growth(init, L) for k, init in (("unscaled", "gpt2-unscaled"), ("scaled", "gpt2"))
             for L in GPT2_DEPTHS}
     nums["linear_ratio"] = (nums["unscaled_48"] - 1) / (nums["unscaled_12"] - 1)
@@ -435,7 +451,7 @@ DEEPNORM_LAYERS = (6, 24, 96)  # N: Transformer layers, two sublayers each
 UPDATE_STEP = 1e-3  # η: every weight moves by ±η, the size of Adam's first step
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def model_update(kind: str, layers: int, seed: int) -> float:
     """‖ΔF‖/‖F‖: how far a stack's output moves when every weight moves by ±η (random signs, the size of an
     Adam step), at initialization. ``kind``: "post" (Post-LN MLP blocks, PyTorch's default initialization) or
@@ -515,7 +531,7 @@ def r24() -> dict:
     shallow, deep = DEEPNORM_LAYERS[0], DEEPNORM_LAYERS[-1]
     alpha, beta = deepnorm_constants(deep)
     growth = {k: update_growth(k) for k in ("post", "deepnorm")}
-    mean = lambda kind, n: sum(model_update(kind, n, s) for s in SEEDS) / len(SEEDS)  # noqa: E731
+    mean = lambda kind, n: sum(model_update(kind, n, s) for s in SEEDS) / len(SEEDS)
     nums = {"placement": classify_placement(lambda n, f, x: n(alpha * x + f(x))), "depth": deep, "alpha": alpha,
             "beta": beta, "step": UPDATE_STEP, "seeds": len(SEEDS), "shallowest": shallow}
     for k in ("post", "deepnorm"):

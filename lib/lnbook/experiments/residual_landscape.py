@@ -87,7 +87,7 @@ def hessian_spectrum(use_ln: bool, seed: int) -> dict[str, float]:
 def r40() -> dict:
     """The evidence for R40. See book/05_residual.ipynb, section "Training: warm-up and speed"."""
     runs = {ln: [hessian_spectrum(ln, s) for s in LANDSCAPE["seeds"]] for ln in (False, True)}
-    median = lambda key, ln: float(torch.tensor([r[key] for r in runs[ln]]).median())  # noqa: E731
+    median = lambda key, ln: float(torch.tensor([r[key] for r in runs[ln]]).median())
     return {"d_in": LANDSCAPE["d_in"], "d_out": LANDSCAPE["d_out"], "scale_spread": LANDSCAPE["scale_spread"],
             "seeds": len(LANDSCAPE["seeds"]), "params": LANDSCAPE["d_in"] * LANDSCAPE["d_out"],
             "spread_plain": median("spread", False), "spread_ln": median("spread", True),
@@ -109,8 +109,8 @@ def perturbation_response(seed: int) -> dict[str, float]:
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(P["rows"], P["d"], generator=gen, dtype=F64)
     w = torch.randn(P["d"], P["d"], generator=gen, dtype=F64) / math.sqrt(P["d"])
-    ln = lambda v: norms.layer_norm(x @ v.T, (P["d"],), eps=1e-5)  # noqa: E731
-    plain = lambda v: x @ v.T  # noqa: E731
+    ln = lambda v: norms.layer_norm(x @ v.T, (P["d"],), eps=1e-5)
+    plain = lambda v: x @ v.T
     out = {}
     for name, direction in (("random", torch.randn(P["d"], P["d"], generator=gen, dtype=F64)), ("scale", w)):
         dw = P["size"] * w.norm() / direction.norm() * direction
@@ -149,7 +149,7 @@ def perturbation_response(seed: int) -> dict[str, float]:
 def r41() -> dict:
     """The evidence for R41. See book/05_residual.ipynb, section "LayerNorm's backward, ε and precision"."""
     runs = [perturbation_response(s) for s in PERTURB["seeds"]]
-    mean = lambda k: sum(r[k] for r in runs) / len(runs)  # noqa: E731
+    mean = lambda k: sum(r[k] for r in runs) / len(runs)
     return {"d": PERTURB["d"], "size": PERTURB["size"], "seeds": len(runs),
             **{k: mean(k) for k in ("random_plain", "random_ln", "scale_plain", "scale_ln")}}
 
@@ -222,7 +222,7 @@ def r42() -> dict:
     """The evidence for R42. See book/05_residual.ipynb, section "The residual Jacobian"."""
     H = HIGHWAY
     shallow, deep = H["depths"]
-    mean = lambda *a, **k: sum(stack_input_gradient(*a, s, **k) for s in H["seeds"]) / len(H["seeds"])  # noqa: E731
+    mean = lambda *a, **k: sum(stack_input_gradient(*a, s, **k) for s in H["seeds"]) / len(H["seeds"])
     out = {"d": H["d"], "shallow": shallow, "deep": deep, "seeds": len(H["seeds"]),
            "highway_params": layer_parameters("highway", H["d"]), "residual_params": layer_parameters("residual", H["d"]),
            "residual_deep": mean("residual", deep)}
@@ -243,7 +243,7 @@ def snippet_residual(x: torch.Tensor) -> dict[str, float]:
         runs = 0
     torch.manual_seed(13)
     sub = nn.Linear(d, d).double()
-    ln = lambda v: torch.nn.functional.layer_norm(v, (d,))  # noqa: E731
+    ln = lambda v: torch.nn.functional.layer_norm(v, (d,))
     with torch.no_grad():
         y, pre, post = x + ln(x), x + sub(ln(x)), ln(x + sub(x))
     return {"runs": runs, "vs_pre_ln": max_abs(y, pre), "vs_post_ln": max_abs(y, post)}

@@ -21,7 +21,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from lnbook import distributed, norms, variance
-from lnbook.claims import Evidence, claim
+from lnbook.claims import claim
 from lnbook.experiments.common import F64, FLOPS_PER_ELEMENT, H100, count_traffic, max_abs, randn, roofline_seconds
 from lnbook.models import TransformerBlock, deepnorm_constants, gpt2_init_
 
@@ -435,7 +435,7 @@ R15_N = 96
 R15_CONFIGS = ({"N": R15_N}, {"N": R15_N, "shift": 1e4}, {"N": R15_N, "shift": 1e4, "stats": "sums"})
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def sharded_errors(processes: int) -> list[dict[str, float]]:
     """Per config of :data:`R15_CONFIGS`: the worst error over ranks of y, dx, dw, db (one launch)."""
     per_rank = distributed.launch(distributed.shard_checks, processes, list(R15_CONFIGS))
@@ -477,7 +477,7 @@ def sharded_errors(processes: int) -> list[dict[str, float]]:
 def r15() -> dict:
     """The evidence for R15. See book/05_residual.ipynb, section "LayerNorm across devices"."""
     e2, e4 = sharded_errors(2), sharded_errors(4)
-    worst = lambda e: max(e[k] for k in ("y", "dx", "dw", "db"))  # noqa: E731
+    worst = lambda e: max(e[k] for k in ("y", "dx", "dw", "db"))
     b = distributed.bytes_per_token(4)
     return {"N": R15_N, "err2": worst(e2[0]), "err4": worst(e4[0]), "err_single": max(e4[0]["y_single"], e4[0]["dx_single"]),
             "err_local4": local_statistics_error(4), "err_welford_shift": max(worst(e2[1]), worst(e4[1])),
@@ -501,7 +501,7 @@ def exercise_answers() -> dict[str, float]:
     d = 8
     u = torch.zeros(d, 1, dtype=F64)
     u[0] = 1.0
-    smin = lambda a: float(torch.linalg.svdvals(torch.eye(d, dtype=F64) - a * u @ u.T).min())  # noqa: E731
+    smin = lambda a: float(torch.linalg.svdvals(torch.eye(d, dtype=F64) - a * u @ u.T).min())
     torch.manual_seed(0)
     model = nn.Sequential(*[TransformerBlock(16, 4) for _ in range(12)])
     gpt2_init_(model, 12)

@@ -60,7 +60,7 @@ def reversal_batch(gen: torch.Generator, n: int) -> torch.Tensor:
     return torch.cat([a, torch.zeros(n, 1, dtype=torch.long), a.flip(1)], 1)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def reversal_run(placement: str, lr: float, warmup: int, seed: int) -> list[float]:
     """Adam on the reversal task; the loss (over the reversed half only) at every step."""
     R, L = REVERSAL, REVERSAL["length"]
@@ -102,11 +102,11 @@ class WarmupCell:
         return SeedSpread(tuple(a - b for a, b in zip(self.none.values, self.warm.values)))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def warmup_cell(placement: str, lr: float, budget: int) -> WarmupCell:
     """The cell of the study at (placement, lr) after ``budget`` steps, over :data:`WARMUP_SEEDS`."""
     seeds = WARMUP_SEEDS[placement, lr]
-    end = lambda w: over_seeds(end_loss(reversal_run(placement, lr, w, s), budget) for s in seeds)  # noqa: E731
+    end = lambda w: over_seeds(end_loss(reversal_run(placement, lr, w, s), budget) for s in seeds)
     return WarmupCell(end(0), end(REVERSAL["warmup"]))
 
 
@@ -147,8 +147,8 @@ def fails_either_way(n, key: str) -> bool:
 
 def _decide_r22(n) -> dict[str, bool]:
     short, long = BUDGETS
-    post = lambda i, b: _cell_key("post", i, b)  # noqa: E731
-    pre = lambda i, b: _cell_key("pre", i, b)  # noqa: E731
+    post = lambda i, b: _cell_key("post", i, b)
+    pre = lambda i, b: _cell_key("pre", i, b)
     half_guess = n["chance"] / 2
     return {
         "post_not_needed_at_lr1": not_needed(n, post(1, short)) and not_needed(n, post(1, long)),
@@ -301,7 +301,7 @@ def markov_model(kind: str) -> TinyLM:
     return model
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def train(kind: str, seed: int = 0) -> list[float]:
     """Adam on next-token prediction of :func:`markov_batch` (a kind of :data:`SPEED_KINDS`); the loss at every step."""
     if kind not in SPEED_KINDS:
@@ -387,7 +387,7 @@ def r20() -> dict:
     reach = {k: [steps_to(train(k, s), target) for s in SPEED_SEEDS] for k in ("pre", "residual")}
     # A run that never reaches the target counts as the whole run (its true steps are more: a lower bound).
     reach = {k: over_seeds(MARKOV["steps"] if r is None else r for r in v) for k, v in reach.items()}
-    mean_final = lambda kind: sum(sum(train(kind, s)[-20:]) / 20 for s in SPEED_SEEDS) / len(SPEED_SEEDS)  # noqa: E731
+    mean_final = lambda kind: sum(sum(train(kind, s)[-20:]) / 20 for s in SPEED_SEEDS) / len(SPEED_SEEDS)
     saving = over_seeds(1 - p / r for p, r in zip(reach["pre"].values, reach["residual"].values))
     nums = {"entropy": markov_entropy(), "depth": MARKOV["depth"], "target": target, "seeds": len(SPEED_SEEDS),
             "steps": MARKOV["steps"], "pre_steps": reach["pre"].mean, "pre_steps_se": reach["pre"].se,

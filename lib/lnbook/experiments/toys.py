@@ -39,7 +39,7 @@ def _loss_and_grad(model, x, y, params: torch.Tensor):
     return float(loss.detach()), torch.cat([g.flatten() for g in grads])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def landscape(depth: int, lr: float, use_ln: bool, seed: int = 0, steps: int = 100, probes: int = 6,
               multiples=(0.25, 0.5, 1, 2, 4)):
     """Train with full-batch SGD; at ``probes`` points look along the gradient g (Santurkar et al. 2018).

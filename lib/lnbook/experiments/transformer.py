@@ -112,7 +112,7 @@ def t01() -> dict:
     over_ld = norms.layer_norm(x, x.shape[1:], eps=eps)
     x2 = x.clone()
     x2[:, -1] += 5.0  # perturb only the last position of every sequence
-    leak = lambda shape: max_abs(norms.layer_norm(x2, shape)[:, 0], norms.layer_norm(x, shape)[:, 0])  # noqa: E731
+    leak = lambda shape: max_abs(norms.layer_norm(x2, shape)[:, 0], norms.layer_norm(x, shape)[:, 0])
     gamma, beta = randn(d, seed=301), randn(d, seed=302)
     rows = x.reshape(-1, d)  # (B·L, d): every position a row
     chunks = torch.cat([norms.layer_norm(r, (d,), eps=eps) for r in rows.split(5)]).reshape(x.shape)
@@ -261,7 +261,7 @@ def attention_by_hand(attn, x: torch.Tensor) -> torch.Tensor:
     b, l, d = x.shape
     h = attn.heads
     q, k, v = (x @ attn.qkv.weight.T + attn.qkv.bias).split(d, dim=-1)
-    heads = lambda t: t.reshape(b, l, h, d // h).transpose(1, 2)  # noqa: E731  (B, h, L, d/h)
+    heads = lambda t: t.reshape(b, l, h, d // h).transpose(1, 2)  # (B, h, L, d/h)
     scores = heads(q) @ heads(k).transpose(-1, -2) / math.sqrt(d // h)  # (B, h, L, L)
     scores = scores.masked_fill(torch.ones(l, l, dtype=torch.bool).triu(1), float("-inf"))
     y = (scores.softmax(-1) @ heads(v)).transpose(1, 2).reshape(b, l, d)
@@ -271,8 +271,8 @@ def attention_by_hand(attn, x: torch.Tensor) -> torch.Tensor:
 def block_by_hand(block: TransformerBlock, x: torch.Tensor) -> torch.Tensor:
     """The source's two formulas, with torch's layer_norm and the block's own parameters."""
     for sub in block:
-        norm = lambda t: torch.nn.functional.layer_norm(t, t.shape[-1:], sub.norm.weight, sub.norm.bias, sub.norm.eps)  # noqa: E731
-        f = (lambda t: attention_by_hand(sub.sublayer, t)) if hasattr(sub.sublayer, "heads") else sub.sublayer
+        norm = lambda t, sub=sub: torch.nn.functional.layer_norm(t, t.shape[-1:], sub.norm.weight, sub.norm.bias, sub.norm.eps)
+        f = (lambda t, sub=sub: attention_by_hand(sub.sublayer, t)) if hasattr(sub.sublayer, "heads") else sub.sublayer
         x = norm(x + f(x)) if sub.placement == "post" else x + f(norm(x))
     return x
 
@@ -503,8 +503,10 @@ def t11() -> dict:
 
 # ----------------------------------------------------------------------------- T05: ε and the variance
 
+SQRT_1E_5 = math.sqrt(1e-5)  # σ = √ε: where ε halves the variance a row is divided by
 
-def eps_effect(sigmas=(1.0, 1e-2, math.sqrt(1e-5), 1e-3), d: int = 768, seed: int = 37):
+
+def eps_effect(sigmas=(1.0, 1e-2, SQRT_1E_5, 1e-3), d: int = 768, seed: int = 37):
     """For rows with std σ: the output std at ε = 1e-5 and 1e-6, and max |LN_1e-5 − LN_1e-6|."""
     z = randn(d, seed=seed)
     z = (z - z.mean()) / z.std(correction=0)  # exactly unit spread
@@ -571,7 +573,7 @@ def t05() -> dict:
     eff = {round(e["sigma"] ** 2, 12): e for e in eps_effect()}
     err = variance.relative_errors(1e4, torch.float32, **T05_ROWS)
     const = torch.full((T05_ROWS["d"],), 3.0, dtype=F64)  # σ² = 0 exactly
-    nans = lambda eps: int(torch.isnan(ln(const, eps=eps)).sum())  # noqa: E731
+    nans = lambda eps: int(torch.isnan(ln(const, eps=eps)).sum())
     return {"const_width": T05_ROWS["d"], "const_nans_eps": nans(1e-5), "const_nans_eps0": nans(0.0),"diff_sigma1": eff[1.0]["diff"], "std_at_eps": eff[1e-5]["std_1e5"],
             "std_at_eps_1e6": eff[1e-5]["std_1e6"], "naive_err": err["naive"], "welford_err": err["welford"],
             "two_pass_err": err["two_pass"]}

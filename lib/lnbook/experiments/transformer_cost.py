@@ -147,7 +147,7 @@ def by_part(ops: list[dict], key: str) -> dict[str, int]:
 
 
 def _decide_t06(n) -> dict[str, bool]:
-    same_bytes = lambda part: abs(n[f"{part}_bytes_counted"] / n[f"{part}_bytes_model"] - 1) < 0.01  # noqa: E731
+    same_bytes = lambda part: abs(n[f"{part}_bytes_counted"] / n[f"{part}_bytes_model"] - 1) < 0.01
     return {
         # The hand count and PyTorch's flop formulas on the block's own ops: integers, equal or not.
         "matmul_flops_counted": n["matmul_flops_counted"] == n["matmul_flops_model"],

@@ -38,7 +38,7 @@ def classification_data(n: int = 512, d_in: int = 32, classes: int = 4, seed: in
     return (x[: n // 2], y[: n // 2]), (x[n // 2 :], y[n // 2 :])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def sgd_run(use_ln: bool, lr: float, seed: int, data_seed: int = SWEEP["data"]) -> dict[str, float]:
     """Full-batch SGD on the teacher problem drawn with ``data_seed``, from the weights drawn with ``seed``:
     initial and final training loss, train and test accuracy."""
@@ -57,7 +57,7 @@ def sgd_run(use_ln: bool, lr: float, seed: int, data_seed: int = SWEEP["data"]) 
             loss.backward()
             opt.step()
         with torch.no_grad():
-            acc = lambda xs, ys: float((model(xs).argmax(1) == ys).double().mean())  # noqa: E731
+            acc = lambda xs, ys: float((model(xs).argmax(1) == ys).double().mean())
             return {"initial": initial, "final": float(loss_fn(model(xtr), ytr)), "train_acc": acc(xtr, ytr),
                     "test_acc": acc(xte, yte)}
 
@@ -154,7 +154,7 @@ def _decide_t07(n) -> dict[str, bool]:
 def t07() -> dict:
     """The evidence for T07. See book/03_transformer.ipynb, section "What it does for training"."""
     ratios = lr_ratios(trains)
-    runs = lambda use_ln: [r for s in SWEEP["seeds"] for r in sweep(use_ln, s)]  # noqa: E731
+    runs = lambda use_ln: [r for s in SWEEP["seeds"] for r in sweep(use_ln, s)]
     at_max = [r for s in SWEEP["seeds"] for r in sweep(True, s) if r["lr"] == largest_lr(True, s, stays_finite)]
     return {"depth": SWEEP["depth"], "steps": SWEEP["steps"], "seeds": len(SWEEP["seeds"]),
             "fit_ratio_gmean": math.exp(statistics.fmean(math.log(r) for r in ratios)),

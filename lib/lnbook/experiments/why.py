@@ -81,7 +81,7 @@ def norm_mlp(kind: str, seed: int = 0) -> torch.nn.Module:
         raise norms.arg_error(ValueError, "norm_mlp", "kind", f"one of {ICS_KINDS}", repr(kind))
     noise = NOISE if kind == "noisy" else {}
     positions = iter(range(1, 3 * ICS_RUN["depth"], 3))  # the norm's index in (linear, norm, ReLU)*: its seed
-    make = lambda width: NoisyBatchNorm(width, **noise, seed=seed * 100 + next(positions))  # noqa: E731
+    make = lambda width: NoisyBatchNorm(width, **noise, seed=seed * 100 + next(positions))
     return relu_mlp(ICS_RUN["depth"], ICS_RUN["width"], "none" if kind == "none" else make, seed=seed)
 
 
@@ -97,7 +97,7 @@ def _relu_input_moments(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor
     return torch.stack([torch.stack([a.mean(0), a.std(0, correction=0)]) for a in seen])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def ics_run(kind: str, seed: int = 0, lr: float = ICS_RUN["lr"]) -> dict:
     """Minibatch SGD on chapter 1's teacher problem; records losses and the per-step distribution shift.
 
@@ -162,7 +162,7 @@ def trailing_mean(values, k: int = 10) -> list[float]:
 
 def kept_share(lr: float = ICS_FAST_LR) -> list[float]:
     """Per seed, the share of BatchNorm's loss reduction against no norm that noisy BatchNorm keeps."""
-    loss = lambda kind, s: ics_run(kind, s, lr)["final_loss"]  # noqa: E731
+    loss = lambda kind, s: ics_run(kind, s, lr)["final_loss"]
     return [(loss("none", s) - loss("noisy", s)) / (loss("none", s) - loss("bn", s)) for s in ICS_SEEDS]
 
 
@@ -247,7 +247,7 @@ SMOOTH_RUN = {"depth": LANDSCAPE_RUN["depth"], "lr": 0.05}
 SMOOTH_SEEDS = (0, 1, 2, 3)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def smoothness(seed: int) -> dict[str, dict[str, float]]:
     """Per network ("none", "ln"): mean loss range along the gradient, largest β, first and last loss."""
     runs = {key: landscape(**SMOOTH_RUN, use_ln=key == "ln", seed=seed) for key in ("none", "ln")}
@@ -363,7 +363,7 @@ def w02() -> dict:
 NO_NORM_SEEDS = (0, 1, 2)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def no_norm_signal(seed: int, depth: int = 24, d: int = 32) -> dict[str, list[float]]:
     """A Transformer stack without any norm (library TransformerBlocks, PyTorch's initialization, float64).
 
@@ -422,7 +422,7 @@ def no_norm_signal(seed: int, depth: int = 24, d: int = 32) -> dict[str, list[fl
 def w13() -> dict:
     """The evidence for W13. See book/04_why.ipynb, section "Is it internal covariate shift?"."""
     runs = [no_norm_signal(s) for s in NO_NORM_SEEDS]
-    pick = lambda key, i: [r[key][i] for r in runs]  # noqa: E731
+    pick = lambda key, i: [r[key][i] for r in runs]
     return {"seeds": len(runs), "depth": len(runs[0]["forward"]) - 1,
             "fwd2_min": min(pick("forward", 2)), "fwd2_max": max(pick("forward", 2)), "cos2_min": min(pick("cos", 2)),
             "back2_min": min(pick("backward", -3)), "back2_max": max(pick("backward", -3)),

@@ -198,7 +198,7 @@ def token_magnitudes(seed: int = 90) -> dict[str, float]:
     tokens = torch.cat([base, 3 * base, randn(6, 8, seed=seed + 1)])  # (8 tokens, 8 features)
     y_ln = ln(tokens, eps=0.0)
     bn = norms.batch_norm(tokens, None, None, training=True, eps=0.0)  # per feature, across the tokens
-    gap = lambda y: float((y[1] - y[0]).norm() / (y[1].norm() + y[0].norm()))  # noqa: E731
+    gap = lambda y: float((y[1] - y[0]).norm() / (y[1].norm() + y[0].norm()))
     # BatchNorm is an increasing affine map per feature: differences between tokens keep their ratios.
     dx, dy = tokens[1:] - tokens[:-1], bn[1:] - bn[:-1]
     ratio = (dy / dx)  # per feature the same factor 1/σ_j for every pair of tokens
@@ -281,7 +281,7 @@ def attention_stats(x: torch.Tensor, use_ln: bool, seed: int = 51) -> dict[str, 
 GAIN_SPREADS = (1, 2, 4, 8, 16, 32, 64)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def gain_sweep() -> dict[str, list[dict[str, float]]]:
     """attention_stats over token-norm spreads, without ("none") and with ("ln") LayerNorm."""
     with one_thread():
@@ -293,7 +293,7 @@ def direction_kept(mean_over_std: float = 1.0, d: int = 64, seed: int = 52) -> d
     """cos(LN(x), x) and cos(RMSNorm(x), x) for a token whose mean is ``mean_over_std`` standard deviations."""
     z = randn(d, seed=seed)
     x = (z - z.mean()) / z.std(correction=0) + mean_over_std  # mean/std exactly as asked
-    cos = lambda a: float(a @ x / (a.norm() * x.norm()))  # noqa: E731
+    cos = lambda a: float(a @ x / (a.norm() * x.norm()))
     return {"cos_ln": cos(ln(x, eps=0.0)), "cos_rms": cos(norms.rms_norm(x, (d,), eps=0.0)),
             "closed_form": 1 / math.sqrt(1 + mean_over_std**2)}
 

@@ -278,7 +278,7 @@ def fp16_sum_of_squares(mean: float, n: int = 4096, seed: int = 70) -> dict[str,
 STREAM = {"depth": 48, "d": 64}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def stream_max(placement: str, depth: int = STREAM["depth"], d: int = STREAM["d"], seed: int = 71) -> list[float]:
     """Largest |value| of the residual stream after each block of a random stack (library Blocks, float64)."""
     with one_thread():
@@ -351,7 +351,7 @@ def w08() -> dict:
 # ----------------------------------------------------------------------------- Pre-Norm's gradient path
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def stream_gradients(placement: str, depth: int = 24, d: int = 32, zero_branches: bool = False,
                      seed: int = 80) -> list[float]:
     """‖∂L/∂x_l‖ for the stream x_0 … x_depth of a random stack, L = Σ c ⊙ x_depth (float64)."""
@@ -414,7 +414,7 @@ def stream_gradients(placement: str, depth: int = 24, d: int = 32, zero_branches
 )
 def w09() -> dict:
     """The evidence for W09. See book/04_why.ipynb, section "Pre-Norm, Post-Norm and FP16"."""
-    change = lambda g: abs(g[0] / g[-1] - 1)  # noqa: E731
+    change = lambda g: abs(g[0] / g[-1] - 1)
     pre, post = stream_gradients("pre"), stream_gradients("post")
     return {"depth": len(pre) - 1, "pre_ratio": pre[0] / pre[-1], "post_ratio": post[0] / post[-1],
             "pre_zero_change": change(stream_gradients("pre", zero_branches=True)),
@@ -434,8 +434,8 @@ def instance_norm_effects(c: int = 8, t: int = 16, seed: int = 90) -> dict[str, 
     x = randn(1, c, t, seed=seed)  # (1, C, T)
     a, b = randn(1, c, 1, seed=seed + 1).abs() + 0.5, randn(1, c, 1, seed=seed + 2)  # per feature
     y = a * x + b
-    inorm = lambda v: norms.instance_norm(v, eps=0.0)  # noqa: E731  per feature over the T positions
-    tok = lambda v: ln(v.transpose(1, 2), eps=0.0)  # noqa: E731  (1, T, C): per token over its C features
+    inorm = lambda v: norms.instance_norm(v, eps=0.0)  # per feature over the T positions
+    tok = lambda v: ln(v.transpose(1, 2), eps=0.0)  # (1, T, C): per token over its C features
     at, bt = randn(1, 1, t, seed=seed + 3).abs() + 0.5, randn(1, 1, t, seed=seed + 4)  # per token
     return {"style_err": max_abs(inorm(y), inorm(x)), "sentence_diff_in": max_abs(inorm(y), inorm(x)),
             "sentence_diff_ln": max_abs(tok(y), tok(x)), "token_err_ln": max_abs(tok(at * x + bt), tok(x))}
@@ -483,8 +483,8 @@ def group_norm_place(n: int = 8, c: int = 16, hw: int = 4, groups: int = 4, seed
     """Where GroupNorm sits among the norms, on (N, C, H, W) (ε = 0): its ends, its batch dependence, its middle."""
     x = randn(n, c, hw, hw, seed=seed)
     other = torch.cat([x[:1], randn(n - 1, c, hw, hw, seed=seed + 1)])  # sample 0 with new companions
-    gn = lambda v, g: norms.group_norm(v, g, eps=0.0)  # noqa: E731
-    bn = lambda v: norms.batch_norm(v, None, None, training=True, eps=0.0)  # noqa: E731
+    gn = lambda v, g: norms.group_norm(v, g, eps=0.0)
+    bn = lambda v: norms.batch_norm(v, None, None, training=True, eps=0.0)
     ln_chw = norms.layer_norm(x, x.shape[1:], eps=0.0)  # each sample over (C, H, W)
     in_ = norms.instance_norm(x, eps=0.0)
     return {"groups": groups, "channels": c, "gn1_vs_ln": max_abs(gn(x, 1), ln_chw), "gnc_vs_in": max_abs(gn(x, c), in_),

@@ -42,10 +42,10 @@ def interpreter_works(version: str = triton.__version__) -> bool:
     return tuple(map(int, match.groups())) >= INTERPRETER_TRITON
 
 
-from lnbook.kernels.add_layer_norm import add_layer_norm  # noqa: E402
-from lnbook.kernels.heuristics import INTERPRETED  # noqa: E402
-from lnbook.kernels.layer_norm import layer_norm  # noqa: E402
-from lnbook.kernels.rms_norm import rms_norm  # noqa: E402
+from lnbook.kernels.add_layer_norm import add_layer_norm  # noqa: E402  (after the switch above, like triton)
+from lnbook.kernels.heuristics import INTERPRETED  # noqa: E402  (after the switch above, like triton)
+from lnbook.kernels.layer_norm import layer_norm  # noqa: E402  (after the switch above, like triton)
+from lnbook.kernels.rms_norm import rms_norm  # noqa: E402  (after the switch above, like triton)
 
 #: Whether the kernels can run here: compiled on a GPU, or interpreted by a Triton whose interpreter works.
 RUNNABLE = not INTERPRETED or interpreter_works()

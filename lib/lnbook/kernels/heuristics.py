@@ -84,7 +84,7 @@ def plan(M: int, N: int, direction: str, max_fused_n: dict[str, int] | None = No
     return Plan(block_m, block_n, one_block, num_warps)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _multiprocessors(device: torch.device) -> int:
     return torch.cuda.get_device_properties(device).multi_processor_count
 

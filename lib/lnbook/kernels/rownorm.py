@@ -524,7 +524,7 @@ def _row_launches(args: dict, p, dw, db, slots: int) -> list[Launch]:
     row_blocks = triton.cdiv(M, p.block_m)
     blocks_per_program = triton.cdiv(row_blocks, heuristics.backward_programs(M, p.block_m, slots))
     programs = triton.cdiv(row_blocks, blocks_per_program)  # no idle programs: every partials row is written
-    new = lambda wanted: args["RSTD"].new_empty(programs, N) if wanted else None  # noqa: E731
+    new = lambda wanted: args["RSTD"].new_empty(programs, N) if wanted else None
     dw_part, db_part = new(dw is not None), new(db is not None)  # (programs, N) float32, each row written once
     kernel_args = {**args, "DW_PART": _dummy_for(dw_part, args["RSTD"]), "DB_PART": _dummy_for(db_part, args["RSTD"]),
                    "rows_per_program": blocks_per_program * p.block_m, "BLOCK_M": p.block_m, "BLOCK_N": p.block_n,
@@ -541,7 +541,7 @@ def _wide_row_launches(args: dict, p, dw, db, slots: int) -> list[Launch]:
     # Window: x and dy read twice, dx (and ds) once, and the next group's x and dy once.
     split = heuristics.split_plan(M, N, args["X"].element_size(), window=5 + args["HAS_DS"], slots=slots)
     partials = split.groups * split.parts
-    new = lambda wanted: args["RSTD"].new_empty(partials, N) if wanted else None  # noqa: E731
+    new = lambda wanted: args["RSTD"].new_empty(partials, N) if wanted else None
     dw_part, db_part = new(dw is not None), new(db is not None)  # (groups · parts, N) float32, each row written once
     device = args["X"].device
     kernel_args = {**args, "SUMS": args["RSTD"].new_empty(M, split.chunks, 2),
@@ -577,7 +577,7 @@ def backward(dy, x, weight, bias_dtype, mean, rstd, ds=None):
     """
     M, N = x.shape
     if M == 0:  # no rows: no launch; the parameter gradients are sums over nothing
-        zeros = lambda dtype: None if dtype is None else torch.zeros(N, dtype=dtype, device=x.device)  # noqa: E731
+        zeros = lambda dtype: None if dtype is None else torch.zeros(N, dtype=dtype, device=x.device)
         return torch.empty_like(x), zeros(None if weight is None else weight.dtype), zeros(bias_dtype)
     outputs, launches = backward_launches(dy, x, weight, bias_dtype, mean, rstd, ds,
                                           heuristics.program_slots(x.device))
@@ -591,7 +591,7 @@ def launches_for(op: str, direction: str, M: int, N: int, dtype: torch.dtype, sl
     where the op takes one), built on ``meta`` tensors: shapes and arguments, no data.
     :mod:`lnbook.kernels.aot` compiles them and :mod:`lnbook.kernels.traffic` counts their bytes."""
     flags = OPS[op]
-    meta = lambda *shape, dt=dtype: torch.empty(shape, dtype=dt, device="meta")  # noqa: E731
+    meta = lambda *shape, dt=dtype: torch.empty(shape, dtype=dt, device="meta")
     x, w = meta(M, N), meta(N)
     b = meta(N) if flags.bias else None
     residual = meta(M, N) if flags.residual else None

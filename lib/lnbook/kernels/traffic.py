@@ -51,7 +51,7 @@ def _flagged(a: dict, pairs) -> list[str]:
 def residency_window(a: dict, first: list[str], others: list[str]) -> int:
     """Bytes that enter L2 while a group of a split launch must stay there: its ``first`` reads
     and the next group's, and its ``others`` passes (the second read is the group's own bytes)."""
-    group = lambda names: sum(a["group_rows"] * a["N"] * a[name].element_size() for name in names)  # noqa: E731
+    group = lambda names: sum(a["group_rows"] * a["N"] * a[name].element_size() for name in names)
     return 2 * group(first) + group(others)
 
 
