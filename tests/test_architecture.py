@@ -114,6 +114,20 @@ def test_contributing_names_every_library_module():
     assert not missing, f"CONTRIBUTING.md does not name {missing}"
 
 
+def test_every_file_contributing_names_exists():
+    """The other direction: each ``path.py`` and each module of the "Every module" table in CONTRIBUTING.md
+    is a file of the tree (a renamed or deleted module leaves the map wrong)."""
+    text = (ROOT / "CONTRIBUTING.md").read_text()
+    table = text.split("## Every module", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `([\w/.]+)` \|", table, re.M)
+    assert len(rows) > 10, "the module table was not found"
+    missing = [r for r in rows if r != "lnbook/__init__.py" and not any(
+        (LIB / c).exists() for c in (r, f"{r}.py", f"{r.rstrip('/')}", f"kernels/{r}.py", f"experiments/{r}"))]
+    files = set(re.findall(r"`((?:tools|tests|_ext|lib/lnbook)/[\w/]+\.py)`", text))
+    missing += sorted(f for f in files if not (ROOT / f).exists())
+    assert not missing, f"CONTRIBUTING.md names what does not exist: {missing}"
+
+
 def test_package_docstring_lists_every_top_level_module():
     doc = ast.get_docstring(ast.parse((LIB / "__init__.py").read_text()))
     listed = set(re.findall(r"^(\w+)\s{2,}", doc, re.M))
