@@ -416,47 +416,47 @@ def ln_identities(n: int, eps=EPS) -> tuple[Identity, ...]:
     Pn = lambda v: _np_projector(_np_centred(fw, v), with_ones=True)
     ab = fw.abbreviations
 
-    def mk(name, statement, tl, tr, lhs, rhs, route, holds=True):
-        return Identity(name, statement, tl, tr, lhs, rhs, route, holds, ab)
+    def mk(**fields):
+        return Identity(**fields, abbreviations=ab)
 
     return (
-        mk("ln.jacobian", r"SymPy's derivative of LN equals the closed form (every $\epsilon \ge 0$)",
-           r"\frac{\partial \hat x}{\partial x}",
-           r"\frac{1}{s}\Big(I - \frac{\mathbf 1 \mathbf 1^\top}{n}"
-           r" - \frac{\hat x \hat x^\top}{n}\Big)", J, C, Jt),
-        mk("ln.jacobian_sigma_form", r"with $z = (x - \mu)/\sigma$ the $zz^\top$ term carries $\sigma^2/s^2$",
-           "J", r"\frac{1}{s}\Big(I - \frac{\mathbf 1 \mathbf 1^\top}{n}"
+        mk(name="ln.jacobian", statement=r"SymPy's derivative of LN equals the closed form (every $\epsilon \ge 0$)",
+           tex_lhs=r"\frac{\partial \hat x}{\partial x}",
+           tex_rhs=r"\frac{1}{s}\Big(I - \frac{\mathbf 1 \mathbf 1^\top}{n}"
+           r" - \frac{\hat x \hat x^\top}{n}\Big)", lhs=J, rhs=C, numeric_lhs=Jt),
+        mk(name="ln.jacobian_sigma_form", statement=r"with $z = (x - \mu)/\sigma$ the $zz^\top$ term carries $\sigma^2/s^2$",
+           tex_lhs="J", tex_rhs=r"\frac{1}{s}\Big(I - \frac{\mathbf 1 \mathbf 1^\top}{n}"
            r" - \frac{z z^\top}{n}\frac{\sigma^2}{\sigma^2+\epsilon}\Big)",
-           J, (I - ones_t - z * z.T / n * fw.var / (fw.var + fw.eps)) / s, Jt),
-        mk("ln.jacobian_sigma_form_without_factor",
-           r"dropping $\sigma^2/(\sigma^2+\epsilon)$ is exact only at $\epsilon = 0$",
-           "J", r"\frac{1}{s}\Big(I - \frac{\mathbf 1 \mathbf 1^\top}{n}"
-           r" - \frac{z z^\top}{n}\Big)", J, (I - ones_t - z * z.T / n) / s, Jt,
+           lhs=J, rhs=(I - ones_t - z * z.T / n * fw.var / (fw.var + fw.eps)) / s, numeric_lhs=Jt),
+        mk(name="ln.jacobian_sigma_form_without_factor",
+           statement=r"dropping $\sigma^2/(\sigma^2+\epsilon)$ is exact only at $\epsilon = 0$",
+           tex_lhs="J", tex_rhs=r"\frac{1}{s}\Big(I - \frac{\mathbf 1 \mathbf 1^\top}{n}"
+           r" - \frac{z z^\top}{n}\Big)", lhs=J, rhs=(I - ones_t - z * z.T / n) / s, numeric_lhs=Jt,
            holds=fw.eps == 0),
-        mk("ln.jacobian_without_xhat_term", "the centring term alone is not the Jacobian",
-           "J", r"\frac{1}{s}\Big(I - \frac{\mathbf 1 \mathbf 1^\top}{n}\Big)",
-           J, (I - ones_t) / s, Jt, holds=False),
-        mk("ln.symmetric", "the LayerNorm Jacobian is symmetric", "J", r"J^\top", J, J.T, Jt),
-        mk("ln.shift_invariance", r"$J\mathbf 1 = \mathbf 0$: adding a constant to $x$ changes nothing",
-           r"J\,\mathbf 1", r"\mathbf 0", J * one, sp.zeros(n, 1), lambda v: Jt(v) @ np.ones(n)),
-        mk("ln.scale", r"$Jx = (\epsilon/s^2)\,\hat x$: scale invariance exactly when $\epsilon = 0$",
-           r"J\,x", r"\frac{\epsilon}{s^2}\,\hat x", J * fw.x, fw.eps / s**2 * xh,
-           lambda v: Jt(v) @ _tensor(fw.x, v).numpy()),
-        mk("ln.eigen_xhat", r"$\hat x$ is an eigenvector with eigenvalue $\epsilon/s^3$",
-           r"J\,\hat x", r"\frac{\epsilon}{s^3}\,\hat x", J * xh, fw.eps / s**3 * xh,
-           lambda v: Jt(v) @ F.layer_norm(_tensor(fw.x, v), (n,), eps=_number(fw.eps, v)).numpy()),
-        mk("ln.eigen_complement", r"every $v$ orthogonal to $\mathbf 1$ and $\hat x$ has eigenvalue $1/s$",
-           r"J\,v", r"\frac{1}{s}\,v,\ v = |x - \mu|^2 P_\perp u", J * vperp, vperp / s,
-           lambda v: Jt(v) @ (Pn(v) @ _tensor(u, v).numpy()) * (_np_centred(fw, v) ** 2).sum()),
-        mk("ln.complement_projector", r"$P_\perp = I - \mathbf 1\mathbf 1^\top/n - \hat x\hat x^\top/\|\hat x\|^2$ is a projector",
-           r"P_\perp^2", r"P_\perp", P * P, P, lambda v: Pn(v) @ Pn(v)),
-        mk("ln.complement_rank", r"so its range, the $1/s$ eigenspace, has dimension $n - 2$",
-           r"\operatorname{tr} P_\perp", "n - 2", P.trace(), sp.Integer(n - 2),
-           lambda v: np.trace(Pn(v))),
-        mk("ln.spectral", r"$J = 0\cdot\mathbf 1\mathbf 1^\top/n + (\epsilon/s^3)\,uu^\top + (1/s)\,P_\perp$ with $u = \hat x/\|\hat x\|$",
-           "J", r"\frac{\epsilon}{s^3}\frac{\hat x\hat x^\top}{\hat x^\top \hat x}"
+        mk(name="ln.jacobian_without_xhat_term", statement="the centring term alone is not the Jacobian",
+           tex_lhs="J", tex_rhs=r"\frac{1}{s}\Big(I - \frac{\mathbf 1 \mathbf 1^\top}{n}\Big)",
+           lhs=J, rhs=(I - ones_t) / s, numeric_lhs=Jt, holds=False),
+        mk(name="ln.symmetric", statement="the LayerNorm Jacobian is symmetric", tex_lhs="J", tex_rhs=r"J^\top", lhs=J, rhs=J.T, numeric_lhs=Jt),
+        mk(name="ln.shift_invariance", statement=r"$J\mathbf 1 = \mathbf 0$: adding a constant to $x$ changes nothing",
+           tex_lhs=r"J\,\mathbf 1", tex_rhs=r"\mathbf 0", lhs=J * one, rhs=sp.zeros(n, 1), numeric_lhs=lambda v: Jt(v) @ np.ones(n)),
+        mk(name="ln.scale", statement=r"$Jx = (\epsilon/s^2)\,\hat x$: scale invariance exactly when $\epsilon = 0$",
+           tex_lhs=r"J\,x", tex_rhs=r"\frac{\epsilon}{s^2}\,\hat x", lhs=J * fw.x, rhs=fw.eps / s**2 * xh,
+           numeric_lhs=lambda v: Jt(v) @ _tensor(fw.x, v).numpy()),
+        mk(name="ln.eigen_xhat", statement=r"$\hat x$ is an eigenvector with eigenvalue $\epsilon/s^3$",
+           tex_lhs=r"J\,\hat x", tex_rhs=r"\frac{\epsilon}{s^3}\,\hat x", lhs=J * xh, rhs=fw.eps / s**3 * xh,
+           numeric_lhs=lambda v: Jt(v) @ F.layer_norm(_tensor(fw.x, v), (n,), eps=_number(fw.eps, v)).numpy()),
+        mk(name="ln.eigen_complement", statement=r"every $v$ orthogonal to $\mathbf 1$ and $\hat x$ has eigenvalue $1/s$",
+           tex_lhs=r"J\,v", tex_rhs=r"\frac{1}{s}\,v,\ v = |x - \mu|^2 P_\perp u", lhs=J * vperp, rhs=vperp / s,
+           numeric_lhs=lambda v: Jt(v) @ (Pn(v) @ _tensor(u, v).numpy()) * (_np_centred(fw, v) ** 2).sum()),
+        mk(name="ln.complement_projector", statement=r"$P_\perp = I - \mathbf 1\mathbf 1^\top/n - \hat x\hat x^\top/\|\hat x\|^2$ is a projector",
+           tex_lhs=r"P_\perp^2", tex_rhs=r"P_\perp", lhs=P * P, rhs=P, numeric_lhs=lambda v: Pn(v) @ Pn(v)),
+        mk(name="ln.complement_rank", statement=r"so its range, the $1/s$ eigenspace, has dimension $n - 2$",
+           tex_lhs=r"\operatorname{tr} P_\perp", tex_rhs="n - 2", lhs=P.trace(), rhs=sp.Integer(n - 2),
+           numeric_lhs=lambda v: np.trace(Pn(v))),
+        mk(name="ln.spectral", statement=r"$J = 0\cdot\mathbf 1\mathbf 1^\top/n + (\epsilon/s^3)\,uu^\top + (1/s)\,P_\perp$ with $u = \hat x/\|\hat x\|$",
+           tex_lhs="J", tex_rhs=r"\frac{\epsilon}{s^3}\frac{\hat x\hat x^\top}{\hat x^\top \hat x}"
            r" + \frac{1}{s}P_\perp",
-           J, fw.eps / s**3 * xc * xc.T / (xc.T * xc)[0] + P / s, Jt),
+           lhs=J, rhs=fw.eps / s**3 * xc * xc.T / (xc.T * xc)[0] + P / s, numeric_lhs=Jt),
     )
 
 
@@ -475,28 +475,28 @@ def rms_identities(n: int, eps=EPS) -> tuple[Identity, ...]:
     Pn = lambda v: _np_projector(_tensor(x, v).numpy(), with_ones=False)
     ab = fw.abbreviations
 
-    def mk(name, statement, tl, tr, lhs, rhs, route, holds=True):
-        return Identity(name, statement, tl, tr, lhs, rhs, route, holds, ab)
+    def mk(**fields):
+        return Identity(**fields, abbreviations=ab)
 
     return (
-        mk("rms.jacobian", "SymPy's derivative of RMSNorm equals the closed form",
-           r"\frac{\partial \hat x}{\partial x}",
-           r"\frac{1}{r}\Big(I - \frac{x x^\top}{n r^2}\Big)", J, C, Jt),
-        mk("rms.symmetric", "the RMSNorm Jacobian is symmetric", "J", r"J^\top", J, J.T, Jt),
-        mk("rms.eigen_x", r"$x$ is an eigenvector with eigenvalue $\epsilon/r^3$ (scale invariance at $\epsilon = 0$)",
-           r"J\,x", r"\frac{\epsilon}{r^3}\,x", J * x, fw.eps / r**3 * x,
-           lambda v: Jt(v) @ _tensor(x, v).numpy()),
-        mk("rms.eigen_complement", r"every $v$ orthogonal to $x$ has eigenvalue $1/r$",
-           r"J\,v", r"\frac{1}{r}\,v,\ v = |x|^2 P_\perp u", J * vperp, vperp / r,
-           lambda v: Jt(v) @ (Pn(v) @ _tensor(u, v).numpy()) * (_tensor(x, v).numpy() ** 2).sum()),
-        mk("rms.complement_projector", r"$P_\perp = I - xx^\top/\|x\|^2$ is a projector",
-           r"P_\perp^2", r"P_\perp", P * P, P, lambda v: Pn(v) @ Pn(v)),
-        mk("rms.complement_rank", r"so its range, the $1/r$ eigenspace, has dimension $n - 1$",
-           r"\operatorname{tr} P_\perp", "n - 1", P.trace(), sp.Integer(n - 1),
-           lambda v: np.trace(Pn(v))),
-        mk("rms.spectral", r"$J = (\epsilon/r^3)\,xx^\top/\|x\|^2 + (1/r)\,P_\perp$",
-           "J", r"\frac{\epsilon}{r^3}\frac{x x^\top}{x^\top x} + \frac{1}{r}P_\perp",
-           J, fw.eps / r**3 * x * x.T / (x.T * x)[0] + P / r, Jt),
+        mk(name="rms.jacobian", statement="SymPy's derivative of RMSNorm equals the closed form",
+           tex_lhs=r"\frac{\partial \hat x}{\partial x}",
+           tex_rhs=r"\frac{1}{r}\Big(I - \frac{x x^\top}{n r^2}\Big)", lhs=J, rhs=C, numeric_lhs=Jt),
+        mk(name="rms.symmetric", statement="the RMSNorm Jacobian is symmetric", tex_lhs="J", tex_rhs=r"J^\top", lhs=J, rhs=J.T, numeric_lhs=Jt),
+        mk(name="rms.eigen_x", statement=r"$x$ is an eigenvector with eigenvalue $\epsilon/r^3$ (scale invariance at $\epsilon = 0$)",
+           tex_lhs=r"J\,x", tex_rhs=r"\frac{\epsilon}{r^3}\,x", lhs=J * x, rhs=fw.eps / r**3 * x,
+           numeric_lhs=lambda v: Jt(v) @ _tensor(x, v).numpy()),
+        mk(name="rms.eigen_complement", statement=r"every $v$ orthogonal to $x$ has eigenvalue $1/r$",
+           tex_lhs=r"J\,v", tex_rhs=r"\frac{1}{r}\,v,\ v = |x|^2 P_\perp u", lhs=J * vperp, rhs=vperp / r,
+           numeric_lhs=lambda v: Jt(v) @ (Pn(v) @ _tensor(u, v).numpy()) * (_tensor(x, v).numpy() ** 2).sum()),
+        mk(name="rms.complement_projector", statement=r"$P_\perp = I - xx^\top/\|x\|^2$ is a projector",
+           tex_lhs=r"P_\perp^2", tex_rhs=r"P_\perp", lhs=P * P, rhs=P, numeric_lhs=lambda v: Pn(v) @ Pn(v)),
+        mk(name="rms.complement_rank", statement=r"so its range, the $1/r$ eigenspace, has dimension $n - 1$",
+           tex_lhs=r"\operatorname{tr} P_\perp", tex_rhs="n - 1", lhs=P.trace(), rhs=sp.Integer(n - 1),
+           numeric_lhs=lambda v: np.trace(Pn(v))),
+        mk(name="rms.spectral", statement=r"$J = (\epsilon/r^3)\,xx^\top/\|x\|^2 + (1/r)\,P_\perp$",
+           tex_lhs="J", tex_rhs=r"\frac{\epsilon}{r^3}\frac{x x^\top}{x^\top x} + \frac{1}{r}P_\perp",
+           lhs=J, rhs=fw.eps / r**3 * x * x.T / (x.T * x)[0] + P / r, numeric_lhs=Jt),
     )
 
 
@@ -596,27 +596,27 @@ def euler_identities(n: int = 3, k: int = 2, eps=0) -> tuple[Identity, ...]:
         Jz = (sp.eye(n) - one * one.T / n - zf.xhat * zf.xhat.T / n) / zf.s
         return (e.z.eps / zf.s**2 * (e.c.T * zf.xhat))[0] - (e.c.T * Jz * e.b)[0]
 
-    def mk(name, statement, tl, tr, lhs, rhs, route, holds, e):
-        return Identity(name, statement, tl, tr, lhs, rhs, route, holds, e.z.abbreviations)
+    def mk(e, **fields):
+        return Identity(**fields, abbreviations=e.z.abbreviations)
 
     return (
-        mk("euler.inner_zero", r"Euler: $\langle W, \nabla_W L\rangle = 0$ (degree-0 homogeneity; needs $\epsilon = 0$)",
-           r"\langle W, \nabla_W L\rangle", "0", plain.inner, sp.Integer(0), inner(plain),
-           zero, plain),
-        mk("euler.gradient_scaling", r"$\nabla L(\lambda W) = \nabla L(W)/\lambda$ (needs $\epsilon = 0$)",
-           r"\nabla_W L(\lambda W)", r"\frac{1}{\lambda}\nabla_W L(W)", lam_grad,
-           plain.grad / LAMBDA,
-           lambda v: _torch_euler_grad(plain, v, v[LAMBDA])[1], zero, plain),
-        mk("euler.inner_exact", r"$\langle W, \nabla_W L\rangle = (\epsilon/s^2)\,c^\top \hat z$ for every $\epsilon$",
-           r"\langle W, \nabla_W L\rangle", r"\frac{\epsilon}{s^2}\,c^\top \hat z",
-           plain.inner, exact(plain), inner(plain), True, plain),
-        mk("euler.bias_inner_zero", r"with a bias, $z = Wx + b$, Euler's identity fails",
-           r"\langle W, \nabla_W L\rangle", "0", biased.inner, sp.Integer(0), inner(biased),
-           zero and n == 2, biased),
-        mk("euler.bias_inner_exact", r"with a bias: $\langle W, \nabla_W L\rangle = (\epsilon/s^2)\,c^\top \hat z - c^\top J_z b$",
-           r"\langle W, \nabla_W L\rangle",
-           r"\frac{\epsilon}{s^2}\,c^\top \hat z - c^\top J_z\, b",
-           biased.inner, exact(biased), inner(biased), True, biased),
+        mk(name="euler.inner_zero", statement=r"Euler: $\langle W, \nabla_W L\rangle = 0$ (degree-0 homogeneity; needs $\epsilon = 0$)",
+           tex_lhs=r"\langle W, \nabla_W L\rangle", tex_rhs="0", lhs=plain.inner, rhs=sp.Integer(0), numeric_lhs=inner(plain),
+           holds=zero, e=plain),
+        mk(name="euler.gradient_scaling", statement=r"$\nabla L(\lambda W) = \nabla L(W)/\lambda$ (needs $\epsilon = 0$)",
+           tex_lhs=r"\nabla_W L(\lambda W)", tex_rhs=r"\frac{1}{\lambda}\nabla_W L(W)", lhs=lam_grad,
+           rhs=plain.grad / LAMBDA,
+           numeric_lhs=lambda v: _torch_euler_grad(plain, v, v[LAMBDA])[1], holds=zero, e=plain),
+        mk(name="euler.inner_exact", statement=r"$\langle W, \nabla_W L\rangle = (\epsilon/s^2)\,c^\top \hat z$ for every $\epsilon$",
+           tex_lhs=r"\langle W, \nabla_W L\rangle", tex_rhs=r"\frac{\epsilon}{s^2}\,c^\top \hat z",
+           lhs=plain.inner, rhs=exact(plain), numeric_lhs=inner(plain), holds=True, e=plain),
+        mk(name="euler.bias_inner_zero", statement=r"with a bias, $z = Wx + b$, Euler's identity fails",
+           tex_lhs=r"\langle W, \nabla_W L\rangle", tex_rhs="0", lhs=biased.inner, rhs=sp.Integer(0), numeric_lhs=inner(biased),
+           holds=zero and n == 2, e=biased),
+        mk(name="euler.bias_inner_exact", statement=r"with a bias: $\langle W, \nabla_W L\rangle = (\epsilon/s^2)\,c^\top \hat z - c^\top J_z b$",
+           tex_lhs=r"\langle W, \nabla_W L\rangle",
+           tex_rhs=r"\frac{\epsilon}{s^2}\,c^\top \hat z - c^\top J_z\, b",
+           lhs=biased.inner, rhs=exact(biased), numeric_lhs=inner(biased), holds=True, e=biased),
     )
 
 

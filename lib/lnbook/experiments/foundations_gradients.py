@@ -20,7 +20,7 @@ import torch
 from lnbook import symbolic
 from lnbook.claims import claim
 from lnbook.experiments.common import F64, ln, loglog_slope, max_abs, over_seeds, randn
-from lnbook.experiments.toys import LANDSCAPE_RUN, landscape
+from lnbook.experiments.toys import LANDSCAPE_RUN, landscape, probe_summary
 from lnbook.models import Block, zero_branches_
 
 # The headings of seed 000 that this module's anchors cite, as the seed writes them.
@@ -320,11 +320,9 @@ LANDSCAPE_SEEDS = tuple(range(16))  # one training run is chaotic at this step s
 
 def landscape_ratios(seed: int) -> dict[str, float]:
     """Without-LN over with-LN: mean loss range along the gradient, largest β; and both final losses."""
-    runs = {key: landscape(**LANDSCAPE_RUN, use_ln=use_ln, seed=seed) for key, use_ln in (("none", False), ("ln", True))}
-    loss_range = {k: sum(p["loss_max"] - p["loss_min"] for p in r) / len(r) for k, r in runs.items()}
-    beta = {k: max(p["beta"] for p in r) for k, r in runs.items()}
-    return {"loss_range": loss_range["none"] / loss_range["ln"], "beta": beta["none"] / beta["ln"],
-            "final_none": runs["none"][-1]["loss"], "final_ln": runs["ln"][-1]["loss"]}
+    run = {key: probe_summary(landscape(**LANDSCAPE_RUN, use_ln=key == "ln", seed=seed)) for key in ("none", "ln")}
+    return {"loss_range": run["none"]["loss_range"] / run["ln"]["loss_range"], "beta": run["none"]["beta"] / run["ln"]["beta"],
+            "final_none": run["none"]["last"], "final_ln": run["ln"]["last"]}
 
 
 def ln_gradient_norm_identity(n: int = 64, seed: int = 21):

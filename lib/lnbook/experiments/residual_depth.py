@@ -144,10 +144,6 @@ def depth_profile(placement: str, depth: int) -> list[float]:
     return [v / g[-1] for v in g]
 
 
-def first_to_last() -> dict[str, list[float]]:
-    return {p: [depth_profile(p, L)[0] for L in DEPTHS] for p in ("post", "pre")}
-
-
 def decay_rate(placement: str, depth: int, seed: int) -> float:
     """How fast the per-layer gradient norm falls from the top layer down: the least-squares slope of
     ln ‖∂L/∂θ_l‖ against the layer index l (1 at the bottom). A gradient q^(L − l) that decays from the top

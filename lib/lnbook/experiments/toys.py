@@ -65,6 +65,13 @@ def landscape(depth: int, lr: float, use_ln: bool, seed: int = 0, steps: int = 1
     return out
 
 
+def probe_summary(probes: list[dict]) -> dict[str, float]:
+    """One :func:`landscape` run summed up: the mean loss range along the gradient, the largest β, the
+    first and the last loss (chapter 1's F11 and chapter 4's W02 compare these with and without LN)."""
+    return {"loss_range": sum(p["loss_max"] - p["loss_min"] for p in probes) / len(probes),
+            "beta": max(p["beta"] for p in probes), "first": probes[0]["loss"], "last": probes[-1]["loss"]}
+
+
 def _probe(model, x, y, w, lr, multiples, step, loss, g) -> dict:
     """The loss range and the largest gradient change per unit step along −g from w."""
     along = [_loss_and_grad(model, x, y, w - lr * m * g) for m in multiples]

@@ -22,7 +22,7 @@ import torch
 from lnbook import norms
 from lnbook.claims import claim
 from lnbook.experiments.common import F64, ln, max_abs, one_thread, over_seeds, randn, seeded_start
-from lnbook.experiments.toys import LANDSCAPE_RUN, landscape, teacher_data
+from lnbook.experiments.toys import LANDSCAPE_RUN, landscape, probe_summary, teacher_data
 from lnbook.models import TransformerBlock, relu_mlp
 
 CHAPTER = "book/04_why"  # the chapter that shows this module's claims
@@ -250,10 +250,7 @@ SMOOTH_SEEDS = (0, 1, 2, 3)
 @functools.cache
 def smoothness(seed: int) -> dict[str, dict[str, float]]:
     """Per network ("none", "ln"): mean loss range along the gradient, largest β, first and last loss."""
-    runs = {key: landscape(**SMOOTH_RUN, use_ln=key == "ln", seed=seed) for key in ("none", "ln")}
-    return {key: {"loss_range": sum(p["loss_max"] - p["loss_min"] for p in r) / len(r),
-                  "beta": max(p["beta"] for p in r), "first": r[0]["loss"], "last": r[-1]["loss"]}
-            for key, r in runs.items()}
+    return {key: probe_summary(landscape(**SMOOTH_RUN, use_ln=key == "ln", seed=seed)) for key in ("none", "ln")}
 
 
 def lipschitz_through_ln(n: int = 32, seed: int = 22) -> dict[str, float]:
