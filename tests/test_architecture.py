@@ -114,6 +114,37 @@ def test_contributing_names_every_library_module():
     assert not missing, f"CONTRIBUTING.md does not name {missing}"
 
 
+ABOVE_KERNELS = {"bench", "claims", "experiments", "readers", "plots", "sources", "glossary", "untested"}
+
+
+def _lnbook_imports(path: pathlib.Path) -> set[str]:
+    """The lnbook modules ``path`` imports, by their first name under lnbook (``from lnbook import bench``
+    and ``from lnbook.bench import x`` both give "bench")."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module == "lnbook":
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("lnbook."):
+            found.add(node.module.split(".")[1])
+        elif isinstance(node, ast.Import):
+            found |= {a.name.split(".")[1] for a in node.names if a.name.startswith("lnbook.")}
+    return found
+
+
+@pytest.mark.parametrize("path", sorted((LIB / "kernels").glob("*.py")), ids=lambda p: p.name)
+def test_the_kernels_import_nothing_above_them(path):
+    """The kernels sit below the benchmark, the claims and the chapters: an import of those from
+    ``kernels/`` would run back up a layer (the byte model lives in kernels/traffic.py for this)."""
+    up = _lnbook_imports(path) & ABOVE_KERNELS
+    assert not up, f"kernels/{path.name} imports {sorted(up)}"
+
+
+def test_the_upward_import_check_sees_one(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text("from lnbook import bench\nfrom lnbook.claims import claim\n")
+    assert _lnbook_imports(bad) & ABOVE_KERNELS == {"bench", "claims"}
+
+
 def test_every_file_contributing_names_exists():
     """The other direction: each ``path.py`` and each module of the "Every module" table in CONTRIBUTING.md
     is a file of the tree (a renamed or deleted module leaves the map wrong)."""

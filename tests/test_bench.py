@@ -7,6 +7,7 @@ import json
 import pytest
 
 from lnbook import bench
+from lnbook.kernels import traffic
 
 
 @pytest.mark.parametrize(
@@ -23,21 +24,21 @@ from lnbook import bench
     ],
 )
 def test_bytes_moved_by_hand(op, mode, expected):
-    assert bench.bytes_moved(op, mode, 2, 3, 2) == expected
+    assert traffic.bytes_moved(op, mode, 2, 3, 2) == expected
 
 
 def test_forward_plus_backward_is_the_sum():
     for op in bench.OPS:
-        parts = bench.bytes_moved(op, "forward", 64, 512, 4) + bench.bytes_moved(op, "backward", 64, 512, 4)
-        assert bench.bytes_moved(op, "forward+backward", 64, 512, 4) == parts
+        parts = traffic.bytes_moved(op, "forward", 64, 512, 4) + traffic.bytes_moved(op, "backward", 64, 512, 4)
+        assert traffic.bytes_moved(op, "forward+backward", 64, 512, 4) == parts
 
 
 def test_fusing_the_add_saves_the_round_trip_of_the_sum():
     # Unfused: the add reads x and residual and writes s; LayerNorm then reads s back.
     M, N, size = 64, 512, 2
     act = M * N * size
-    unfused_forward = 3 * act + bench.bytes_moved("layer_norm", "forward", M, N, size)
-    assert unfused_forward - bench.bytes_moved("add_layer_norm", "forward", M, N, size) == act
+    unfused_forward = 3 * act + traffic.bytes_moved("layer_norm", "forward", M, N, size)
+    assert unfused_forward - traffic.bytes_moved("add_layer_norm", "forward", M, N, size) == act
 
 
 def test_cpu_run_writes_a_complete_record(tmp_path, capsys):

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from lnbook import bench
 from lnbook.experiments import kernels as kx
+from lnbook.kernels import traffic
 
 
 def test_tree_sum_rounds_every_addition_in_the_vector_dtype():
@@ -83,7 +83,7 @@ def test_chapter6_exercise_answers():
     # dw, db (8192 bfloat16 each) and float32 mean, rstd (4096 each).
     backward = 3 * 4096 * 8192 * 2 + 3 * 8192 * 2 + 2 * 4096 * 4
     assert math.isclose(a["partials_overhead_h100"], 2 * 2 * 132 * 8192 * 4 / backward, rel_tol=1e-12)
-    assert backward == bench.bytes_moved("layer_norm", "backward", 4096, 8192, 2)
+    assert backward == traffic.bytes_moved("layer_norm", "backward", 4096, 8192, 2)
 
 
 def test_compile_table_subprocess_sees_this_process_path(monkeypatch):

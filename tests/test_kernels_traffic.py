@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lnbook import bench
 from lnbook.kernels import heuristics, rownorm, traffic
 
 BF16 = 2  # bytes
@@ -25,7 +24,7 @@ def test_backward_at_the_target_shape_adds_the_partials_once(op, parts):
     # programs, each writing a float32 row of dw (and db) partials; the sum that follows reads them
     # from L2 (8.4 MB < 50 MB), so they count once.
     M, N = 4096, 8192
-    expected = bench.bytes_moved(op, "backward", M, N, BF16) + parts * PROGRAMS * N * 4
+    expected = traffic.bytes_moved(op, "backward", M, N, BF16) + parts * PROGRAMS * N * 4
     assert traffic.model(op, "backward", M, N)["bytes"] == expected
     assert traffic.model(op, "backward", M, N)["ratio"] <= 1.05  # the bound at 4096 × 8192
 
@@ -45,14 +44,14 @@ def test_split_rows_are_read_from_dram_once():
     scratch = 2 * M * chunks * 2 * 4  # (M, chunks, 2) float32 moments, written and read
     counters = lambda n: 2 * (n + 1) * 4  # int32 zero-filled, then counted up; + the ticket
     forward = traffic.model("layer_norm", "forward", M, N)
-    assert forward["bytes"] == bench.bytes_moved("layer_norm", "forward", M, N, BF16) + scratch + counters(M)
+    assert forward["bytes"] == traffic.bytes_moved("layer_norm", "forward", M, N, BF16) + scratch + counters(M)
     # Backward: one float32 row of dw and db partials per sub-range of a group (read back from L2
     # by the sum), and a counter per sub-range; the counts of groups and sub-ranges are the plan's.
     split = heuristics.split_plan(M, N, BF16, window=5, slots=traffic.H100_SMS)
     partials = split.groups * split.parts
     backward = traffic.model("layer_norm", "backward", M, N)
     extra = 2 * partials * N * 4 + scratch + counters(partials)
-    assert backward["bytes"] == bench.bytes_moved("layer_norm", "backward", M, N, BF16) + extra
+    assert backward["bytes"] == traffic.bytes_moved("layer_norm", "backward", M, N, BF16) + extra
     for op in ("layer_norm", "rms_norm", "add_layer_norm"):  # the bound at 262144
         assert traffic.model(op, "forward", M, N)["ratio"] <= 1.15 and traffic.model(op, "backward", M, N)["ratio"] <= 1.15
 

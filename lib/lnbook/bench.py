@@ -35,9 +35,11 @@ import torch
 import torch.nn.functional as F
 
 from lnbook import kernels
+from lnbook.kernels import flags
 from lnbook.kernels.heuristics import supports_bfloat16
+from lnbook.kernels.traffic import bytes_moved
 
-OPS = ("layer_norm", "rms_norm", "add_layer_norm")
+OPS = tuple(flags.OPS)  # the one op list, lnbook.kernels.flags
 MODES = ("forward", "backward", "forward+backward")
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 WIDTHS = (512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072, 262144)
@@ -55,25 +57,6 @@ def data_dir() -> pathlib.Path:
         if (root / "_toc.yml").is_file() and (root / "book").is_dir():  # the book's checkout
             return root / "book" / "data"
     return here / "book" / "data"
-
-
-def bytes_moved(op: str, mode: str, M: int, N: int, element_size: int) -> int:
-    """Bytes a perfect implementation reads and writes, each tensor exactly once.
-
-    Activations are M×N values of ``element_size`` bytes, parameters N values of the same size,
-    statistics float32 per row (mean and rstd; rstd only for RMSNorm).
-
-    forward   reads x (and residual), w (and b); writes y (and s = x + residual), the statistics
-    backward  reads x (s for add), dy (and ds), w, the statistics; writes dx (one tensor: x and
-              residual share it), dw (and db)
-    """
-    act, par = M * N * element_size, N * element_size
-    params = 1 if op == "rms_norm" else 2  # w, or w and b
-    stats = M * 4 * (1 if op == "rms_norm" else 2)
-    fused = op == "add_layer_norm"
-    forward = (2 if fused else 1) * act * 2 + params * par + stats
-    backward = (3 if fused else 2) * act + act + par + params * par + stats
-    return {"forward": forward, "backward": backward, "forward+backward": forward + backward}[mode]
 
 
 # ------------------------------------------------------------------------------- the providers

@@ -16,7 +16,7 @@ import math
 
 import torch
 
-from lnbook import bench, norms
+from lnbook import norms
 from lnbook.claims import claim
 from lnbook.experiments.common import (
     F64,
@@ -30,6 +30,7 @@ from lnbook.experiments.common import (
     roofline_seconds,
 )
 from lnbook.experiments.toys import padded_batch
+from lnbook.kernels import traffic
 
 # The headings of seed 000 that this module's anchors cite, as the seed writes them.
 INTUITION = "2. LayerNorm 的核心直觉"
@@ -381,7 +382,7 @@ def _meta(*shape: int) -> torch.Tensor:
 
 def fused_op_bytes(op: str, M: int, N: int) -> int:
     """Bytes of the tensors PyTorch's own fused forward op reads and writes (aten.native_layer_norm,
-    aten._fused_rms_norm) on an (M, N) bfloat16 input: a count independent of :func:`lnbook.bench.bytes_moved`."""
+    aten._fused_rms_norm) on an (M, N) bfloat16 input: a count independent of :func:`lnbook.kernels.traffic.bytes_moved`."""
     x, w = _meta(M, N), _meta(N)
     if op == "layer_norm":
         ins, outs = (x, w, _meta(N)), torch.native_layer_norm(x, (N,), w, _meta(N), 1e-5)
@@ -403,12 +404,12 @@ def counted_flops_per_element(op: str, M: int, N: int) -> tuple[float, float]:
 def rms_vs_ln_cost(M: int = 4096, N: int = 4096, element_size: int = 2) -> dict[str, float]:
     """The cost of one forward pass of RMSNorm against LayerNorm on (M, N): FLOPs per element by the
     book's one definition (:data:`FLOPS_PER_ELEMENT`) and as counted by the dispatcher, bytes by
-    :func:`lnbook.bench.bytes_moved` and as PyTorch's fused ops' tensors, and the least times of a
+    :func:`lnbook.kernels.traffic.bytes_moved` and as PyTorch's fused ops' tensors, and the least times of a
     roofline on an H100 (:func:`roofline_seconds` with CUDA-core float32 throughput: a norm does no
     matrix products)."""
     ops = ("layer_norm", "rms_norm")
     flops = {op: FLOPS_PER_ELEMENT[op] * M * N for op in ops}
-    nbytes = {op: bench.bytes_moved(op, "forward", M, N, element_size) for op in ops}
+    nbytes = {op: traffic.bytes_moved(op, "forward", M, N, element_size) for op in ops}
     counted = {op: counted_flops_per_element(op, M, N) for op in ops}
     t = {op: roofline_seconds(flops[op], nbytes[op], "fp32 CUDA core") for op in ops}
     return {"n": N, "ln_flops_per_element": FLOPS_PER_ELEMENT["layer_norm"],

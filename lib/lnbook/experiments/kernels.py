@@ -185,7 +185,7 @@ def backward_twice_identical(M: int = 128, N: int = 1000, seed: int = 4) -> bool
 def partials_overhead(programs: int, M: int, N: int, element_size: int) -> float:
     """Extra traffic of the dw/db partials (written, then read back) relative to the backward's bytes."""
     partial_bytes = 2 * 2 * programs * N * 4  # (dw, db) x (write, read) x (programs, N) float32
-    return partial_bytes / bench.bytes_moved("layer_norm", "backward", M, N, element_size)
+    return partial_bytes / traffic.bytes_moved("layer_norm", "backward", M, N, element_size)
 
 
 # ---------------------------------------------------------------------------- claim R11

@@ -1,6 +1,6 @@
 """The traffic model: bytes the launches actually made move through DRAM, against the ideal.
 
-The ideal (:func:`lnbook.bench.bytes_moved`) reads and writes every tensor once. The model counts
+The ideal (:func:`bytes_moved`) reads and writes every tensor once. The model counts
 what the launches of :func:`lnbook.kernels.rownorm.launches_for` touch, with two rules:
 
 - every pass a launch makes over a tensor counts (the float32 dw/db partials, a split row's
@@ -24,12 +24,30 @@ from __future__ import annotations
 
 import torch
 
-from lnbook import bench
 from lnbook.hardware import H100
 from lnbook.kernels import rownorm
 
 H100_L2_BYTES = H100.l2_bytes
 H100_SMS = H100.sms
+
+
+def bytes_moved(op: str, mode: str, M: int, N: int, element_size: int) -> int:
+    """Bytes a perfect implementation reads and writes, each tensor exactly once.
+
+    Activations are M×N values of ``element_size`` bytes, parameters N values of the same size,
+    statistics float32 per row (mean and rstd; rstd only for RMSNorm).
+
+    forward   reads x (and residual), w (and b); writes y (and s = x + residual), the statistics
+    backward  reads x (s for add), dy (and ds), w, the statistics; writes dx (one tensor: x and
+              residual share it), dw (and db)
+    """
+    act, par = M * N * element_size, N * element_size
+    params = 1 if op == "rms_norm" else 2  # w, or w and b
+    stats = M * 4 * (1 if op == "rms_norm" else 2)
+    fused = op == "add_layer_norm"
+    forward = (2 if fused else 1) * act * 2 + params * par + stats
+    backward = (3 if fused else 2) * act + act + par + params * par + stats
+    return {"forward": forward, "backward": backward, "forward+backward": forward + backward}[mode]
 
 
 def _bytes(t: torch.Tensor) -> int:
@@ -103,7 +121,7 @@ def model(op: str, mode: str, M: int, N: int, dtype: torch.dtype = torch.bfloat1
           slots: int = H100_SMS, l2_bytes: int = H100_L2_BYTES) -> dict:
     """``{"bytes", "ideal", "ratio"}`` for ``op``'s ``mode`` ("forward" or "backward") at M × N."""
     moved = dram_bytes(rownorm.launches_for(op, mode, M, N, dtype, slots), l2_bytes)
-    ideal = bench.bytes_moved(op, mode, M, N, dtype.itemsize)
+    ideal = bytes_moved(op, mode, M, N, dtype.itemsize)
     return {"bytes": moved, "ideal": ideal, "ratio": moved / ideal}
 
 
