@@ -43,7 +43,15 @@ EXECUTED_HERE = ROOT / "_build" / "launch"  # pages this script executed itself
 sys.path.insert(0, str(ROOT / "tools"))
 import notebooks as notebooks_tool  # noqa: E402  (tools/notebooks.py: toc, repository, bootstrap)
 
-from lnbook import claims  # noqa: E402  (the card contract)
+
+def _card(source: str) -> str | None:
+    """The ID of the card a code cell shows, by the one card contract (``claims.card_call``). Imported
+    here, not at the top: launch_sim's runner imports this module in an environment that may not have
+    lnbook installed yet."""
+    from lnbook import claims
+
+    return claims.card_call(source)
+
 
 STORED = "launch-stored"  # the tag of a cell whose launch version is its output from the build
 GLUE = re.compile(r"\{glue(?::text)?\}`([^`]+)`")
@@ -113,7 +121,7 @@ def from_build(path: pathlib.Path) -> dict:
             scrap = out.get("metadata", {}).get("scrapbook", {})
             if "name" in scrap:
                 glue[scrap["name"]] = "".join(out["data"][scrap.get("mime_prefix", "") + "text/plain"])
-            elif (card := claims.card_call("".join(cell["source"]))) and "text/html" in out.get("data", {}):
+            elif (card := _card("".join(cell["source"]))) and "text/html" in out.get("data", {}):
                 cards[card] = cards.get(card, "") + "".join(out["data"]["text/html"])
             elif _stored(cell) and "text/markdown" in out.get("data", {}):
                 stored[cell["id"]] = stored.get(cell["id"], "") + "".join(out["data"]["text/markdown"])
@@ -123,7 +131,7 @@ def from_build(path: pathlib.Path) -> dict:
 def needs_build(chapter: dict) -> bool:
     """Whether a page quotes anything from its build: a glued value, a card or a stored output."""
     return any((c["cell_type"] == "markdown" and GLUE.search("".join(c["source"])))
-               or (c["cell_type"] == "code" and claims.card_call("".join(c["source"]))) or _stored(c)
+               or (c["cell_type"] == "code" and _card("".join(c["source"]))) or _stored(c)
                for c in chapter["cells"])
 
 
@@ -340,7 +348,7 @@ def convert(chapter: dict, build: dict, refs: dict | None = None) -> dict:
             if not noted and source.lstrip().startswith("# "):
                 cells.append(_markdown_cell("launch-note", NOTE))
                 noted = True
-        elif cell["cell_type"] == "code" and (card := claims.card_call(source)):
+        elif cell["cell_type"] == "code" and (card := _card(source)):
             if card not in build["cards"]:
                 raise ValueError(f"card of {card}: expected its HTML in the build, found none (rebuild)")
             cells.append(_markdown_cell(cell["id"], build["cards"][card]))
