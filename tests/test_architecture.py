@@ -31,17 +31,24 @@ def _chapter(path: pathlib.Path) -> str | None:
     return None
 
 
-def _experiments_imports(path: pathlib.Path) -> set[str]:
-    """The lnbook.experiments modules that ``path`` imports, by module name."""
+def _imports_under(path: pathlib.Path, package: str) -> set[str]:
+    """The modules of ``package`` that ``path`` imports, by their first name under it (``from lnbook import
+    bench`` and ``from lnbook.bench import x`` both give "bench" under "lnbook")."""
+    depth = package.count(".") + 1
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module == "lnbook.experiments":
+        if isinstance(node, ast.ImportFrom) and node.module == package:
             found |= {a.name for a in node.names}
-        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("lnbook.experiments."):
-            found.add(node.module.split(".")[2])
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith(package + "."):
+            found.add(node.module.split(".")[depth])
         elif isinstance(node, ast.Import):
-            found |= {a.name.split(".")[2] for a in node.names if a.name.startswith("lnbook.experiments.")}
+            found |= {a.name.split(".")[depth] for a in node.names if a.name.startswith(package + ".")}
     return found
+
+
+def _experiments_imports(path: pathlib.Path) -> set[str]:
+    """The lnbook.experiments modules that ``path`` imports, by module name."""
+    return _imports_under(path, "lnbook.experiments")
 
 
 MODULES = sorted(p for p in EXPERIMENTS.glob("*.py") if p.name != "__init__.py")
@@ -118,17 +125,7 @@ ABOVE_KERNELS = {"bench", "claims", "experiments", "readers", "plots", "sources"
 
 
 def _lnbook_imports(path: pathlib.Path) -> set[str]:
-    """The lnbook modules ``path`` imports, by their first name under lnbook (``from lnbook import bench``
-    and ``from lnbook.bench import x`` both give "bench")."""
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module == "lnbook":
-            found |= {a.name for a in node.names}
-        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("lnbook."):
-            found.add(node.module.split(".")[1])
-        elif isinstance(node, ast.Import):
-            found |= {a.name.split(".")[1] for a in node.names if a.name.startswith("lnbook.")}
-    return found
+    return _imports_under(path, "lnbook")
 
 
 @pytest.mark.parametrize("path", sorted((LIB / "kernels").glob("*.py")), ids=lambda p: p.name)
