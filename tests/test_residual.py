@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from lnbook import models
-from lnbook.experiments import residual, residual_depth, residual_practice, residual_training, toys
+from lnbook.experiments import common, residual_depth, residual_practice, residual_training, toys
 
 
 def test_chapter5_exercise_answers():
@@ -164,10 +164,10 @@ def test_markov_chain_rows_are_distributions_and_entropy_is_below_uniform():
 
 
 def test_placement_classifier_on_the_three_forms():
-    assert residual.classify_placement(lambda n, f, x: n(x + f(x))) == "post"
-    assert residual.classify_placement(lambda n, f, x: x + f(n(x))) == "pre"
-    assert residual.classify_placement(lambda n, f, x: x + n(f(x))) == "branch"
-    assert residual.classify_placement(lambda n, f, x: x + f(x)) == "none"
+    assert common.classify_placement(lambda n, f, x: n(x + f(x))) == "post"
+    assert common.classify_placement(lambda n, f, x: x + f(n(x))) == "pre"
+    assert common.classify_placement(lambda n, f, x: x + n(f(x))) == "branch"
+    assert common.classify_placement(lambda n, f, x: x + f(x)) == "none"
 
 
 def test_gpt2_small_count_matches_hand_formula():
@@ -206,7 +206,7 @@ def test_r_squared_is_one_on_a_line_and_tells_an_exponential_from_a_line():
 
 def test_deepnorm_is_classified_post_ln():
     alpha = models.deepnorm_constants(12)[0]
-    assert residual.classify_placement(lambda n, f, x: n(alpha * x + f(x))) == "post"
+    assert common.classify_placement(lambda n, f, x: n(alpha * x + f(x))) == "post"
 
 
 def test_model_update_is_proportional_to_the_step_and_zero_without_one(monkeypatch):

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from lnbook import models, variance
+from lnbook.experiments import common, transformer_training
 from lnbook.experiments import transformer as tx
 from lnbook.experiments import transformer_cost as tc
-from lnbook.experiments import transformer_training
 from lnbook.experiments.common import FLOPS_PER_ELEMENT
 from lnbook.models import Block, CausalSelfAttention, TransformerBlock
 
@@ -51,7 +51,7 @@ def test_one_hot_max_is_sqrt_d_minus_one(d):
 
 def test_flop_count_by_term():
     # d = 2, L = 3: matmuls 24·4 = 96, attention 4·3·2 = 24, LayerNorms 2·7·2 = 28.
-    assert tc.flops_per_token(2, 3) == {"matmul": 96, "attention": 24, "layernorm": 28}
+    assert common.flops_per_token(2, 3) == {"matmul": 96, "attention": 24, "layernorm": 28}
 
 
 def test_op_counter_counts_a_linear_layer_by_hand():

@@ -11,6 +11,7 @@ import os
 import statistics
 
 import torch
+from torch import nn
 
 from lnbook import norms
 from lnbook.hardware import H100, Device
@@ -128,6 +129,16 @@ def over_seeds(values) -> SeedSpread:
 FLOPS_PER_ELEMENT = {"layer_norm": 7, "rms_norm": 4}
 
 
+def flops_per_token(d: int, seq: int) -> dict[str, int]:
+    """FLOPs per token of one Transformer block (multiply-add = 2), by term.
+
+    Matmuls: QKV 2·d·3d, output projection 2·d·d, MLP 2·d·4d twice: 24d². Attention scores and
+    their product with V: 2·2·L·d, counted over all L keys as dense kernels do. LayerNorm:
+    ``FLOPS_PER_ELEMENT["layer_norm"]`` per element, twice per block.
+    """
+    return {"matmul": 24 * d * d, "attention": 4 * seq * d, "layernorm": 2 * FLOPS_PER_ELEMENT["layer_norm"] * d}
+
+
 def roofline_seconds(flops: float, nbytes: float, unit: str, device: Device = H100) -> float:
     """The least time an op of ``flops`` FLOPs on ``unit`` (``"bf16 tensor core"``, ``"fp32 CUDA core"``)
     moving ``nbytes`` bytes of memory can take on ``device``: max(FLOPs / peak, bytes / bandwidth), the
@@ -237,3 +248,25 @@ def count_traffic(fn, *args, **kwargs) -> Traffic:
     with Counter():
         fn(*args, **kwargs)
     return Traffic(tuple(ops), nbytes)
+
+
+# ----------------------------------------------------------------------------- where a norm sits
+# Chapter 5 classifies a residual block's placement by running it (R02, R12, R24, R29).
+
+
+def classify_placement(expr) -> str:
+    """Run ``expr(norm, sublayer, x)`` on a row far from normalized and say where the norm sits:
+    'pre' (the sublayer sees normalized input), 'post' (the output is normalized), 'branch' (the
+    branch's output is normalized before the add), or 'none'."""
+    torch.manual_seed(3)
+    x = 5 + 3 * randn(4, 16, seed=3)
+    lin = nn.Linear(16, 16).double()
+    seen = []
+    f = lambda v: seen.append(v) or 2 + lin(v)  # records what the sublayer sees
+    out = expr(lambda v: ln(v, eps=0.0), f, x)  # ε = 0: the output is exactly normalized
+    normalized = lambda v: bool(v.mean(-1).abs().max() < 1e-9 and (v.var(-1, correction=0) - 1).abs().max() < 1e-9)
+    if normalized(out):
+        return "post"
+    if normalized(seen[0]):
+        return "pre"
+    return "branch" if normalized(out - x) else "none"

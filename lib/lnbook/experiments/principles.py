@@ -23,18 +23,12 @@ import torch
 from lnbook import norms, symbolic
 from lnbook.claims import claim
 from lnbook.experiments.common import F64, ln, ln_grads, loglog_slope, max_abs, randn
+from lnbook.experiments.toys import SPARSE, sparse_example
 
 CHAPTER = "book/02_principles"  # the chapter that shows this module's claims
 # The headings of seed 001 that this module's claims answer, as the seed writes them.
 ONE_SAMPLE, ZOO, ALONE = "用放大镜看单个样本", "归一化动物园：关键在于分组", "单打独斗的力量"
 AFFINE, SYMPHONY = "可学习参数的隐藏天才", "特征的交响乐"
-SPARSE = (5.0, 5.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)  # the source's example: two loud features, six silent
-
-
-def sparse_example(scale: float = 1.0) -> torch.Tensor:
-    return torch.tensor(SPARSE, dtype=F64) * scale  # (8,)
-
-
 # ----------------------------------------------------------------------------- §1: one sample
 
 

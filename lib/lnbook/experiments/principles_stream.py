@@ -16,8 +16,9 @@ import torch
 from lnbook import norms
 from lnbook.claims import claim
 from lnbook.experiments.common import F64, ln, max_abs, randn
-from lnbook.experiments.principles import ALONE, SPARSE, sparse_example  # the chapter's heading and example
+from lnbook.experiments.toys import SPARSE, sparse_example
 
+ALONE = "单打独斗的力量"  # seed 001's heading (principles.py cites it too)
 CHAPTER = "book/02_principles"  # the chapter that shows this module's claims
 
 # ----------------------------------------------------------------------------- §3: a stream whose volume jumps

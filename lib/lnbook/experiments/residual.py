@@ -3,7 +3,7 @@ and R25–R29.
 
 Sections of the chapter: "The formula, the shapes and the labels" (R02–R04, R26–R29) and "The residual
 Jacobian" (R01, R09, R19, R25). Pre-LN and Post-LN at initialization and the residual stream are
-:mod:`lnbook.experiments.residual_depth` (which uses this module's ``classify_placement`` for R24);
+:mod:`lnbook.experiments.residual_depth` (its placement test, ``classify_placement``, is in ``common``);
 training is :mod:`lnbook.experiments.residual_training`; the backward pass, precision, costs and
 sharding are :mod:`lnbook.experiments.residual_practice`; R40–R43 are
 :mod:`lnbook.experiments.residual_landscape`. R11 (fused add + LayerNorm) belongs to the kernels chapter
@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from lnbook.claims import claim
-from lnbook.experiments.common import F64, ln, max_abs, one_thread, randn
+from lnbook.experiments.common import F64, classify_placement, ln, max_abs, one_thread, randn
 from lnbook.models import Block, TransformerBlock
 
 H31 = "3.1 Layer Normalization：解决内部协变量偏移"  # headings of seed 004 that several anchors cite
@@ -101,24 +101,6 @@ def snippet_placements() -> list[tuple[str, str, str]]:
         ("§4.2 comparison code, scheme two (Pre-LN)", "pre", lambda n, f, x: x + n(f(x))),
     ]
     return [(where, label, classify_placement(expr)) for where, label, expr in snippets]
-
-
-def classify_placement(expr) -> str:
-    """Run ``expr(norm, sublayer, x)`` on a row far from normalized and say where the norm sits:
-    'pre' (the sublayer sees normalized input), 'post' (the output is normalized), 'branch' (the
-    branch's output is normalized before the add), or 'none'."""
-    torch.manual_seed(3)
-    x = 5 + 3 * randn(4, 16, seed=3)
-    lin = nn.Linear(16, 16).double()
-    seen = []
-    f = lambda v: seen.append(v) or 2 + lin(v)  # records what the sublayer sees
-    out = expr(lambda v: ln(v, eps=0.0), f, x)  # ε = 0: the output is exactly normalized
-    normalized = lambda v: bool(v.mean(-1).abs().max() < 1e-9 and (v.var(-1, correction=0) - 1).abs().max() < 1e-9)
-    if normalized(out):
-        return "post"
-    if normalized(seen[0]):
-        return "pre"
-    return "branch" if normalized(out - x) else "none"
 
 
 @claim(

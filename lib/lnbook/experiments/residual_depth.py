@@ -3,8 +3,8 @@ claims R05–R08, R17, R23 and R24.
 
 Sections of the chapter: "Pre-LN and Post-LN at initialization" (R05, R23, R24) and "The residual
 stream" (R06–R08, R17). The formula, the shapes, the labels and the residual Jacobian are
-:mod:`lnbook.experiments.residual` (this module takes its placement test, ``classify_placement``, from
-there: a module of the same chapter); training is :mod:`lnbook.experiments.residual_training`; the
+:mod:`lnbook.experiments.residual` (both take the placement test, ``classify_placement``, from
+``common``); training is :mod:`lnbook.experiments.residual_training`; the
 backward pass, precision, costs and sharding are :mod:`lnbook.experiments.residual_practice`; R40–R43
 are :mod:`lnbook.experiments.residual_landscape`.
 
@@ -27,6 +27,7 @@ from lnbook.claims import claim
 from lnbook.experiments.common import (
     F64,
     SeedSpread,
+    classify_placement,
     ln,
     loglog_slope,
     max_abs,
@@ -35,7 +36,6 @@ from lnbook.experiments.common import (
     randn,
     semilog_slope,
 )
-from lnbook.experiments.residual import classify_placement
 from lnbook.models import (
     Block,
     DeepNormBlock,

@@ -140,3 +140,11 @@ class TinyLM(nn.Module):
 
     def forward(self, tokens):
         return self.head(self.final(self.layers(self.emb(tokens) + self.pos[: tokens.shape[1]])))
+
+
+# The sparse example of seed 001 (chapter 2, M01 and M06): two loud features, six silent.
+SPARSE = (5.0, 5.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)  # the source's example: two loud features, six silent
+
+
+def sparse_example(scale: float = 1.0) -> torch.Tensor:
+    return torch.tensor(SPARSE, dtype=F64) * scale  # (8,)

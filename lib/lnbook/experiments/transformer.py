@@ -20,8 +20,7 @@ import torch
 
 from lnbook import norms, variance
 from lnbook.claims import claim
-from lnbook.experiments.common import F64, ln, max_abs, over_seeds, randn
-from lnbook.experiments.transformer_cost import flops_per_token
+from lnbook.experiments.common import F64, flops_per_token, ln, max_abs, over_seeds, randn
 from lnbook.models import LayerNorm, RMSNorm, TransformerBlock
 
 CHAPTER = "book/03_transformer"  # the chapter that shows this module's claims

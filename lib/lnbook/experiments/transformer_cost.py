@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from lnbook.claims import claim
-from lnbook.experiments.common import FLOPS_PER_ELEMENT, H100, roofline_seconds
+from lnbook.experiments.common import FLOPS_PER_ELEMENT, H100, flops_per_token, roofline_seconds
 from lnbook.models import TransformerBlock
 
 CHAPTER = "book/03_transformer"  # the chapter that shows this module's claims
@@ -20,14 +20,7 @@ CHAPTER = "book/03_transformer"  # the chapter that shows this module's claims
 # ----------------------------------------------------------------------------- T06: cost
 
 
-def flops_per_token(d: int, seq: int) -> dict[str, int]:
-    """FLOPs per token of one Transformer block (multiply-add = 2), by term.
 
-    Matmuls: QKV 2·d·3d, output projection 2·d·d, MLP 2·d·4d twice: 24d². Attention scores and
-    their product with V: 2·2·L·d, counted over all L keys as dense kernels do. LayerNorm:
-    ``FLOPS_PER_ELEMENT["layer_norm"]`` per element, twice per block.
-    """
-    return {"matmul": 24 * d * d, "attention": 4 * seq * d, "layernorm": 2 * FLOPS_PER_ELEMENT["layer_norm"] * d}
 
 
 def bytes_per_token(d: int, element_size: int = 2) -> dict[str, int]:
