@@ -3,13 +3,10 @@ the cards back to their rows, and ledger rows are coloured by verdict.
 
 The chapters stay plain text (an ID is written "F11", as a reader of the notebook in Colab sees it);
 the links are added to the built pages. A card is the admonition of class ``claim-card`` that
-``lnbook.claims.markdown_card`` writes, named ``claims.card_anchor(ID)``; its title starts with the ID.
+``lnbook.cards.markdown_card`` writes, named ``cards.card_anchor(ID)``; its title starts with the ID.
 The ledger is the page ``claim_ledger_doc``; a table row whose first cell is a claim ID is that
-claim's row. The verdict colours come from ``lnbook.claims.STYLES``, the one place they are defined,
+claim's row. The verdict colours come from ``lnbook.cards.STYLES``, the one place they are defined,
 written as a small style sheet into the site.
-
-The same pass replaces the emoji that myst-nb's execution table uses (``nb-exec-table``): without an
-emoji font, as in headless Chromium or a bare Linux desktop, they render as empty boxes.
 """
 
 from __future__ import annotations
@@ -19,11 +16,10 @@ import re
 
 from docutils import nodes
 
-from lnbook import claims
+from lnbook import cards, claims
 
 ID = re.compile(rf"\b({claims.ID_PATTERN})\b")
 CSS = "claim-verdicts.css"
-EMOJI = {"✅": "ok", "❌": "failed", "⌛": "running", "⚠️": "warning", "⚠": "warning"}
 _SKIP = (nodes.literal, nodes.literal_block, nodes.reference, nodes.raw, nodes.math, nodes.math_block,
          nodes.title, nodes.caption)
 
@@ -44,35 +40,17 @@ def _card_id(card) -> str | None:
 
 def _collect_cards(app, doctree) -> None:
     env = app.env
-    cards = env.__dict__.setdefault("lnbook_claim_cards", {})
+    shown = env.__dict__.setdefault("lnbook_claim_cards", {})
     for card in doctree.findall(_is_card):
         cid = _card_id(card)
         if cid:
-            cards[cid] = env.docname
-
-
-def _number_equations(app, doctree) -> None:
-    """Number every displayed equation of a chapter (MyST's ``$$`` blocks are numbered only when
-    labelled; Sphinx's ``math_number_all`` does not reach them), as Sphinx's math directive would."""
-    from docutils.nodes import make_id
-
-    env = app.env
-    if not env.docname.startswith(app.config.claim_numbered_prefix):
-        return
-    domain = env.get_domain("math")
-    for node in doctree.findall(nodes.math_block):
-        if node.get("label") or node.get("nowrap"):
-            continue
-        node["label"] = f"{env.docname}:{env.new_serialno('lnbook#equations')}"
-        domain.note_equation(env.docname, node["label"], location=node)
-        node["number"] = domain.get_equation_number_for(node["label"])
-        node["ids"].append(make_id(f"equation-{node['label']}"))
+            shown[cid] = env.docname
 
 
 def _purge(app, env, docname) -> None:
-    cards = env.__dict__.get("lnbook_claim_cards", {})
-    for cid in [c for c, doc in cards.items() if doc == docname]:
-        del cards[cid]
+    shown = env.__dict__.get("lnbook_claim_cards", {})
+    for cid in [c for c, doc in shown.items() if doc == docname]:
+        del shown[cid]
 
 
 def _merge(app, env, docnames, other) -> None:
@@ -85,7 +63,7 @@ def _uri(app, fromdoc: str, todoc: str, anchor: str) -> str:
     return app.builder.get_relative_uri(fromdoc, todoc) + "#" + anchor
 
 
-def _link_ids(app, doctree, docname, cards) -> None:
+def _link_ids(app, doctree, docname, shown) -> None:
     """Replace every claim ID in running text with a link to its card."""
     for text in list(doctree.findall(nodes.Text)):
         parent = text.parent
@@ -100,10 +78,10 @@ def _link_ids(app, doctree, docname, cards) -> None:
         pieces, last, value = [], 0, text.astext()
         for match in ID.finditer(value):
             cid = match.group(1)
-            if cid not in cards:
+            if cid not in shown:
                 continue
             pieces.append(nodes.Text(value[last:match.start()]))
-            uri = _uri(app, docname, cards[cid], claims.card_anchor(cid))
+            uri = _uri(app, docname, shown[cid], cards.card_anchor(cid))
             pieces.append(nodes.reference(cid, cid, internal=True, refuri=uri, classes=["claim-link"]))
             last = match.end()
         if pieces:
@@ -116,7 +94,7 @@ def _ledger_rows(doctree) -> None:
     for row in doctree.findall(nodes.row):
         cells = [entry.astext().strip() for entry in row.findall(nodes.entry)]
         if cells and ID.fullmatch(cells[0]):
-            row["ids"].append(claims.ledger_anchor(cells[0]))
+            row["ids"].append(cards.ledger_anchor(cells[0]))
             verdict = next((c for c in cells if c in claims.VERDICTS), None)
             if verdict:
                 row["classes"].append(verdict_class(verdict))
@@ -127,36 +105,26 @@ def _cards_link_back(app, doctree, docname, ledger) -> None:
         cid = _card_id(card)
         title = next(iter(card.findall(nodes.title)), None)
         if cid and title is not None:
-            uri = _uri(app, docname, ledger, claims.ledger_anchor(cid))
+            uri = _uri(app, docname, ledger, cards.ledger_anchor(cid))
             title += nodes.Text(" · ")
             title += nodes.reference("in the ledger", "in the ledger", internal=True, refuri=uri,
                                      classes=["ledger-link"])
 
 
-def _no_emoji(doctree) -> None:
-    for text in list(doctree.findall(nodes.Text)):
-        value = text.astext()
-        if any(e in value for e in EMOJI):
-            for emoji, word in EMOJI.items():
-                value = value.replace(emoji, word)
-            text.parent.replace(text, nodes.Text(value))
-
-
 def _resolve(app, doctree, docname) -> None:
-    cards = getattr(app.env, "lnbook_claim_cards", {})
+    shown = getattr(app.env, "lnbook_claim_cards", {})
     ledger = app.config.claim_ledger_doc
     if docname == ledger:
         _ledger_rows(doctree)
     if ledger in app.env.found_docs:
         _cards_link_back(app, doctree, docname, ledger)
-    _link_ids(app, doctree, docname, cards)
-    _no_emoji(doctree)
+    _link_ids(app, doctree, docname, shown)
 
 
 def style_sheet() -> str:
-    """Ledger rows and verdict labels in the colours of ``claims.STYLES`` (over the theme's striped rows)."""
+    """Ledger rows and verdict labels in the colours of ``cards.STYLES`` (over the theme's striped rows)."""
     rules = []
-    for verdict, style in claims.STYLES.items():
+    for verdict, style in cards.STYLES.items():
         row = f".bd-article tr.{verdict_class(verdict)}"
         rules.append(f"{row}, {row} > td {{ background-color: {style.background} !important; }}\n"
                      f"{row} > td:first-child {{ border-left: 6px solid {style.colour}; }}\n"
@@ -175,10 +143,8 @@ def _write_css(app, exception) -> None:
 
 def setup(app):
     app.add_config_value("claim_ledger_doc", "book/ledger", "env")
-    app.add_config_value("claim_numbered_prefix", "book/0", "env")  # the chapters: their equations are numbered
     app.add_css_file(CSS)
     app.connect("doctree-read", _collect_cards)
-    app.connect("doctree-read", _number_equations)
     app.connect("env-purge-doc", _purge)
     app.connect("env-merge-info", _merge)
     app.connect("doctree-resolved", _resolve)

@@ -1,5 +1,5 @@
-"""Shared test setup: tools/ on the path, claim IDs as parameters grouped for pytest-xdist, and what a
-test does when the built book or the browser is missing.
+"""Shared test setup: claim IDs as parameters grouped for pytest-xdist, and what a test does when the
+built book or the browser is missing.
 
 The suite runs on two processes (pytest-xdist, ``--dist loadgroup`` in pyproject.toml). Each process
 keeps its own cache of claim results, so every test about one claim carries that claim's group and
@@ -10,16 +10,13 @@ computation share a group.
 import contextlib
 import importlib.util
 import os
-import pathlib
-import sys
 
 import pytest
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tools"))
-
-import browser as browser_tool  # noqa: E402  (tools/browser.py, once tools/ is on the path)
-
-from lnbook import claims  # noqa: E402  (after lib/ is put on the path above)
+# lnbook.kernels before any test module imports triton (test_aot.py does): without CUDA it switches
+# Triton to its interpreter, which Triton reads once, when it is first imported (lnbook.kernels.runtime).
+from lnbook import claims, kernels
+from tools import browser as browser_tool
 
 # Claims that reuse another's cached computation, by the ID whose group they join.
 SHARED = {"T08": "T07", "R23": "R05", "W02": "F11", "R08": "R07"}
@@ -57,11 +54,8 @@ INTERPRETER_MODULES = {"test_kernels.py", "test_kernel_lessons.py"}
 
 
 def pytest_collection_modifyitems(config, items):
-    from lnbook import kernels
-
-    skip = pytest.mark.skip(reason=kernels.UNAVAILABLE)
     for item in items:
         if item.path.name in INTERPRETER_MODULES:
             item.add_marker(pytest.mark.interpreter)
         if not kernels.RUNNABLE and item.get_closest_marker("interpreter"):
-            item.add_marker(skip)
+            item.add_marker(pytest.mark.skip(reason=kernels.UNAVAILABLE))

@@ -11,6 +11,7 @@ import sys
 
 import pytest
 import torch
+import triton
 
 from lnbook.kernels import aot, rownorm
 
@@ -39,6 +40,31 @@ def table() -> list[dict]:
     return rows
 
 
+# Triton 3.6 (Colab's, the floor pyproject.toml declares for compiled kernels) spills where later releases do
+# not: two kernels of this table keep 8 bytes a thread in local memory, both fp16 at N = 512 on sm_90, one block
+# of 8 rows at 16 warps: layer_norm's forward (40 registers) and rms_norm's backward (64 registers). Triton 3.7 and
+# newer spill nothing in this table (measured with `make floors`' Triton, 3.6.0, and this suite's). The forward
+# at 8 warps spills nothing on 3.6 either (48 registers), but the warp counts stay until a GPU measures what
+# fewer warps cost. Listed exactly: any other spill fails, and so does one of these disappearing.
+FLOOR_SPILLS = {("layer_norm", "forward", "fp16", 512, "sm_90"): 8, ("rms_norm", "backward", "fp16", 512, "sm_90"): 8}
+
+
+def expected_spill(row: dict, version: str = triton.__version__) -> int:
+    """The spill bytes ``row`` of the compile table is expected to show under Triton ``version``."""
+    below_3_7 = tuple(int(v) for v in version.split(".")[:2]) < (3, 7)
+    key = (row["op"], row["pass"], row["dtype"], row["N"], row["arch"])
+    return FLOOR_SPILLS.get(key, 0) if below_3_7 else 0
+
+
+def test_only_triton_below_3_7_is_allowed_its_listed_spills():
+    row = {"op": "layer_norm", "pass": "forward", "dtype": "fp16", "N": 512, "arch": "sm_90"}
+    assert expected_spill(row, "3.6.0") == 8 and expected_spill(row, "3.7.0") == 0 and expected_spill(row, "3.9.0") == 0
+    assert expected_spill({**row, "dtype": "bf16"}, "3.6.0") == 0
+    backward = {"op": "rms_norm", "pass": "backward", "dtype": "fp16", "N": 512, "arch": "sm_90"}
+    assert expected_spill(backward, "3.6.0") == 8 and expected_spill(backward, "3.8.0") == 0
+    assert expected_spill({**backward, "op": "layer_norm"}, "3.6.0") == 0
+
+
 @AOT_GROUP
 def test_every_launched_kernel_compiles_without_spilling(table):
     # sm_90: 3 ops × 3 dtypes × 3 widths forward; backward: 2 kernels each (rows and sum, or
@@ -46,7 +72,7 @@ def test_every_launched_kernel_compiles_without_spilling(table):
     assert len(table) == 3 * 3 * 3 * 3 + 2 * 3 * 3
     assert {r["pass"] for r in table} == {"forward", "backward", "sum"}
     for row in table:
-        assert row["spill_bytes"] == 0, row
+        assert row["spill_bytes"] == expected_spill(row), row
         assert row["registers"] <= min(255, 65536 // (32 * row["num_warps"])), row
 
 

@@ -9,10 +9,10 @@ import re
 import subprocess
 import sys
 
-import notebooks as notebooks_tool  # tools/notebooks.py (tests/conftest.py puts tools/ on the path)
 import pytest
 
-from lnbook import claims
+from lnbook import cards, claims
+from tools import notebooks as notebooks_tool
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
@@ -64,8 +64,8 @@ def test_bootstrap_makes_lnbook_importable_in_a_fresh_environment(tmp_path):
 
 
 def cards_in(nb: pathlib.Path) -> list[str]:
-    """The claim IDs a chapter shows a card for, in order (one per ``claims.show('ID')`` call)."""
-    return claims.cards_in("".join(c["source"]) for c in json.loads(nb.read_text())["cells"] if c["cell_type"] == "code")
+    """The claim IDs a chapter shows a card for, in order (one per ``cards.show('ID')`` call)."""
+    return cards.cards_in("".join(c["source"]) for c in json.loads(nb.read_text())["cells"] if c["cell_type"] == "code")
 
 
 def test_every_registered_claim_has_exactly_one_card_in_its_chapter():
@@ -125,7 +125,7 @@ def test_said_once_check_finds_a_paragraph_that_quotes_a_card(tmp_path):
     nb = tmp_path / "01_x.ipynb"
     cells = [{"cell_type": "markdown", "source": ["BatchNorm differs by {glue:text}`F01_bn_batch_diff:.2f`."]},
              {"cell_type": "markdown", "source": ["A width of {glue:text}`k_width`."]},
-             {"cell_type": "code", "source": ["claims.show('F01');"]}]
+             {"cell_type": "code", "source": ["cards.show('F01');"]}]
     nb.write_text(json.dumps({"cells": cells}))
     assert claim_numbers_in_prose(nb) == ["F01"]
 

@@ -13,7 +13,7 @@ import sys
 import pytest
 from conftest import claim_params
 
-from lnbook import claims
+from lnbook import cards, claims
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -80,24 +80,24 @@ def test_registry_entries_are_well_formed():
 @pytest.mark.parametrize("claim_id", claim_params())
 def test_card_label_colour_and_opening_words_agree_with_the_verdict(claim_id):
     result = result_of(claim_id)
-    verdict, style = result.claim.verdict, claims.STYLES[result.claim.verdict]
-    card = claims.markdown_card(result)
+    verdict, style = result.claim.verdict, cards.STYLES[result.claim.verdict]
+    card = cards.markdown_card(result)
     title, options = card.splitlines()[:2]
     assert re.fullmatch(rf"`{{3,}}\{{admonition\}} {claim_id} · {verdict}", title), title
     assert options.split()[1] == style.admonition  # the colour the site shows
-    html = claims.html_card(result)
+    html = cards.html_card(result)
     assert f"border-left:6px solid {style.colour}" in html and f"{claim_id} · {verdict}" in html
-    assert result.statement.startswith(style.opening), result.statement[:60]
+    assert result.statement.startswith(claims.OPENING[verdict]), result.statement[:60]
     assert claims.opens_with_verdict(result.statement, verdict)
-    row = next(line for line in claims.markdown_table([result]).splitlines() if line.startswith(f"| {claim_id} |"))
+    row = next(line for line in cards.markdown_table([result]).splitlines() if line.startswith(f"| {claim_id} |"))
     assert f"| {verdict} |" in row  # the ledger says the same
 
 
 def test_every_verdict_has_its_own_colour_and_words():
-    assert set(claims.STYLES) == set(claims.VERDICTS) and len(claims.VERDICTS) == 4
-    assert len({s.admonition for s in claims.STYLES.values()}) == 4
-    assert len({s.colour for s in claims.STYLES.values()}) == 4
-    assert all(s.opening.lower() == v for v, s in claims.STYLES.items())
+    assert set(cards.STYLES) == set(claims.VERDICTS) and len(claims.VERDICTS) == 4
+    assert len({s.admonition for s in cards.STYLES.values()}) == 4
+    assert len({s.colour for s in cards.STYLES.values()}) == 4
+    assert all(words.lower() == v for v, words in claims.OPENING.items()) and set(claims.OPENING) == set(cards.STYLES)
 
 
 def contrast(a: str, b: str) -> float:
@@ -114,9 +114,9 @@ def test_card_labels_and_text_read_on_the_card_s_background():
     # 4.5: WCAG AA for text of normal size, which the HTML card's bold label is (tests/test_launch_site.py
     # measures the rendered cards; this holds without a browser). Null case: the amber the label had before.
     assert contrast("#000000", "#ffffff") == pytest.approx(21) and contrast("#b26a00", "#fff6e5") < 4.5
-    for verdict, style in claims.STYLES.items():
+    for verdict, style in cards.STYLES.items():
         assert contrast(style.colour, style.background) >= 4.5, verdict
-        assert contrast(claims.INK, style.background) >= 4.5, verdict
+        assert contrast(cards.INK, style.background) >= 4.5, verdict
 
 
 @pytest.mark.parametrize(("statement", "verdict", "ok"), [
@@ -187,6 +187,21 @@ def test_cli_entry_point_runs():
     assert [r["id"] for r in json.loads(out)] == ["F02"]
 
 
+def test_the_registry_finds_the_chapters_through_the_entry_point_alone():
+    # A fresh interpreter that imports lnbook.claims only: the registry loads lnbook.experiments through the
+    # installed entry point (the ground floor never names the top floor). Null case: the same interpreter
+    # with no entry point registered finds no claim, and says how to register them instead of answering {}.
+    probe = ("import sys, importlib.metadata as m\n"
+             "if sys.argv[1] == 'none': m.entry_points = lambda group: []\n"
+             "from lnbook import claims\n"
+             "try:\n    print(len(claims.registry()), 'lnbook.experiments' in sys.modules)\n"
+             "except LookupError as e:\n    print('LookupError', e)\n")
+    found, none = (subprocess.run([sys.executable, "-c", probe, arg], capture_output=True, text=True, check=True).stdout
+                   for arg in ("installed", "none"))
+    assert found.split() == [str(len(claims.registry())), "True"]
+    assert none.startswith("LookupError") and "import lnbook.experiments" in none
+
+
 def test_cli_json_lists_the_claims_asked_for_with_numbers(capsys):
     assert claims.main(["--json", "F02", "M01"]) == 0  # exit status 0 means every claim passed
     rows = json.loads(capsys.readouterr().out)
@@ -214,9 +229,9 @@ def test_cli_exit_status_reports_a_failing_claim(monkeypatch, capsys):
 def test_cli_table_and_markdown_render():
     results = [result_of("F02")]
     assert re.search(r"^F02 +PASS +3/3 +holds ", claims.text_table(results), re.M)
-    table = claims.markdown_table(results)
+    table = cards.markdown_table(results)
     assert table.count("\n") == 2 and "| F02 |" in table
-    card = claims.markdown_card(results[0])
+    card = cards.markdown_card(results[0])
     fence = re.match(r"`{3,}", card).group(0)
     assert card.startswith(f"{fence}{{admonition}} F02 · holds") and card.rstrip().endswith("\n" + fence)
 
@@ -225,7 +240,7 @@ def test_every_card_unfolds_the_code_that_decided_it():
     """Every registered claim's listing is its decorated check as written in lib/ (the @claim with its
     decision and null world, then the measuring function), named by module and line."""
     for cid, c in claims.registry().items():
-        where, source = claims.evidence_listing(c)
+        where, source = cards.evidence_listing(c)
         measure = getattr(c.check, "__wrapped__", c.check)
         module, line = where.split(", line ")
         path = ROOT / "lib" / (module.replace(".", "/") + ".py")
@@ -240,37 +255,37 @@ def test_a_named_decision_is_listed_beside_its_check():
     named = [c for c in claims.registry().values() if c.decide is not None and c.decide.__name__ != "<lambda>"]
     assert named, "no claim with a named decision: the test proves nothing"
     for c in named:
-        assert f"def {c.decide.__name__}(" in claims.evidence_listing(c)[1], c.id
+        assert f"def {c.decide.__name__}(" in cards.evidence_listing(c)[1], c.id
 
 
 def test_the_card_contract_is_one_call_in_a_cell_of_its_own_with_either_quote():
-    assert claims.cards_in(["claims.show('F01');", 'claims.show("M02")', "x = 1"]) == ["F01", "M02"]
-    assert claims.card_call("claims.show('F01'); x = 1") is None  # a card cell holds the call alone
-    assert claims.card_call("claims.show('Q01');") is None  # Q is no chapter's letter
+    assert cards.cards_in(["cards.show('F01');", 'cards.show("M02")', "x = 1"]) == ["F01", "M02"]
+    assert cards.card_call("cards.show('F01'); x = 1") is None  # a card cell holds the call alone
+    assert cards.card_call("cards.show('Q01');") is None  # Q is no chapter's letter
 
 
 def test_numbers_are_written_as_a_reader_writes_them():
     assert [claims.as_written(t) for t in ("2.3e-06", "1e-05", "1.5e+04", "-0.498", "0.25")] == \
         ["2.3×10⁻⁶", "10⁻⁵", "1.5×10⁴", "−0.498", "0.25"]
     assert claims.READER.format("{a:.2g}, {b}, {s}", a=2.3e-6, b=-3, s="x-1e-05") == "2.3×10⁻⁶, −3, x-1e-05"
-    assert claims.format_number(1.72e-6) == "1.72×10⁻⁶" and claims.format_number(True) == "True"
+    assert cards.format_number(1.72e-6) == "1.72×10⁻⁶" and cards.format_number(True) == "True"
 
 
 def test_card_folds_its_evidence_and_its_check_in_markdown_and_html():
     result = result_of("F02")
-    card = claims.markdown_card(result)
+    card = cards.markdown_card(result)
     assert card.count(":class: dropdown") == 2 and "```python\n@claim(\n    \"F02\"" in card
     assert "lnbook.experiments.foundations, line " in card and "[**Source**](sources.ipynb)" in card
-    html = claims.html_card(result)
+    html = cards.html_card(result)
     assert html.count("<details") == 2 and "\n" not in html, "one line: a blank line ends a Markdown cell's HTML"
     assert "def f02()" in re.sub(r"<[^>]+>", "", html).replace("&#10;", "\n")
     # Fences outgrow the backticks inside: a source that holds ``` gets a longer code fence.
-    assert claims._fence("a ```` b") == "`````" and claims._fence("plain") == "```"
+    assert cards._fence("a ```` b") == "`````" and cards._fence("plain") == "```"
 
 
 def test_card_displays_as_myst_for_the_book_and_html_for_jupyter():
-    card = claims.Card(result_of("F02"))
-    assert card._repr_markdown_() == claims.markdown_card(card.result)
+    card = cards.Card(result_of("F02"))
+    assert card._repr_markdown_() == cards.markdown_card(card.result)
     html = card._repr_html_()
     assert html.startswith('<div class="claim-card"') and "```" not in html and ":class:" not in html
     assert repr(card).startswith("F02 · holds: Holds")
@@ -278,28 +293,28 @@ def test_card_displays_as_myst_for_the_book_and_html_for_jupyter():
 
 def test_html_card_escapes_markup():
     bad = claims.Claim("F96", "a < b & c", "Holds: <script>.", "holds", lambda: claims.Evidence({"x": 1.0}, {"ok": True}))
-    html = claims.html_card(claims.Result(bad, bad.check()))
+    html = cards.html_card(claims.Result(bad, bad.check()))
     assert "<script>" not in html and "&lt;script&gt;" in html and "a &lt; b &amp; c" in html
 
 
 def test_card_is_anchored_and_shows_its_evidence_as_a_table():
     result = result_of("F02")
-    card = claims.markdown_card(result)
+    card = cards.markdown_card(result)
     assert ":name: claim-f02" in card.splitlines()[2]
     assert "| quantity | value |" in card
     for name, value in result.evidence.numbers.items():
-        assert f"| {claims.number_label(name)} | {claims.format_number(value)} |" in card
-    assert claims.number_label("ln_batch_diff") == "LayerNorm batch difference"
-    assert claims.number_label("gnc_vs_in") == "GroupNorm (C groups) vs. InstanceNorm"
-    assert claims.number_label("ln_bf16_input") == "LayerNorm bfloat16 input"
-    assert claims.number_label("fit_ratio_gmean") == "fit ratio geometric mean"
-    assert claims.number_label("rel_err_eps0") == "relative error (ε = 0)"
-    assert 'id="claim-f02"' in claims.html_card(result)
-    assert claims.card_anchor("F02") == "claim-f02" and claims.ledger_anchor("F02") == "ledger-f02"
+        assert f"| {cards.number_label(name)} | {cards.format_number(value)} |" in card
+    assert cards.number_label("ln_batch_diff") == "LayerNorm batch difference"
+    assert cards.number_label("gnc_vs_in") == "GroupNorm (C groups) vs. InstanceNorm"
+    assert cards.number_label("ln_bf16_input") == "LayerNorm bfloat16 input"
+    assert cards.number_label("fit_ratio_gmean") == "fit ratio geometric mean"
+    assert cards.number_label("rel_err_eps0") == "relative error (ε = 0)"
+    assert 'id="claim-f02"' in cards.html_card(result)
+    assert cards.card_anchor("F02") == "claim-f02" and cards.ledger_anchor("F02") == "ledger-f02"
 
 
 def test_ledger_table_has_no_symbols_and_one_row_per_claim():
-    table = claims.markdown_table([result_of("F02"), result_of("M01")])
+    table = cards.markdown_table([result_of("F02"), result_of("M01")])
     assert [line.split("|")[1].strip() for line in table.splitlines()[2:]] == ["F02", "M01"]
     assert "✓" not in table and "3/3 passed" in table
 
@@ -314,7 +329,7 @@ def test_chapters_partition_the_registry():
 
 @pytest.mark.parametrize("chapter", claims.chapters())
 def test_verdict_summary_counts_and_names_every_claim_of_its_chapter(chapter):
-    summary = claims.verdict_summary(chapter)
+    summary = cards.verdict_summary(chapter)
     mine = [c for c in REGISTRY.values() if claims.chapter_of(c) == chapter]
     assert f"{len(mine)} in all" in summary
     assert sorted(re.findall(r"\b[FMTWR]\d\d\b", summary)) == sorted(c.id for c in mine)
@@ -325,11 +340,11 @@ def test_verdict_summary_counts_and_names_every_claim_of_its_chapter(chapter):
 
 def test_verdict_summary_rejects_an_unknown_chapter():
     with pytest.raises(ValueError, match=r"chapter: expected one of .* got 'book/99_none'"):
-        claims.verdict_summary("book/99_none")
+        cards.verdict_summary("book/99_none")
 
 
 def test_listing_is_a_highlighted_python_block():
-    listing = claims.Listing(claims.card_anchor, claims.ledger_anchor)
+    listing = cards.Listing(cards.card_anchor, cards.ledger_anchor)
     text = listing._repr_markdown_()
     assert text.startswith("```python\ndef card_anchor(") and text.endswith("\n```")
     assert "def ledger_anchor(" in text and repr(listing).startswith("def card_anchor(")

@@ -9,16 +9,15 @@ import re
 import subprocess
 import sys
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
+from tools import gpu_check
 
-import gpu_check  # noqa: E402  (tools/gpu_check.py)
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def test_the_target_installs_nothing_and_uses_the_machines_python():
     recipe = re.search(r"^gpu-check:(.*)\n((?:\t.*\n)+)", (ROOT / "Makefile").read_text(), re.M)
     assert recipe.group(1).strip() == ""  # no prerequisite: not the .venv stamp, which installs from the network
-    assert recipe.group(2).strip() == "$(GPU_PYTHON) tools/gpu_check.py" and "pip" not in recipe.group(2)
+    assert recipe.group(2).strip() == "$(GPU_PYTHON) -m tools.gpu_check" and "pip" not in recipe.group(2)
 
 
 def test_the_steps_fit_the_budget_and_cover_every_mode(tmp_path):
@@ -31,7 +30,7 @@ def test_the_steps_fit_the_budget_and_cover_every_mode(tmp_path):
 
 def test_dry_run_runs_every_step_and_writes_one_record(tmp_path):
     env = {**os.environ, "OUT": str(tmp_path), "PYTHONPATH": str(ROOT / "lib")}
-    out = subprocess.run([sys.executable, str(ROOT / "tools" / "gpu_check.py"), "--dry-run"], cwd=tmp_path, env=env,
+    out = subprocess.run([sys.executable, "-m", "tools.gpu_check", "--dry-run"], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     (path,) = tmp_path.glob("bench-*.json")

@@ -283,3 +283,19 @@ def test_a_fresh_import_chooses_the_interpreter_before_triton_reads_it():
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert float(out.stdout) < 1e-5  # float32 rounding of a width-64 row
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the interpreter is chosen only without CUDA")
+def test_triton_imported_first_is_said_in_one_line_not_a_crash_in_the_interpreter():
+    # The case the test above rules out: something imported triton before lnbook.kernels, so Triton's own
+    # functions (tl.sum) are compiled-only. Importing says so, RUNNABLE is False and an op raises that line.
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    code = ("import torch, triton; from lnbook import kernels; print(kernels.RUNNABLE)\n"
+            "try:\n    kernels.layer_norm(torch.randn(2, 64), (64,))\n"
+            "except RuntimeError as e:\n    print(e)")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    runnable, raised = out.stdout.splitlines()
+    said = "triton was imported before lnbook.kernels without TRITON_INTERPRET=1"
+    assert runnable == "False" and raised.startswith("layer_norm: lnbook.kernels: " + said), out.stdout
+    assert out.stderr.count(said) == 1  # said once, at import (the op's error is caught and printed to stdout)

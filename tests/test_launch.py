@@ -13,17 +13,17 @@ import shutil
 import subprocess
 import sys
 
-import launch  # tools/launch.py (tests/conftest.py puts tools/ on the path)
 import pytest
-import test_book  # the chapters' cards (claims.cards_in over the code cells)
+import test_book  # the chapters' cards (cards.cards_in over the code cells)
 import yaml
 from packaging.requirements import Requirement
 
-from lnbook import claims
+from _ext import launch_links  # the Sphinx extension
+from lnbook import cards, claims
+from tools import launch
+from tools import notebooks as notebooks_tool
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "_ext"))
-import launch_links  # noqa: E402  (_ext/launch_links.py, the Sphinx extension)
 
 PAGES = launch.pages()
 REFS = launch.bibliography()
@@ -87,7 +87,7 @@ def test_chapter_launch_notebook_shows_its_cards_and_numbers(name):
         verdict = claims.registry()[cid].verdict
         assert f"{cid} · {verdict}" in text, f"{name}: no card with the verdict of {cid}"
     assert "<details>" in text and "Solution to Exercise 1" in text, f"{name}: no folded solutions"
-    assert "claims.show(" not in "".join("".join(c["source"]) for c in nb["cells"]), name
+    assert "cards.show(" not in "".join("".join(c["source"]) for c in nb["cells"]), name
 
 
 # Floating-point results that no training run amplifies differ between processors in their last bits only
@@ -153,7 +153,7 @@ def test_stored_values_are_the_builds():
         for cid, card in stored["cards"].items():
             result = claims.recorded(cid)
             if result is not None:  # the HTML Jupyter shows for the card a chapter displays
-                built = claims.Card(result)._repr_html_()
+                built = cards.Card(result)._repr_html_()
                 assert same_card(card, built, bool(result.claim.outcomes)), f"{name}: card {cid}: run `make launch`"
                 checked += 1
     checked += _stored_tables_are_the_builds()
@@ -274,7 +274,7 @@ def test_raw_myst_detector():
 
 
 def test_card_cells_need_the_build():
-    chapter = {"cells": [{"cell_type": "code", "id": "c1", "metadata": {}, "source": ["claims.show('F01');"]}]}
+    chapter = {"cells": [{"cell_type": "code", "id": "c1", "metadata": {}, "source": ["cards.show('F01');"]}]}
     with pytest.raises(ValueError, match="card of F01: expected its HTML in the build"):
         launch.convert(chapter, {"glue": {}, "cards": {}}, REFS)
     nb = launch.convert(chapter, {"glue": {}, "cards": {"F01": "<div>F01 · holds</div>"}}, REFS)
@@ -294,9 +294,8 @@ def test_floors_are_stated_once_and_mirrored_in_environment_yml():
     """Every runtime dependency of pyproject.toml is in environment.yml (conda-forge names where they
     differ) with the same version specifier, except triton: Binder has no GPU, so its floor there is the
     interpreter's. The package's floors are Colab's GPU runtime (torch 2.11.0, triton 3.6.0)."""
-    import launch_sim  # tools/launch_sim.py: the conda-to-PyPI name map Binder's simulation uses
-
     from lnbook.kernels import INTERPRETER_TRITON
+    from tools import launch_sim  # the conda-to-PyPI name map Binder's simulation uses
 
     project = {r.name: r.specifier for r in map(Requirement, _pyproject()["project"]["dependencies"])}
     conda, pip = launch_sim._environment_yml()
@@ -354,7 +353,7 @@ def test_extension_in_a_sphinx_build_with_the_book_s_theme(tmp_path):
     """A real (tiny) build with sphinx-book-theme and the book's launch settings: the page's buttons
     open its launch notebook; a page without one keeps the theme's link."""
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
-    url, branch = launch.notebooks_tool.repository()
+    url, branch = notebooks_tool.repository()
     (tmp_path / "book" / "launch").mkdir(parents=True)
     for name in ("ledger", "reproducibility"):
         shutil.copy(launch.BOOK / f"{name}.ipynb", tmp_path / "book")
@@ -381,7 +380,7 @@ def test_build_values_from_a_jupyter_book_build_and_from_a_plain_execution(tmp_p
     glued = nbformat.v4.new_output("display_data", data={"application/papermill.record/text/plain": "0.25"},
                                    metadata={"scrapbook": {"name": "F01_x", "mime_prefix": "application/papermill.record/"}})
     card = nbformat.v4.new_output("display_data", data={"text/html": "<div>F01 · holds</div>", "text/plain": "F01"})
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("claims.show('F01');", outputs=[glued, card])])
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("cards.show('F01');", outputs=[glued, card])])
     plain = tmp_path / "plain.ipynb"
     nbformat.write(nb, plain)
     glue = extract_glue_data(nb, [0], None)  # what myst-nb does before writing jupyter_execute/

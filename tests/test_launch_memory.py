@@ -13,20 +13,27 @@ import pathlib
 import re
 import time
 
-import launch_sim  # tools/launch_sim.py: PeakPSS (tests/conftest.py puts tools/ on the path)
 import pytest
+import torch
 
 from lnbook import distributed
 from lnbook.experiments import residual_practice
+from tools.memory import PeakPSS
 
 # A chapter's kernel with torch, lnbook and its experiments imported holds about 300-400 MB (PSS), so
 # Binder's 1 GB leaves the four ranks and their parent about 600 MB. Measured here: 340 MB from a
 # script, 530 MB under pytest; spawned ranks took 870-880 MB (they fail this).
 RANKS_BUDGET_MB = 600
+# The budget is Binder's, whose torch is a CPU build (environment.yml). PyPI's CUDA build maps more shared
+# libraries into every rank: under `make floors` (torch 2.11.0+cu130) the same four ranks and parent peaked
+# at 675 MB. Colab, which ships that build, has about 12 GB; the Colab simulation measures its pages whole.
+BINDER_TORCH = torch.version.cuda is None
 
 
+@pytest.mark.skipif(not BINDER_TORCH, reason=f"Binder's memory budget is for a CPU build of torch; this is "
+                                              f"{torch.__version__}, a CUDA build")
 def test_four_ranks_fit_beside_a_chapter():
-    with launch_sim.PeakPSS(os.getpid(), exclude_root=True, interval=0.05) as memory:
+    with PeakPSS(os.getpid(), exclude_root=True, interval=0.05) as memory:
         per_rank = distributed.launch(distributed.shard_checks, 4, list(residual_practice.R15_CONFIGS))
     assert len(per_rank) == 4 and all(len(r) == len(residual_practice.R15_CONFIGS) for r in per_rank)
     assert 50 < memory.peak_mb <= RANKS_BUDGET_MB, f"ranks and parent peaked at {memory.peak_mb:.0f} MB (PSS)"

@@ -21,10 +21,10 @@ import sys
 import sysconfig
 import zipfile
 
-import launch_sim  # tools/launch_sim.py: the +cpu build's metadata (tests/conftest.py puts tools/ on the path)
 import pytest
 
 from lnbook.kernels import INTERPRETER_TRITON
+from tools import launch_sim  # the +cpu build's metadata
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 COLAB = json.loads((ROOT / "tests" / "data" / "colab.json").read_text())

@@ -17,9 +17,10 @@ import pathlib
 import subprocess
 import sys
 
-import launch  # tools/launch.py and tools/launch_sim.py (tests/conftest.py puts tools/ on the path)
-import launch_sim
 import pytest
+
+from tools import launch, launch_sim
+from tools import notebooks as notebooks_tool
 
 FULL = os.environ.get("LNBOOK_LAUNCH_FULL") == "1"
 QUICKEST = [("binder", "02_principles")]  # about 30 s with the environment cached
@@ -50,7 +51,7 @@ def test_launch_notebook_runs_in_a_fresh_environment(env, name):
 
 def test_colab_bootstrap_is_pointed_at_the_clone(tmp_path):
     nb = launch.read(launch.LAUNCH / "01_foundations.ipynb")
-    url, branch = launch.notebooks_tool.repository()
+    url, branch = notebooks_tool.repository()
     cell = next(c for c in launch_sim._colab_notebook(nb, tmp_path)["cells"] if c["cell_type"] == "code")
     assert f"git+file://{tmp_path}@{branch}" in cell["source"] and url not in cell["source"]
     with pytest.raises(ValueError, match="bootstrap cell: expected git\\+"):

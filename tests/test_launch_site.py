@@ -11,20 +11,18 @@ from __future__ import annotations
 
 import pathlib
 import re
-import sys
 
-import launch  # tools/launch.py (tests/conftest.py puts tools/ on the path)
 import pytest
-import test_book  # the chapters' cards (claims.cards_in over the code cells)
+import test_book  # the chapters' cards (cards.cards_in over the code cells)
 from conftest import chromium, missing
 
-from lnbook import claims
+from _ext import local_mathjax  # where the MathJax wheel keeps its files
+from lnbook import cards, claims
+from tools import launch
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SCREENSHOTS = ROOT / "_build" / "screenshots"
 NAME = "01_foundations"
-sys.path.insert(0, str(ROOT / "_ext"))
-import local_mathjax  # noqa: E402  (_ext/local_mathjax.py: where the MathJax wheel keeps its files)
 
 
 @pytest.fixture(scope="module")
@@ -162,6 +160,6 @@ def test_cards_read_on_light_and_dark_themes_with_or_without_their_styles(theme,
 def test_a_card_without_its_ink_fails_on_the_dark_theme(browser, tmp_path):
     """The null case: cards that set their light background but not the text colour (as before issue
     25) inherit the dark theme's light text, and the contrast check catches it."""
-    nb = restyled(launch_notebook(), rf";?color:{claims.INK}")
+    nb = restyled(launch_notebook(), rf";?color:{cards.INK}")
     worst, _ = card_contrast(browser, nb, "dark", tmp_path)
     assert worst and worst[0][0] < 4.5, f"inherited light text passed: {worst}"

@@ -17,15 +17,15 @@ import pathlib
 import re
 import urllib.parse
 
-import browser as browser_tool  # tools/browser.py: Chromium and the local server
-import launch  # tools/launch.py
-import notebooks as notebooks_tool  # tools/notebooks.py (tests/conftest.py puts tools/ on the path)
-import pdf as pdf_tool  # tools/pdf.py
 import pytest
 from conftest import chromium, missing
 from test_book import CONDITIONAL_FIGURES
 
-from lnbook import claims, plots
+from lnbook import cards, claims, plots
+from tools import browser as browser_tool  # Chromium and the local server
+from tools import launch
+from tools import notebooks as notebooks_tool
+from tools import pdf as pdf_tool
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SITE = ROOT / "_build" / "html"
@@ -359,11 +359,11 @@ def test_claims_link_to_cards_and_cards_to_the_ledger(browser, server, path):
     })""")
     page.close()
     mine = [cid for cid, c in claims.registry().items() if f"{claims.chapter_of(c)}.html" == path]
-    assert [c["id"] for c in state["cards"]] and {c["id"] for c in state["cards"]} == {claims.card_anchor(i) for i in mine}
+    assert [c["id"] for c in state["cards"]] and {c["id"] for c in state["cards"]} == {cards.card_anchor(i) for i in mine}
     for card in state["cards"]:
         cid = card["title"][:3]
-        assert card["id"] == claims.card_anchor(cid)
-        assert card["back"] == f"ledger.html#{claims.ledger_anchor(cid)}", card
+        assert card["id"] == cards.card_anchor(cid)
+        assert card["back"] == f"ledger.html#{cards.ledger_anchor(cid)}", card
     assert 0 <= state["summary"] < state["firstCard"], f"{path}: no verdict summary before the first card"
     assert sorted(state["summaryLinks"]) == sorted(mine), f"{path}: summary links {state['summaryLinks']}"
     unlinked = sorted(set(re.findall(r"\b[FMTWR]\d\d\b", state["prose"])) & set(claims.registry()))
@@ -388,11 +388,11 @@ def test_ledger_is_grouped_by_chapter_coloured_and_linked(browser, server):
     colours = set()
     for chapter, ids in by_chapter.items():
         rows = got[chapter]
-        assert [r["id"] for r in rows] == [claims.ledger_anchor(i) for i in ids], chapter
+        assert [r["id"] for r in rows] == [cards.ledger_anchor(i) for i in ids], chapter
         for cid, row in zip(ids, rows):
             verdict = claims.registry()[cid].verdict
             assert f"verdict-{verdict.replace(' ', '-')}" in row["cls"].split(), row
-            assert row["link"] == f"{chapter}#{claims.card_anchor(cid)}", row
+            assert row["link"] == f"{chapter}#{cards.card_anchor(cid)}", row
             colours.add((verdict, row["background"]))
     assert len({v for v, _ in colours}) == len(colours), f"one verdict, several colours: {colours}"
     assert len({b for _, b in colours}) == len(colours), f"verdicts that share a colour: {colours}"

@@ -13,7 +13,7 @@ import string
 
 import pytest
 
-from lnbook import claims, readers, sources
+from lnbook import claims, readers, sources, untested
 from lnbook.sources import PHRASE_MAX, SOURCES, VERDICTS_ZH, Anchor
 
 REGISTRY = claims.registry()
@@ -73,7 +73,7 @@ def test_a_claim_without_anchors_or_with_a_chinese_answer_of_another_verdict_is_
 
 
 def test_untested_statements_have_anchors_and_a_reason():
-    listed = sources.untested_list()
+    listed = untested.statements()
     for u in listed:
         assert u.anchors and u.reason.strip()
     with pytest.raises(ValueError, match="untested: reason"):
@@ -88,8 +88,8 @@ def test_cli_prints_anchors_and_the_untested_list_without_running_checks(capsys)
     assert [r["id"] for r in rows] == list(REGISTRY)
     assert all({"seed", "heading", "phrase"} == set(a) for r in rows for a in r["anchors"])
     assert claims.main(["--json", "--untested"]) == 0
-    untested = json.loads(capsys.readouterr().out)
-    assert len(untested) == len(sources.untested_list()) and all(set(u) == {"anchors", "reason"} for u in untested)
+    printed = json.loads(capsys.readouterr().out)
+    assert len(printed) == len(untested.statements()) and all(set(u) == {"anchors", "reason"} for u in printed)
     with pytest.raises(SystemExit):
         claims.main(["--untested"])  # JSON only: argparse names the missing --json
 

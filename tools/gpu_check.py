@@ -1,8 +1,9 @@
 """`make gpu-check`: the kernel tests compiled, then the benchmark, on a GPU machine as it is.
 
 The machine is offline and has its own ``python3`` with torch and Triton and nothing else, and a
-check gets about ten minutes. So nothing is installed: ``lnbook`` is imported from ``lib/``, and
-each step runs in its own process under its own time limit (a hang costs one step, not the slot).
+check gets about ten minutes. So nothing is installed: it runs from the repository root as
+``python3 -m tools.gpu_check``, ``lnbook`` is imported from ``lib/`` (put on the steps' ``PYTHONPATH``),
+and each step runs in its own process under its own time limit (a hang costs one step, not the slot).
 The benchmark writes its record after every measurement, to ``bench-<device>.json`` under
 ``$OUT`` when that is set, else under ``book/data/``; the steps' outcomes go into the same record.
 
@@ -42,7 +43,7 @@ def steps(record: pathlib.Path, dry: bool) -> list[Step]:
     py = sys.executable
     bench = [py, "-m", "lnbook.bench", "--out", str(record), "--append"]
     tiny = ["--numel", "4096", "--widths", "512", "1024"] if dry else []
-    out = [Step("kernel tests, compiled", [py, str(pathlib.Path(__file__).resolve()), "--tests", *(["--dry-run"] if dry else [])], 150)]
+    out = [Step("kernel tests, compiled", [py, "-m", "tools.gpu_check", "--tests", *(["--dry-run"] if dry else [])], 150)]
     for mode in ("forward", "backward", "forward+backward"):
         out.append(Step(f"bench {mode}, bf16", bench + ["--dtypes", "bf16", "--modes", mode] + (tiny or ["--widths", *WIDTHS]), 90))
     out.append(Step("bench fp16 and fp32 at 4096 x 8192", bench + ["--dtypes", "fp16", "fp32"] + (tiny or ["--widths", "8192"]), 60))
@@ -116,7 +117,7 @@ def note_step(record: pathlib.Path, outcome: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="tools/gpu_check.py", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python3 -m tools.gpu_check", description=__doc__.split("\n\n")[0])
     parser.add_argument("--dry-run", action="store_true", help="every step, shrunk, without a GPU")
     parser.add_argument("--tests", action="store_true", help="(a step) run the kernel tests in this process")
     args = parser.parse_args(argv)

@@ -6,7 +6,7 @@ who launches a chapter in Colab or Binder opens ``book/launch/<name>.ipynb`` ins
 the same source and from the book's build:
 
 * glued numbers are substituted (formatted as myst-nb formats them) from the executed notebook;
-* each card cell (``claims.show('ID');``) becomes a Markdown cell holding the card's HTML from the build;
+* each card cell (``cards.show('ID');``) becomes a Markdown cell holding the card's HTML from the build;
 * each cell tagged ``launch-stored`` (the ledger's tables, the Chinese page's) becomes a Markdown cell holding
   its Markdown output from the build, or goes when it has none: a page of every claim's result would
   otherwise run all the checks again in the reader's session (``python -m lnbook.claims`` does that);
@@ -21,8 +21,8 @@ The values from the build are stored in the notebook's metadata (``lnbook``), so
 ``tests/test_launch.py`` can regenerate every notebook from its chapter without a build and demand the
 same bytes. Usage (``make launch``, ``make launch-urls``)::
 
-    python tools/launch.py            # regenerate book/launch/ from the build (or executing stale pages)
-    python tools/launch.py urls       # one line per page: name, Colab URL, Binder URL
+    python -m tools.launch            # regenerate book/launch/ from the build (or executing stale pages)
+    python -m tools.launch urls       # one line per page: name, Colab URL, Binder URL
 """
 
 from __future__ import annotations
@@ -34,23 +34,14 @@ import pathlib
 import re
 import sys
 
+from lnbook import cards
+from tools import notebooks as notebooks_tool  # toc, repository, bootstrap
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
 LAUNCH = BOOK / "launch"
 EXECUTED = ROOT / "_build" / "jupyter_execute" / "book"  # where Jupyter Book keeps executed pages
 EXECUTED_HERE = ROOT / "_build" / "launch"  # pages this script executed itself
-
-sys.path.insert(0, str(ROOT / "tools"))
-import notebooks as notebooks_tool  # noqa: E402  (tools/notebooks.py: toc, repository, bootstrap)
-
-
-def _card(source: str) -> str | None:
-    """The ID of the card a code cell shows, by the one card contract (``claims.card_call``). Imported
-    here, not at the top: launch_sim's runner imports this module in an environment that may not have
-    lnbook installed yet."""
-    from lnbook import claims
-
-    return claims.card_call(source)
 
 
 STORED = "launch-stored"  # the tag of a cell whose launch version is its output from the build
@@ -110,7 +101,7 @@ def from_build(path: pathlib.Path) -> dict:
     myst-nb stores them), each card's HTML, by claim ID, and the Markdown output of each ``launch-stored``
     cell, by cell ID. A Jupyter Book build moves the glued outputs out of the notebook into
     ``<page>.glue.json`` beside it; a plain execution keeps them."""
-    glue, cards, stored = {}, {}, {}
+    glue, card_html, stored = {}, {}, {}
     sidecar = path.with_suffix(".glue.json")
     if sidecar.is_file():
         glue = {key: "".join(out["data"]["text/plain"]) for key, out in json.loads(sidecar.read_text()).items()}
@@ -121,17 +112,17 @@ def from_build(path: pathlib.Path) -> dict:
             scrap = out.get("metadata", {}).get("scrapbook", {})
             if "name" in scrap:
                 glue[scrap["name"]] = "".join(out["data"][scrap.get("mime_prefix", "") + "text/plain"])
-            elif (card := _card("".join(cell["source"]))) and "text/html" in out.get("data", {}):
-                cards[card] = cards.get(card, "") + "".join(out["data"]["text/html"])
+            elif (card := cards.card_call("".join(cell["source"]))) and "text/html" in out.get("data", {}):
+                card_html[card] = card_html.get(card, "") + "".join(out["data"]["text/html"])
             elif _stored(cell) and "text/markdown" in out.get("data", {}):
                 stored[cell["id"]] = stored.get(cell["id"], "") + "".join(out["data"]["text/markdown"])
-    return {"glue": glue, "cards": cards, "stored": stored}
+    return {"glue": glue, "cards": card_html, "stored": stored}
 
 
 def needs_build(chapter: dict) -> bool:
     """Whether a page quotes anything from its build: a glued value, a card or a stored output."""
     return any((c["cell_type"] == "markdown" and GLUE.search("".join(c["source"])))
-               or (c["cell_type"] == "code" and _card("".join(c["source"]))) or _stored(c)
+               or (c["cell_type"] == "code" and cards.card_call("".join(c["source"]))) or _stored(c)
                for c in chapter["cells"])
 
 
@@ -348,7 +339,7 @@ def convert(chapter: dict, build: dict, refs: dict | None = None) -> dict:
             if not noted and source.lstrip().startswith("# "):
                 cells.append(_markdown_cell("launch-note", NOTE))
                 noted = True
-        elif cell["cell_type"] == "code" and (card := _card(source)):
+        elif cell["cell_type"] == "code" and (card := cards.card_call(source)):
             if card not in build["cards"]:
                 raise ValueError(f"card of {card}: expected its HTML in the build, found none (rebuild)")
             cells.append(_markdown_cell(cell["id"], build["cards"][card]))
@@ -429,7 +420,7 @@ def urls(name: str) -> tuple[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="tools/launch.py", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.launch", description=__doc__.split("\n\n")[0])
     parser.add_argument("command", nargs="?", default="generate", choices=["generate", "urls"])
     parser.add_argument("names", nargs="*", help="pages (default: every notebook page of _toc.yml)")
     args = parser.parse_args(argv)

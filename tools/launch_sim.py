@@ -23,10 +23,11 @@ instead of the GitHub URL, so it installs ``lnbook`` as it would in Colab (unins
 notebook); what it installed is measured (:attr:`Run.installed_mb`).
 
 Each notebook runs top to bottom with nbclient in a folder outside the checkout, while the
-proportional set size (PSS) of the kernel and all its descendants is sampled, against the runtime's
-memory (:data:`MEMORY_LIMIT_MB`: Binder guarantees 1 GB). Usage::
+proportional set size (PSS) of the kernel and all its descendants is sampled (``tools/memory.py``, run
+by path in the simulated environment), against the runtime's memory (:data:`MEMORY_LIMIT_MB`: Binder
+guarantees 1 GB). Usage::
 
-    python tools/launch_sim.py [--env colab-gpu|colab-cpu|binder] [pages…]   # default: colab-gpu, every page
+    python -m tools.launch_sim [--env colab-gpu|colab-cpu|binder] [pages…]   # default: colab-gpu, every page
 """
 
 from __future__ import annotations
@@ -43,14 +44,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+
+from tools import launch  # pages, raw_myst
+from tools import notebooks as notebooks_tool  # repository
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".venv" / "launch"
-sys.path.insert(0, str(ROOT / "tools"))
-import launch  # noqa: E402  (tools/launch.py: pages, raw_myst)
-import notebooks as notebooks_tool  # noqa: E402  (tools/notebooks.py, once tools/ is on the path)
+RUNNER = ROOT / "tools" / "memory.py"  # run by path in the simulated environment (see its docstring)
 
 # The memory a page may take, per environment: mybinder.org guarantees 1 GB (and stops a kernel at 2 GB);
 # Colab's free runtimes have about 12 GB (torch's CUDA build alone takes more than its CPU build).
@@ -177,99 +178,6 @@ def clone(dest: pathlib.Path) -> pathlib.Path:
     return dest
 
 
-# ----------------------------------------------------------------------------- memory
-
-
-def pss_kb(pid: int) -> int:
-    """Proportional set size of process ``pid`` in kB (shared pages split among their users); 0 if gone."""
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as f:
-            return next(int(line.split()[1]) for line in f if line.startswith("Pss:"))
-    except (OSError, StopIteration):
-        return 0
-
-
-def process_tree(root: int) -> list[int]:
-    """``root`` and all its descendants, from /proc."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = pathlib.Path(f"/proc/{entry}/stat").read_text()
-                children.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry))
-            except (OSError, IndexError, ValueError):
-                continue
-    tree, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        tree.append(pid)
-        todo += children.get(pid, [])
-    return tree
-
-
-class PeakPSS:
-    """Samples the summed PSS of a process tree in a thread while the ``with`` block runs; ``peak_mb``.
-
-    ``root`` is a pid or a callable returning one (None while there is none yet); ``exclude_root``
-    counts only the descendants. The sampling interval sets how often memory is looked at, nothing else.
-    """
-
-    def __init__(self, root, exclude_root: bool = False, interval: float = 0.1):
-        self.root, self.exclude_root, self.interval = root, exclude_root, interval
-        self.peak_kb, self._done = 0, threading.Event()
-
-    def sample(self) -> None:
-        root = self.root() if callable(self.root) else self.root
-        if root is not None:
-            pids = [p for p in process_tree(root) if not (self.exclude_root and p == root)]
-            self.peak_kb = max(self.peak_kb, sum(pss_kb(p) for p in pids))
-
-    def _run(self) -> None:
-        while not self._done.wait(self.interval):
-            self.sample()
-
-    def __enter__(self) -> PeakPSS:
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._done.set()
-        self._thread.join()
-
-    @property
-    def peak_mb(self) -> float:
-        return self.peak_kb / 1024
-
-
-# Runs in the simulated environment (its python, this folder on the path for PeakPSS): execute one
-# notebook with nbclient while sampling the PSS of the kernel's process tree; write a JSON summary.
-RUNNER = r'''
-import json, os, sys
-import nbclient, nbformat
-path, out = sys.argv[1], sys.argv[2]
-sys.path.insert(0, sys.argv[3])  # tools/, for PeakPSS only: the kernel's path stays without it
-from launch_sim import PeakPSS
-
-nb = nbformat.read(path, as_version=4)
-client = nbclient.NotebookClient(nb, timeout=3600, kernel_name="python3",
-                                 resources={"metadata": {"path": os.path.dirname(path)}})
-
-def kernel_pid():
-    process = getattr(getattr(client.km, "provisioner", None), "process", None) if client.km else None
-    return process.pid if process is not None else None
-
-error = None
-with PeakPSS(kernel_pid) as memory:
-    try:
-        client.execute()
-    except Exception as exc:
-        error = f"{type(exc).__name__}: {exc}"[-3000:]
-nbformat.write(nb, path)
-json.dump({"error": error, "peak_mb": memory.peak_mb}, open(out, "w"))
-'''
-
-
 @dataclasses.dataclass
 class Run:
     name: str
@@ -350,8 +258,7 @@ def _run(name: str, env: str, python: pathlib.Path, repo: pathlib.Path, work: pa
     path = folder / f"{name}.ipynb"
     launch.write(nb, path)
     summary = folder / f"{name}.json"
-    subprocess.run([str(python), "-c", RUNNER, str(path), str(summary), str(ROOT / "tools")], cwd=folder,
-                   check=True, env=SIMULATED)
+    subprocess.run([str(python), "-I", str(RUNNER), str(path), str(summary)], cwd=folder, check=True, env=SIMULATED)
     result = json.loads(summary.read_text())
     raw = [f"cell {c.get('id')}: {r}" for c in nb["cells"] if c["cell_type"] == "markdown"
            for r in launch.raw_myst("".join(c["source"]))]
@@ -362,7 +269,7 @@ def _run(name: str, env: str, python: pathlib.Path, repo: pathlib.Path, work: pa
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="tools/launch_sim.py", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.launch_sim", description=__doc__.split("\n\n")[0])
     parser.add_argument("--env", choices=ENVS, default="colab-gpu")
     parser.add_argument("names", nargs="*", help="pages (default: every page with a launch notebook)")
     args = parser.parse_args(argv)

@@ -2,7 +2,7 @@
 
 The repository URL and branch are written once, in ``_config.yml``; the bootstrap cell needs them
 to install ``lnbook`` in Colab, so this script writes them into the first code cell of every
-notebook under ``book/``. Run it as ``make bootstrap`` (or ``python tools/notebooks.py``) after
+notebook under ``book/``. Run it as ``make bootstrap`` (or ``python -m tools.notebooks``) after
 changing the repository; ``tests/test_book.py`` fails while any notebook is out of step.
 """
 

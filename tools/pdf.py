@@ -1,4 +1,4 @@
-"""The whole book as one PDF, printed from the built site (`make pdf`).
+"""The whole book as one PDF, printed from the built site (`make pdf`: ``python -m tools.pdf``).
 
 Each page of the table of contents, in order, is opened in Debian's Chromium (driven by Playwright,
 as in tests/test_site.py), typeset by MathJax and printed with the theme's print style sheet (no
@@ -12,8 +12,8 @@ import io
 import pathlib
 import sys
 
-import browser as browser_tool  # tools/browser.py: Chromium and the local server
-import notebooks  # tools/notebooks.py: the table of contents
+from tools import browser as browser_tool  # Chromium and the local server
+from tools import notebooks  # the table of contents
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SITE = ROOT / "_build" / "html"

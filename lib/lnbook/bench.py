@@ -35,11 +35,11 @@ import torch
 import torch.nn.functional as F
 
 from lnbook import kernels
-from lnbook.kernels import flags
+from lnbook.kernels import rownorm
 from lnbook.kernels.heuristics import supports_bfloat16
 from lnbook.kernels.traffic import bytes_moved
 
-OPS = tuple(flags.OPS)  # the one op list, lnbook.kernels.flags
+OPS = tuple(rownorm.OPS)  # the one op list, lnbook.kernels.rownorm.OPS
 MODES = ("forward", "backward", "forward+backward")
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 WIDTHS = (512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072, 262144)

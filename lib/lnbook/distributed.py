@@ -28,7 +28,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from lnbook import norms
+from lnbook import args, norms
 
 STATS = ("welford", "sums")
 
@@ -106,11 +106,11 @@ def layer_norm(x, weight=None, bias=None, eps: float = 1e-5, stats: str = "welfo
     the same leading shape. Differentiable in x, weight and bias.
     """
     op = "distributed.layer_norm"
-    norms.check_norm_args(x, x.shape[-1:] if isinstance(x, torch.Tensor) else (), weight, bias, eps, op)
+    args.check_norm_args(x, x.shape[-1:] if isinstance(x, torch.Tensor) else (), weight, bias, eps, op)
     if stats not in _STATS:
-        raise norms.arg_error(ValueError, op, "stats", f"one of {STATS}", repr(stats))
+        raise args.arg_error(ValueError, op, "stats", f"one of {STATS}", repr(stats))
     if not dist.is_initialized():
-        raise norms.arg_error(RuntimeError, op, "group", "an initialized torch.distributed process group "
+        raise args.arg_error(RuntimeError, op, "group", "an initialized torch.distributed process group "
                               "(call torch.distributed.init_process_group first)", "none")
     return _ShardedLayerNorm.apply(x, weight, bias, float(eps), stats, group)
 

@@ -19,7 +19,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from lnbook import norms
+from lnbook import args, norms
 
 PLACEMENTS = ("pre", "post")
 NORMS = ("layer", "rms", "none")
@@ -53,7 +53,7 @@ class RMSNorm(nn.Module):
 
 def make_norm(kind: str, d: int) -> nn.Module:
     if kind not in NORMS:
-        raise norms.arg_error(ValueError, "make_norm", "norm", f"one of {NORMS}", repr(kind))
+        raise args.arg_error(ValueError, "make_norm", "norm", f"one of {NORMS}", repr(kind))
     return {"layer": LayerNorm, "rms": RMSNorm}.get(kind, lambda d: nn.Identity())(d)
 
 
@@ -67,10 +67,10 @@ def relu_mlp(depth: int, width: int, norm: str | Callable[[int], nn.Module] = "n
     networks that differ only in their norm start from the same weights.
     """
     op = "relu_mlp"
-    norms.check_number(op, "depth", depth, lambda v: v >= 1, "an int >= 1", integral=True)
-    norms.check_number(op, "width", width, lambda v: v >= 1, "an int >= 1", integral=True)
+    args.check_number(op, "depth", depth, lambda v: v >= 1, "an int >= 1", integral=True)
+    args.check_number(op, "width", width, lambda v: v >= 1, "an int >= 1", integral=True)
     if not callable(norm) and norm not in NORMS:
-        raise norms.arg_error(ValueError, op, "norm", f"one of {NORMS} or a callable", repr(norm))
+        raise args.arg_error(ValueError, op, "norm", f"one of {NORMS} or a callable", repr(norm))
     make = norm if callable(norm) else (lambda w: make_norm(norm, w))
     torch.manual_seed(seed)
     layers, d = [], d_in
@@ -103,7 +103,7 @@ class Block(nn.Module):
     def __init__(self, d: int, placement: str = "pre", norm: str = "layer", sublayer: nn.Module | None = None):
         super().__init__()
         if placement not in PLACEMENTS:
-            raise norms.arg_error(ValueError, "Block", "placement", f"one of {PLACEMENTS}", repr(placement))
+            raise args.arg_error(ValueError, "Block", "placement", f"one of {PLACEMENTS}", repr(placement))
         self.placement = placement
         self.norm = make_norm(norm, d)
         self.sublayer = sublayer if sublayer is not None else MLP(d)
@@ -120,7 +120,7 @@ class CausalSelfAttention(nn.Module):
     def __init__(self, d: int, heads: int = 4):
         super().__init__()
         if not isinstance(heads, int) or heads <= 0 or d % heads:
-            raise norms.arg_error(ValueError, "CausalSelfAttention", "heads", f"a positive divisor of d = {d}", repr(heads))
+            raise args.arg_error(ValueError, "CausalSelfAttention", "heads", f"a positive divisor of d = {d}", repr(heads))
         self.heads = heads
         self.qkv = nn.Linear(d, 3 * d)
         self.proj = nn.Linear(d, d)
@@ -164,7 +164,7 @@ class DeepNormBlock(Block):
 
     def __init__(self, d: int, alpha: float = 1.0, norm: str = "layer", sublayer: nn.Module | None = None):
         super().__init__(d, "post", norm, sublayer)
-        norms.check_number("DeepNormBlock", "alpha", alpha, lambda v: v > 0, "a number > 0")
+        args.check_number("DeepNormBlock", "alpha", alpha, lambda v: v > 0, "a number > 0")
         self.alpha = float(alpha)
 
     def forward(self, x):
@@ -174,7 +174,7 @@ class DeepNormBlock(Block):
 def deepnorm_constants(layers: int) -> tuple[float, float]:
     """(α, β) of DeepNorm for an encoder-only (or decoder-only) stack of ``layers`` layers:
     α = (2N)^(1/4), β = (8N)^(−1/4) (Wang et al. 2022, their Figure 2)."""
-    norms.check_number("deepnorm_constants", "layers", layers, lambda v: v > 0, "an int > 0", integral=True)
+    args.check_number("deepnorm_constants", "layers", layers, lambda v: v > 0, "an int > 0", integral=True)
     return (2 * layers) ** 0.25, (8 * layers) ** -0.25
 
 
@@ -196,7 +196,7 @@ def gpt2_init_(module: nn.Module, n_layer: int, std: float = 0.02, scaled: bool 
     """GPT-2's initialization, in place: every linear weight N(0, std²), biases zero, and the branch
     output projections N(0, (std/√(2·n_layer))²), two residual branches per layer (GPT-2, as in
     OpenAI's and nanoGPT's code). ``scaled=False`` leaves out the 1/√(2·n_layer) (chapter 5's control)."""
-    norms.check_number("gpt2_init_", "n_layer", n_layer, lambda v: v > 0, "an int > 0", integral=True)
+    args.check_number("gpt2_init_", "n_layer", n_layer, lambda v: v > 0, "an int > 0", integral=True)
     gen = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for m in module.modules():

@@ -5,9 +5,9 @@ book/zh.ipynb and book/glossary.ipynb."""
 
 from __future__ import annotations
 
-from lnbook import claims
+from lnbook import cards, claims, untested
 from lnbook.glossary import CHAPTERS, TERMS
-from lnbook.sources import SOURCES, VERDICTS_ZH, Anchor, untested_list
+from lnbook.sources import SOURCES, VERDICTS_ZH, Anchor
 
 
 def _chapter_link(chapter: str) -> str:
@@ -17,9 +17,9 @@ def _chapter_link(chapter: str) -> str:
 def _origin(s) -> str:
     """Author or origin, with the link the text gives shown by its host (a full URL does not wrap)."""
     if not s.link:
-        return claims.table_cell(s.origin)
+        return cards.table_cell(s.origin)
     host = s.link.split("//", 1)[-1].split("/", 1)[0]
-    return f"{claims.table_cell(s.origin)} ([{host}]({s.link}))"
+    return f"{cards.table_cell(s.origin)} ([{host}]({s.link}))"
 
 
 def sources_table() -> str:
@@ -27,20 +27,20 @@ def sources_table() -> str:
     rows = ["| seed | title (as the text gives it) | author or origin | kind of text | length (characters) | answered in |",
             "|---|---|---|---|---|---|"]
     for s in SOURCES.values():
-        rows.append(f"| {s.seed}<br>`{s.file}` | {claims.table_cell(s.title)} | {_origin(s)} | {claims.table_cell(s.kind)} | "
+        rows.append(f"| {s.seed}<br>`{s.file}` | {cards.table_cell(s.title)} | {_origin(s)} | {cards.table_cell(s.kind)} | "
                     f"{s.characters:,} | {_chapter_link(s.chapter)} |")
     return "\n".join(rows)
 
 
 def anchor_cell(anchors: tuple[Anchor, ...]) -> str:
     """Anchors as one table cell: seed, heading, the phrase to search for."""
-    return "<br>".join(claims.table_cell(f"{a.seed} · {a.shown_heading} · “{a.phrase}”") for a in anchors)
+    return "<br>".join(cards.table_cell(f"{a.seed} · {a.shown_heading} · “{a.phrase}”") for a in anchors)
 
 
 def untested_table() -> str:
     """Every statement the book does not test: where it is, and why not."""
     rows = ["| where (seed · heading · phrase) | why the book does not test it |", "|---|---|"]
-    rows += [f"| {anchor_cell(u.anchors)} | {claims.table_cell(u.reason)} |" for u in untested_list()]
+    rows += [f"| {anchor_cell(u.anchors)} | {cards.table_cell(u.reason)} |" for u in untested.statements()]
     return "\n".join(rows)
 
 
@@ -48,7 +48,7 @@ def counts() -> dict[str, int]:
     """How many claims have anchors, how many anchors there are, how many statements are untested."""
     registry = claims.registry()
     return {"claims": len(registry), "anchored": sum(bool(c.anchors) for c in registry.values()),
-            "anchors": sum(len(c.anchors) for c in registry.values()), "untested": len(untested_list())}
+            "anchors": sum(len(c.anchors) for c in registry.values()), "untested": len(untested.statements())}
 
 
 def zh_verdict_table(results: list[claims.Result]) -> str:
@@ -56,14 +56,14 @@ def zh_verdict_table(results: list[claims.Result]) -> str:
     rows = ["| 编号 | 出处（种子 · 标题 · 原文短语） | 判定 | 回答 |", "|---|---|---|---|"]
     for r in results:
         c = r.claim
-        rows.append(f"| {c.id} | {anchor_cell(c.anchors)} | {VERDICTS_ZH[c.verdict]} | {claims.table_cell(r.answer_zh)} |")
+        rows.append(f"| {c.id} | {anchor_cell(c.anchors)} | {VERDICTS_ZH[c.verdict]} | {cards.table_cell(r.answer_zh)} |")
     return "\n".join(rows)
 
 
 def zh_sources_table() -> str:
     rows = ["| 种子 | 标题 | 作者或来源 | 字数 | 对应章节 |", "|---|---|---|---|---|"]
     for s in SOURCES.values():
-        rows.append(f"| {s.seed} | {claims.table_cell(s.title)} | {_origin(s)} | {s.characters:,} | {_chapter_link(s.chapter)} |")
+        rows.append(f"| {s.seed} | {cards.table_cell(s.title)} | {_origin(s)} | {s.characters:,} | {_chapter_link(s.chapter)} |")
     return "\n".join(rows)
 
 
@@ -77,7 +77,7 @@ def glossary_table() -> str:
     """The glossary page: every term, in English and Chinese, its one-sentence definition and the chapter
     that first uses it, alphabetical by the English term."""
     rows = ["| term | 中文 | definition | first used in |", "|---|---|---|---|"]
-    rows += [f"| {claims.table_cell(t.en)} | {claims.table_cell(t.zh)} | {claims.table_cell(t.definition)} | "
+    rows += [f"| {cards.table_cell(t.en)} | {cards.table_cell(t.zh)} | {cards.table_cell(t.definition)} | "
              f"{_chapter_number_link(t.chapter)} |" for t in TERMS]
     return "\n".join(rows)
 
@@ -85,7 +85,7 @@ def glossary_table() -> str:
 def zh_glossary_table() -> str:
     """The Chinese page's terms: the glossary's English and Chinese columns, in the same order."""
     rows = ["| English | 中文 |", "|---|---|"]
-    rows += [f"| {claims.table_cell(t.en)} | {claims.table_cell(t.zh)} |" for t in TERMS]
+    rows += [f"| {cards.table_cell(t.en)} | {cards.table_cell(t.zh)} |" for t in TERMS]
     return "\n".join(rows)
 
 

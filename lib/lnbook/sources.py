@@ -113,18 +113,6 @@ def untested(*triples: tuple[str, str, str], reason: str) -> Untested:
     return Untested(anchors(*triples), reason)
 
 
-def untested_list() -> list[Untested]:
-    """Every statement the book does not test, seed by seed (the modules of lnbook.untested, in name order:
-    ``s000`` … ``s004``, a long seed in more than one)."""
-    import importlib
-    import pkgutil
-
-    import lnbook.untested as package
-
-    names = sorted(m.name for m in pkgutil.iter_modules(package.__path__))
-    return [u for name in names for u in importlib.import_module(f"{package.__name__}.{name}").UNTESTED]
-
-
 # The four verdicts as the Chinese page says them.
 VERDICTS_ZH = {"holds": "成立", "holds under conditions": "有条件成立", "does not hold": "不成立",
                "not established": "未确定"}

@@ -62,7 +62,7 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.functional import jacobian as _torch_jacobian
 
-from lnbook import norms
+from lnbook import args
 
 __all__ = [
     "EPS", "LAMBDA", "Identity", "SpotCheck", "Eigenpair",
@@ -232,10 +232,10 @@ def _mean(v: sp.MatrixBase) -> sp.Expr:
 
 
 def _check_args(n: int, eps) -> sp.Expr:
-    norms.check_number("symbolic", "n", n, lambda v: v >= 2, "an int >= 2", integral=True)
+    args.check_number("symbolic", "n", n, lambda v: v >= 2, "an int >= 2", integral=True)
     e = sp.sympify(eps)
     if e.is_negative:
-        raise norms.arg_error(ValueError, "symbolic", "eps", "a nonnegative value (EPS or 0)", repr(eps))
+        raise args.arg_error(ValueError, "symbolic", "eps", "a nonnegative value (EPS or 0)", repr(eps))
     return e
 
 
@@ -245,13 +245,13 @@ def _validated_cache(fn):
     sig = inspect.signature(fn)
 
     @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        bound = sig.bind(*args, **kwargs)
+    def wrapper(*positional, **keywords):
+        bound = sig.bind(*positional, **keywords)
         bound.apply_defaults()
         a = bound.arguments
         a["eps"] = _check_args(a["n"], a["eps"])
         if "k" in a:
-            norms.check_number("symbolic", "k", a["k"], lambda v: v >= 1, "an int >= 1", integral=True)
+            args.check_number("symbolic", "k", a["k"], lambda v: v >= 1, "an int >= 1", integral=True)
         return cached(**a)
 
     wrapper.cache_clear = cached.cache_clear
@@ -369,7 +369,7 @@ def jacobian_display(kind: str = "ln", n: int = 3) -> sp.MatMul:
     elif kind == "rms":
         inner, scale = sp.eye(n) - xh * xh.T / n, _R
     else:
-        raise norms.arg_error(ValueError, "symbolic", "kind", "'ln' or 'rms'", repr(kind))
+        raise args.arg_error(ValueError, "symbolic", "kind", "'ln' or 'rms'", repr(kind))
     return sp.MatMul(1 / scale, sp.ImmutableMatrix(inner), evaluate=False)
 
 
@@ -659,7 +659,7 @@ def spectrum(kind: str, n: int, eps=EPS) -> tuple[Eigenpair, ...]:
         fw = rms_norm_forward(n, eps)
         pairs = [Eigenpair(fw.eps / fw.r**3, 1, "x"), Eigenpair(1 / fw.r, n - 1, r"v \perp x")]
     else:
-        raise norms.arg_error(ValueError, "symbolic", "kind", "'ln' or 'rms'", repr(kind))
+        raise args.arg_error(ValueError, "symbolic", "kind", "'ln' or 'rms'", repr(kind))
     return tuple(p for p in pairs if p.multiplicity > 0)
 
 
@@ -681,7 +681,7 @@ def agrees(idents: tuple[Identity, ...], *names: str) -> bool:
     chosen = [i for i in idents if i.name in names]
     if len(chosen) != len(names):
         known = [i.name for i in idents]
-        raise norms.arg_error(ValueError, "agrees", "names", f"identities among {known}", list(names))
+        raise args.arg_error(ValueError, "agrees", "names", f"identities among {known}", list(names))
     return all(i.verify() is i.holds for i in chosen)
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from lnbook import norms
+from lnbook import args
 
 __all__ = ["FP16_MAX", "naive", "relative_errors", "tree_sum", "two_pass", "welford"]
 
@@ -33,9 +33,9 @@ FP16_MAX = torch.finfo(torch.float16).max  # 65504: the largest finite float16
 
 
 def _check(x: object, op: str) -> None:
-    norms.check_float_tensor(op, "x", x)
+    args.check_float_tensor(op, "x", x)
     if x.dim() == 0 or x.shape[-1] == 0:
-        raise norms.arg_error(ValueError, op, "x", "at least one element in the last dimension", f"shape {tuple(x.shape)}")
+        raise args.arg_error(ValueError, op, "x", "at least one element in the last dimension", f"shape {tuple(x.shape)}")
 
 
 def naive(x: Tensor) -> Tensor:
@@ -79,9 +79,9 @@ def relative_errors(mean: float, dtype: torch.dtype = torch.float32, rows: int =
     ``dtype``, of :func:`naive`, :func:`two_pass` and :func:`welford` computed in ``dtype``, and of two
     passes in float32 (``fp32_stats``), against the float64 variance of the same stored values."""
     op = "variance.relative_errors"
-    norms.check_number(op, "mean", mean, lambda v: abs(v) < float("inf"), "a finite number")
-    norms.check_number(op, "rows", rows, lambda v: v >= 1, "an int >= 1", integral=True)
-    norms.check_number(op, "d", d, lambda v: v >= 2, "an int >= 2 (one value has no spread)", integral=True)
+    args.check_number(op, "mean", mean, lambda v: abs(v) < float("inf"), "a finite number")
+    args.check_number(op, "rows", rows, lambda v: v >= 1, "an int >= 1", integral=True)
+    args.check_number(op, "d", d, lambda v: v >= 2, "an int >= 2 (one value has no spread)", integral=True)
     gen = torch.Generator().manual_seed(seed)
     x = (torch.randn(rows, d, generator=gen, dtype=torch.float64) + mean).to(dtype)  # (rows, d)
     ref = x.double().var(-1, correction=0)  # (rows,) exact to float64 for the stored values

@@ -13,7 +13,7 @@ import statistics
 import torch
 from torch import nn
 
-from lnbook import norms
+from lnbook import args, norms
 from lnbook.hardware import H100, Device
 
 F64 = torch.float64
@@ -118,7 +118,7 @@ class SeedSpread:
 def over_seeds(values) -> SeedSpread:
     values = tuple(float(v) for v in values)
     if len(values) < 3:
-        raise norms.arg_error(ValueError, "over_seeds", "values", "at least 3 seeds", len(values))
+        raise args.arg_error(ValueError, "over_seeds", "values", "at least 3 seeds", len(values))
     return SeedSpread(values)
 
 

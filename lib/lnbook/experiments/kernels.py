@@ -23,12 +23,12 @@ import textwrap
 
 import torch
 
-from lnbook import bench, norms, variance
+from lnbook import args, bench, norms, variance
 from lnbook.claims import claim
 from lnbook.experiments.common import F64, count_traffic, randn
 from lnbook.hardware import H100, MIB
 from lnbook.kernels import rownorm, traffic
-from lnbook.kernels.layer_norm import layer_norm  # the Triton kernel; the float64 reference is norms.layer_norm
+from lnbook.kernels.ops import layer_norm  # the Triton kernel; the float64 reference is norms.layer_norm
 from lnbook.variance import FP16_MAX, tree_sum
 
 CHAPTER = "book/06_kernels"  # the chapter that shows this module's claims
@@ -56,7 +56,7 @@ ONE_BLOCK_KERNELS = (rownorm._forward_kernel, rownorm._load_input, rownorm._chun
 
 def flag_blocks(flag: str, kernels=ONE_BLOCK_KERNELS) -> list[tuple[str, str]]:
     """``(function name, source)`` of every ``if FLAG:`` block (with its ``else``) in ``kernels``: the
-    lines a compile-time flag of :data:`lnbook.kernels.flags.OPS` switches on or off, read from the
+    lines a compile-time flag of :data:`lnbook.kernels.rownorm.OPS` switches on or off, read from the
     kernels' own source (``.fn``, the Python function under ``@triton.jit``), so they cannot drift."""
     blocks = []
     for kernel in kernels:
@@ -282,7 +282,7 @@ def eager_traffic(op: str, M: int = 64, N: int = 1024) -> dict:
     calls = {"layer_norm": lambda: torch.nn.functional.layer_norm(x, (N,), w, b),
              "rms_norm": lambda: torch.nn.functional.rms_norm(x, (N,), w)}
     if op not in calls:
-        raise norms.arg_error(ValueError, "eager_traffic", "op", f"one of {sorted(calls)}", repr(op))
+        raise args.arg_error(ValueError, "eager_traffic", "op", f"one of {sorted(calls)}", repr(op))
     t = count_traffic(calls[op])
     return {"ops": list(t.ops), "bytes": t.bytes}
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 import sympy as sp
 import torch
 
-from lnbook import norms, symbolic
+from lnbook import args, norms, symbolic
 from lnbook.claims import claim
 from lnbook.experiments.common import F64, ln, ln_grads, loglog_slope, max_abs, randn
 from lnbook.experiments.toys import SPARSE, sparse_example
@@ -203,7 +203,7 @@ def coupling_groups(norm: Callable[[torch.Tensor], torch.Tensor], x: torch.Tenso
     numbered 0, 1, … in order of first appearance (x flattened). Raises ``ValueError`` when the
     dependencies do not split x into disjoint groups (then "normalized together" has no meaning).
     """
-    norms.check_float_tensor("coupling_groups", "x", x)
+    args.check_float_tensor("coupling_groups", "x", x)
     n = x.numel()
     jac = torch.autograd.functional.jacobian(norm, x.to(F64)).reshape(n, n)
     # Within a group entries are O(1/σ); an entry is exactly 0 only for x̂_i x̂_j = −1 (M09), which
@@ -212,7 +212,7 @@ def coupling_groups(norm: Callable[[torch.Tensor], torch.Tensor], x: torch.Tenso
     first = linked.int().argmax(1)  # (n,) first element each one is linked to
     labels = torch.unique(first, return_inverse=True)[1]  # 0 .. G−1 in order of first appearance
     if not torch.equal(linked, labels[:, None] == labels[None, :]):
-        raise norms.arg_error(ValueError, "coupling_groups", "norm", "a map whose Jacobian is block diagonal",
+        raise args.arg_error(ValueError, "coupling_groups", "norm", "a map whose Jacobian is block diagonal",
                               "couplings that overlap")
     return labels.reshape(x.shape)
 

@@ -13,7 +13,7 @@ import math
 
 import torch
 
-from lnbook import norms
+from lnbook import args
 from lnbook.claims import claim
 from lnbook.experiments.common import F64, ln, max_abs, randn
 from lnbook.experiments.toys import SPARSE, sparse_example
@@ -41,11 +41,11 @@ def running_standardize(x: torch.Tensor, momentum: float = STREAM["momentum"], e
     each row, as BatchNorm's buffers are; this is the "running statistics" normalizer of the source.
     """
     op = "running_standardize"
-    norms.check_float_tensor(op, "x", x)
+    args.check_float_tensor(op, "x", x)
     if x.dim() != 2:
-        raise norms.arg_error(ValueError, op, "x", "shape (T, d)", tuple(x.shape))
-    norms.check_number(op, "momentum", momentum, lambda v: 0 < v <= 1, "a number in (0, 1]")
-    norms.check_number(op, "eps", eps, lambda v: v >= 0, "a number >= 0")
+        raise args.arg_error(ValueError, op, "x", "shape (T, d)", tuple(x.shape))
+    args.check_number(op, "momentum", momentum, lambda v: 0 < v <= 1, "a number in (0, 1]")
+    args.check_number(op, "eps", eps, lambda v: v >= 0, "a number >= 0")
     mean, var = torch.zeros(x.shape[1], dtype=x.dtype), torch.ones(x.shape[1], dtype=x.dtype)  # (d,)
     out = []
     for row in x:

@@ -19,7 +19,7 @@ import math
 import torch
 from torch import nn
 
-from lnbook import norms
+from lnbook import args
 from lnbook.claims import claim
 from lnbook.experiments.common import SeedSpread, one_thread, over_seeds, seeded_start
 from lnbook.experiments.toys import MARKOV, TinyLM, markov_batch, markov_entropy
@@ -305,7 +305,7 @@ def markov_model(kind: str) -> TinyLM:
 def train(kind: str, seed: int = 0) -> list[float]:
     """Adam on next-token prediction of :func:`markov_batch` (a kind of :data:`SPEED_KINDS`); the loss at every step."""
     if kind not in SPEED_KINDS:
-        raise norms.arg_error(ValueError, "train", "kind", "'pre', 'plain' or 'residual'", repr(kind))
+        raise args.arg_error(ValueError, "train", "kind", "'pre', 'plain' or 'residual'", repr(kind))
     with one_thread():
         torch.manual_seed(seed)
         model = seeded_start(markov_model(kind))

@@ -19,7 +19,7 @@ import statistics
 
 import torch
 
-from lnbook import norms
+from lnbook import args, norms
 from lnbook.claims import claim
 from lnbook.experiments.common import F64, ln, max_abs, one_thread, over_seeds, randn, seeded_start
 from lnbook.experiments.toys import LANDSCAPE_RUN, landscape, probe_summary, teacher_data
@@ -45,9 +45,9 @@ class NoisyBatchNorm(torch.nn.Module):
     def __init__(self, d: int, shift: float = 0.0, spread: float = 0.0, seed: int = 0):
         super().__init__()
         op = "NoisyBatchNorm"
-        norms.check_number(op, "d", d, lambda v: v > 0, "an int > 0", integral=True)
-        norms.check_number(op, "shift", shift, lambda v: v >= 0, "a number >= 0")
-        norms.check_number(op, "spread", spread, lambda v: v >= 0, "a number >= 0")
+        args.check_number(op, "d", d, lambda v: v > 0, "an int > 0", integral=True)
+        args.check_number(op, "shift", shift, lambda v: v >= 0, "a number >= 0")
+        args.check_number(op, "spread", spread, lambda v: v >= 0, "a number >= 0")
         self.shift, self.spread = shift, spread
         self.gen = torch.Generator().manual_seed(seed)
         self.weight = torch.nn.Parameter(torch.ones(d, dtype=F64))
@@ -78,7 +78,7 @@ def norm_mlp(kind: str, seed: int = 0) -> torch.nn.Module:
     """The library's ReLU MLP (:func:`lnbook.models.relu_mlp`, He init) with, before each ReLU, nothing,
     BatchNorm, or noisy BatchNorm."""
     if kind not in ICS_KINDS:
-        raise norms.arg_error(ValueError, "norm_mlp", "kind", f"one of {ICS_KINDS}", repr(kind))
+        raise args.arg_error(ValueError, "norm_mlp", "kind", f"one of {ICS_KINDS}", repr(kind))
     noise = NOISE if kind == "noisy" else {}
     positions = iter(range(1, 3 * ICS_RUN["depth"], 3))  # the norm's index in (linear, norm, ReLU)*: its seed
     make = lambda width: NoisyBatchNorm(width, **noise, seed=seed * 100 + next(positions))
@@ -151,7 +151,7 @@ def paired(kind: str, other: str, key: str = "final_loss", lr: float = ICS_RUN["
 
 def trailing_mean(values, k: int = 10) -> list[float]:
     """The mean of each value and the up to ``k − 1`` before it: a noisy loss curve, smoothed for a figure."""
-    norms.check_number("trailing_mean", "k", k, lambda v: v >= 1, "an int >= 1", integral=True)
+    args.check_number("trailing_mean", "k", k, lambda v: v >= 1, "an int >= 1", integral=True)
     values = list(values)
     out = []
     for i in range(len(values)):

@@ -18,7 +18,7 @@ import math
 
 import torch
 
-from lnbook import norms
+from lnbook import args, norms
 from lnbook.claims import claim
 from lnbook.experiments.common import F64, ln, max_abs, one_thread, randn
 from lnbook.experiments.toys import padded_batch
@@ -249,9 +249,9 @@ def w12() -> dict:
 def mixed_norm_tokens(t: int = 16, d: int = 64, spread: float = 32.0, seed: int = 50) -> torch.Tensor:
     """t random-direction tokens (t, d) whose norms rise geometrically from √d to spread·√d (the last is largest)."""
     op = "mixed_norm_tokens"
-    norms.check_number(op, "t", t, lambda v: v >= 2, "an int >= 2", integral=True)
-    norms.check_number(op, "d", d, lambda v: v >= 2, "an int >= 2", integral=True)
-    norms.check_number(op, "spread", spread, lambda v: v >= 1, "a number >= 1")
+    args.check_number(op, "t", t, lambda v: v >= 2, "an int >= 2", integral=True)
+    args.check_number(op, "d", d, lambda v: v >= 2, "an int >= 2", integral=True)
+    args.check_number(op, "spread", spread, lambda v: v >= 1, "a number >= 1")
     z = randn(t, d, seed=seed)
     scale = spread ** torch.linspace(0, 1, t, dtype=F64)  # (t,)
     return z / z.norm(dim=1, keepdim=True) * math.sqrt(d) * scale[:, None]
@@ -265,9 +265,9 @@ def attention_stats(x: torch.Tensor, use_ln: bool, seed: int = 51) -> dict[str, 
     of the softmax Jacobian, 1 − Σp² (0 for one-hot attention: no gradient flows into the scores).
     """
     if not isinstance(x, torch.Tensor):
-        raise norms.arg_error(TypeError, "attention_stats", "x", "a torch.Tensor", type(x).__name__)
+        raise args.arg_error(TypeError, "attention_stats", "x", "a torch.Tensor", type(x).__name__)
     if x.dim() != 2 or x.shape[0] < 2:
-        raise norms.arg_error(ValueError, "attention_stats", "x", "a (tokens >= 2, d) matrix", tuple(x.shape))
+        raise args.arg_error(ValueError, "attention_stats", "x", "a (tokens >= 2, d) matrix", tuple(x.shape))
     t, d = x.shape
     w_q, w_k = randn(d, d, seed=seed) / math.sqrt(d), randn(d, d, seed=seed + 1) / math.sqrt(d)
     h = ln(x.to(F64), eps=1e-5) if use_ln else x.to(F64)

@@ -29,8 +29,7 @@ from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 
 from lnbook.hardware import BY_CAPABILITY
-from lnbook.kernels import heuristics, rownorm
-from lnbook.kernels.flags import OPS
+from lnbook.kernels import rownorm, runtime
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 WIDTHS = (512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072, 262144)
@@ -59,7 +58,7 @@ def specialize(value) -> tuple[str, bool]:
 
 def compile_launch(launch: rownorm.Launch, capability: int):
     """Compile one launch for ``sm_<capability>`` with the runtime's signature and alignment facts."""
-    if heuristics.INTERPRETED:
+    if runtime.INTERPRETED:
         raise RuntimeError("aot: expected TRITON_INTERPRET=0 before lnbook.kernels is imported, got the interpreter")
     fn = launch.kernel
     constexprs, signature, attrs = {}, {}, {}
@@ -109,7 +108,7 @@ def widest_load(ptx: str) -> int:
     return max(widths, default=0)
 
 
-def report(capability: int = 90, dtypes=tuple(DTYPES), widths=WIDTHS, ops=tuple(OPS), max_fused_n=None) -> list[dict]:
+def report(capability: int = 90, dtypes=tuple(DTYPES), widths=WIDTHS, ops=tuple(rownorm.OPS), max_fused_n=None) -> list[dict]:
     """One row per compiled kernel: op, pass (forward, backward, or sum for the dw/db sum), dtype,
     N, arch, the kernel's name, the launch plan (warps, blocks, programs) and :func:`resources`."""
     rows = []
@@ -133,13 +132,13 @@ def _compiled(argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    if heuristics.INTERPRETED:  # lnbook.kernels chose the interpreter (no CUDA here): compile elsewhere
+    if runtime.INTERPRETED:  # lnbook.kernels chose the interpreter (no CUDA here): compile elsewhere
         return _compiled(argv)
     parser = argparse.ArgumentParser(prog="python -m lnbook.kernels.aot", description=__doc__.split("\n\n")[0])
     parser.add_argument("--arch", nargs="+", type=int, choices=tuple(SMS), default=tuple(SMS), help="compute capabilities")
     parser.add_argument("--dtypes", nargs="+", choices=tuple(DTYPES), default=tuple(DTYPES))
     parser.add_argument("--widths", nargs="+", type=int, default=WIDTHS, help="values of N")
-    parser.add_argument("--ops", nargs="+", choices=tuple(OPS), default=tuple(OPS))
+    parser.add_argument("--ops", nargs="+", choices=tuple(rownorm.OPS), default=tuple(rownorm.OPS))
     parser.add_argument("--json", action="store_true", help="print a JSON list instead of one line per kernel")
     parser.add_argument("--one-block", action="store_true", help="hold every row as one block (to see where it spills)")
     args = parser.parse_args(argv)

@@ -9,20 +9,12 @@ limit is a parameter with the module's constant as its default, so the chapter c
 from __future__ import annotations
 
 import functools
-import os
 from dataclasses import dataclass
 
 import torch
 import triton
 
-
-def _interpreting() -> bool:
-    # Read the variable as Triton does; ``triton.knobs`` would say the same, but only from Triton 3.4.
-    return os.environ.get("TRITON_INTERPRET", "0").strip().lower() in ("1", "true", "yes", "on", "y")
-
-
-#: True when the kernels run on the CPU through Triton's interpreter (no CUDA).
-INTERPRETED = _interpreting()
+from lnbook.kernels.runtime import INTERPRETED
 
 # A row of at most this many values is held in registers as one block; wider rows are split into
 # chunks of LOOP_BLOCK_N values, one program each (split_plan). The limit is on values, not bytes: the kernels compute in float32 whatever

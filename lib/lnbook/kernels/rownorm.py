@@ -2,8 +2,8 @@
 
 Forward and backward kernels serve LayerNorm, RMSNorm and residual-add + LayerNorm; three
 compile-time flags pick the op (``CENTER``: subtract the mean; ``HAS_R``: add a residual first and
-store the sum; ``HAS_DS``: add the sum's own gradient in the backward), set from the table in
-:mod:`lnbook.kernels.flags`. The math is chapter 1's:
+store the sum; ``HAS_DS``: add the sum's own gradient in the backward), set from :data:`OPS`, the
+one table of the ops and their flags. The math is chapter 1's:
 
     forward   xhat = (x - mean) * rstd,   y = xhat * w + b,   rstd = 1 / sqrt(var + eps)
     backward  dx = rstd * (w*dy - mean(w*dy) - xhat * mean(w*dy * xhat))
@@ -20,8 +20,8 @@ partials buffer; a second kernel adds those rows in a fixed order, so the bits n
 
 Host code describes each launch as a :class:`Launch` (kernel, grid, arguments by the kernel's own
 names) before running it, so :mod:`lnbook.kernels.aot` compiles and :mod:`lnbook.kernels.traffic`
-counts exactly the launches that run. To trace one op: ``layer_norm.py`` (argument checks) →
-``autograd.py`` (reshape to rows) → :func:`forward` / :func:`backward` here → the kernels above.
+counts exactly the launches that run. To trace one op: :mod:`lnbook.kernels.ops` (argument checks,
+reshape to rows) → :func:`forward` / :func:`backward` here → the kernels above.
 """
 
 from __future__ import annotations
@@ -33,8 +33,27 @@ import triton
 import triton.language as tl
 
 from lnbook.kernels import heuristics
-from lnbook.kernels.flags import OPS
-from lnbook.kernels.heuristics import INTERPRETED
+from lnbook.kernels.runtime import INTERPRETED
+
+# ------------------------------------------------------------------------------------- the ops
+
+
+@dataclass(frozen=True)
+class OpFlags:
+    """What distinguishes an op; each flag becomes a compile-time constant of the kernels."""
+
+    center: bool  # CENTER: subtract the row mean (LayerNorm) or not (RMSNorm)
+    residual: bool  # HAS_R / HAS_DS: add a residual first and store the sum; add the sum's gradient
+    bias: bool  # the op takes a bias (HAS_B when one is given)
+
+
+#: The one list of the ops (their functions are in :mod:`lnbook.kernels.ops`), read by the launchers
+#: below, :mod:`lnbook.kernels.aot` and :mod:`lnbook.bench`.
+OPS = {
+    "layer_norm": OpFlags(center=True, residual=False, bias=True),
+    "rms_norm": OpFlags(center=False, residual=False, bias=False),
+    "add_layer_norm": OpFlags(center=True, residual=True, bias=True),
+}
 
 # ---------------------------------------------------------------------------------- device code
 
