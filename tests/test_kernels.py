@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from numerics import F64, assert_no_worse_than_torch, params, randn
 
 from lnbook import bench, kernels
-from lnbook.kernels import heuristics
+from lnbook.kernels import heuristics, runtime
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
@@ -299,3 +299,27 @@ def test_triton_imported_first_is_said_in_one_line_not_a_crash_in_the_interprete
     said = "triton was imported before lnbook.kernels without TRITON_INTERPRET=1"
     assert runnable == "False" and raised.startswith("layer_norm: lnbook.kernels: " + said), out.stdout
     assert out.stderr.count(said) == 1  # said once, at import (the op's error is caught and printed to stdout)
+
+
+@pytest.mark.parametrize("version,works", [("3.6.0", False), ("3.7.0", True), ("3.8.0+git1a2b3c", True),
+                                           ("4.0", True), ("2.9.9", False)])
+def test_interpreter_floor_reads_release_and_local_versions(version, works):
+    assert runtime.interpreter_works(version) is works
+
+
+def test_interpreter_floor_names_a_version_it_cannot_read():
+    with pytest.raises(ValueError, match=r"interpreter_works: version: expected a Triton version .* got 'nightly'"):
+        runtime.interpreter_works("nightly")
+
+
+def test_an_old_interpreter_is_said_in_one_line_naming_the_floor(monkeypatch):
+    # Triton 3.6's interpreter fails the kernels (make floors); here a 3.7+ stands in, so the check is told
+    # the old version. Null case: the same interpreted run with a Triton that works says nothing.
+    monkeypatch.setattr(runtime, "INTERPRETED", True)
+    monkeypatch.setattr(runtime, "triton_interpreted", lambda: True)
+    monkeypatch.setattr(runtime, "interpreter_works", lambda version=None: False)
+    line = runtime.why_unavailable()
+    assert "\n" not in line and "CPU interpreter cannot run these kernels" in line
+    assert "pip install 'triton>=3.7'" in line and "or use a GPU" in line
+    monkeypatch.setattr(runtime, "interpreter_works", lambda version=None: True)
+    assert runtime.why_unavailable() is None

@@ -62,8 +62,8 @@ def why_unavailable() -> str | None:
     if not interpreter_works():
         floor = ".".join(map(str, INTERPRETER_TRITON))
         return (f"lnbook.kernels: Triton {triton.__version__}'s CPU interpreter cannot run these kernels (it needs "
-                f"Triton >= {floor}: pip install 'triton>={floor}', or use a GPU); stored records and the compile "
-                "table are shown instead.")
+                f"Triton >= {floor}: pip install 'triton>={floor}', or use a GPU); the kernels chapter shows its "
+                "stored GPU records and compile table instead of running them.")
     if not triton_interpreted():
         return ("lnbook.kernels: triton was imported before lnbook.kernels without TRITON_INTERPRET=1, so its own "
                 "functions (tl.sum, ...) cannot run in the CPU interpreter: import lnbook.kernels first, or set "
